@@ -1,0 +1,35 @@
+"""The FastAPI application: thin routers over the shared components."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from service import __version__
+from service.api import health
+from service.api.errors import install_error_handlers
+from service.runtime import Components, build_components
+from service.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
+    """The app. Given ``components`` it uses them (and leaves closing them to the caller)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = components is None
+        app.state.components = components or await run_in_threadpool(build_components, settings or get_settings())
+        try:
+            yield
+        finally:
+            if owned:
+                await run_in_threadpool(app.state.components.close)
+
+    app = FastAPI(title="hcp-content", version=__version__, lifespan=lifespan,
+                  description="Tags life-sciences content against a taxonomy and matches it to HCP needs.")
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app

