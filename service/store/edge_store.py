@@ -203,6 +203,9 @@ class EdgeVectorStore(VectorStore):
             shard.update(UpdateOperation.delete_points(arg))
         elif kind == "delete_where":
             shard.update(UpdateOperation.delete_points_by_filter(arg))
+        elif kind == "set_payload":
+            flt, payload = arg
+            shard.update(UpdateOperation.set_payload_by_filter(flt, payload))
         elif kind == "index":
             field_name, schema = arg
             shard.update(UpdateOperation.create_field_index(field_name, schema))
@@ -230,6 +233,12 @@ class EdgeVectorStore(VectorStore):
         if flt is None:
             raise VectorStoreError("refusing to delete with an empty filter")
         self._write(("delete_where", flt))
+
+    def set_payload(self, where: Where, payload: dict[str, Any]) -> None:
+        flt = edge_filter(where)
+        if flt is None:
+            raise VectorStoreError("refusing to update every point: give a filter")
+        self._write(("set_payload", (flt, dict(payload))))
 
     # --- reads -------------------------------------------------------------------------------
     def search(self, vector: Sequence[float] | np.ndarray, limit: int, where: Where | None = None,

@@ -97,6 +97,12 @@ class QdrantServerStore(VectorStore):
             raise VectorStoreError("refusing to delete with an empty filter")
         self._client.delete(self.collection, points_selector=qm.FilterSelector(filter=flt), wait=True)
 
+    def set_payload(self, where: Where, payload: dict[str, Any]) -> None:
+        flt = client_filter(where)
+        if flt is None:
+            raise VectorStoreError("refusing to update every point: give a filter")
+        self._client.set_payload(self.collection, payload=dict(payload), points=flt, wait=True)
+
     def search(self, vector: Sequence[float] | np.ndarray, limit: int, where: Where | None = None,
                *, with_vectors: bool = False) -> list[VectorHit]:
         found = self._client.query_points(self.collection, query=self._check_dim(vector), limit=limit,

@@ -92,6 +92,10 @@ class VectorStore(ABC):
     def delete_where(self, where: Where) -> None: ...
 
     @abstractmethod
+    def set_payload(self, where: Where, payload: dict[str, Any]) -> None:
+        """Merge ``payload`` into every point matching ``where``."""
+
+    @abstractmethod
     def search(self, vector: Sequence[float] | np.ndarray, limit: int, where: Where | None = None,
                *, with_vectors: bool = False) -> list[VectorHit]: ...
 

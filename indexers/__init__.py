@@ -1,0 +1,1 @@
+"""Indexers: read a content repository (files and news feeds) into documents with provenance."""

@@ -1,0 +1,213 @@
+"""The taxonomy: dimensions and values marketing edits as YAML. Loaded, validated, never hard-coded.
+
+Errors name the file, the line and the field, so whoever edits the YAML can fix it without a developer:
+``taxonomy/pharma.yaml:118: dimensions[3].values[2].id: duplicate value id 'safety' in dimension 'value_driver'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_\-.]*$"
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file is not valid. ``line`` is 1-based; ``field`` is the path to the bad entry."""
+
+    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
+        self.file, self.line, self.field, self.message = file, line, field, message
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Localized(_Strict):
+    """A text in Chinese and English (at least one)."""
+
+    zh: str | None = None
+    en: str | None = None
+
+    @model_validator(mode="after")
+    def _one_language(self) -> Localized:
+        if not (self.zh or self.en):
+            raise ValueError("needs a zh or an en text")
+        return self
+
+    def get(self, language: str = "en") -> str:
+        return (self.zh if language == "zh" else self.en) or self.en or self.zh or ""
+
+    def all(self) -> list[str]:
+        return [t for t in (self.en, self.zh) if t]
+
+
+class Synonyms(_Strict):
+    zh: list[str] = Field(default_factory=list)
+    en: list[str] = Field(default_factory=list)
+
+    def all(self) -> list[str]:
+        return [*self.en, *self.zh]
+
+
+class TaxonomyValue(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    label: Localized
+    definition: Localized
+    synonyms: Synonyms = Field(default_factory=Synonyms)
+    examples: list[str] = Field(default_factory=list)
+
+    def prototype_texts(self) -> list[str]:
+        """Texts that describe this value (labels, definition, synonyms, examples), both languages."""
+        return [*self.label.all(), *self.definition.all(), *self.synonyms.all(), *self.examples]
+
+
+class Dimension(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    label: Localized
+    kind: Literal["factual", "strategic"]
+    cardinality: Literal["single", "multi"] = "multi"
+    applies_to: Literal["content", "hcp", "both"] = "both"
+    description: Localized | None = None
+    weight: float = Field(1.0, ge=0, description="Weight of this dimension when matching needs to content.")
+    threshold: float = Field(0.6, ge=0, le=1, description="Confidence below which a tag needs review.")
+    values: list[TaxonomyValue] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _unique_values(cls, values: list[TaxonomyValue]) -> list[TaxonomyValue]:
+        seen: set[str] = set()
+        for value in values:
+            if value.id in seen:
+                raise ValueError(f"duplicate value id {value.id!r}")
+            seen.add(value.id)
+        return values
+
+    def value(self, value_id: str) -> TaxonomyValue | None:
+        return next((v for v in self.values if v.id == value_id), None)
+
+    @property
+    def value_ids(self) -> list[str]:
+        return [v.id for v in self.values]
+
+
+class Taxonomy(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    version: str = Field(min_length=1)
+    name: Localized
+    description: Localized | None = None
+    dimensions: list[Dimension] = Field(min_length=1)
+
+    @field_validator("dimensions")
+    @classmethod
+    def _unique_dimensions(cls, dimensions: list[Dimension]) -> list[Dimension]:
+        seen: set[str] = set()
+        for dim in dimensions:
+            if dim.id in seen:
+                raise ValueError(f"duplicate dimension id {dim.id!r}")
+            seen.add(dim.id)
+        return dimensions
+
+    def dimension(self, dimension_id: str) -> Dimension:
+        for dim in self.dimensions:
+            if dim.id == dimension_id:
+                return dim
+        raise KeyError(dimension_id)
+
+    def has(self, dimension_id: str, value_id: str) -> bool:
+        return any(d.id == dimension_id and d.value(value_id) is not None for d in self.dimensions)
+
+    def for_content(self) -> list[Dimension]:
+        return [d for d in self.dimensions if d.applies_to in ("content", "both")]
+
+    def for_hcp(self) -> list[Dimension]:
+        return [d for d in self.dimensions if d.applies_to in ("hcp", "both")]
+
+
+# --- YAML with line numbers ---------------------------------------------------------------------
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML silently keeps the last of two equal keys; a taxonomy editor must hear about it."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], int]]:
+    yield path, node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            yield (*path, key), key_node.start_mark.line + 1
+            for sub_path, line in _line_index(value_node, (*path, key)):
+                if sub_path != (*path, key):
+                    yield sub_path, line
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _line_index(item, (*path, i))
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_taxonomy(text: str, file: str = "<taxonomy>") -> Taxonomy:
+    """Validate taxonomy YAML ``text``; raises :class:`TaxonomyError` naming the line and field."""
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise TaxonomyError(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise TaxonomyError(file, None, "", f"invalid YAML: {exc}") from exc
+    if not isinstance(data, dict) or root is None:
+        raise TaxonomyError(file, 1, "", "a taxonomy is a mapping with id, version, name and dimensions")
+    lines = dict(_line_index(root))
+    try:
+        return Taxonomy.model_validate(data)
+    except ValidationError as exc:
+        # A misspelt field also makes the real one "missing": the misspelling is the news.
+        first = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
+        loc = tuple(first["loc"])
+        # Duplicate ids are reported on the list; point at the offending item instead.
+        message = first["msg"].removeprefix("Value error, ")
+        if "duplicate" in message and loc and loc[-1] in ("values", "dimensions"):
+            dup = message.split("'")[1] if "'" in message else None
+            items = data
+            for part in loc:
+                items = items[part]
+            indices = [i for i, item in enumerate(items) if isinstance(item, dict) and item.get("id") == dup]
+            if len(indices) > 1:
+                loc = (*loc, indices[1], "id")
+        line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+        raise TaxonomyError(file, line, _field_path(loc), message) from exc
+
+
+def load_taxonomy(path: str | Path) -> Taxonomy:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TaxonomyError(str(path), None, "", f"cannot read the file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise TaxonomyError(str(path), None, "", "the file is not UTF-8 text") from exc
+    return parse_taxonomy(text, str(path))

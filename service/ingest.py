@@ -1,0 +1,183 @@
+"""Documents into the stores: chunk, embed, write SQL rows and vectors, with versions.
+
+Re-ingesting the same bytes is a no-op (or a metadata update when only the sidecar changed);
+changed content at the same source key becomes a new version of the same asset. Vectors are
+written before the SQL transaction commits and removed again if it fails, so a reader never
+finds SQL rows without vectors; vectors of superseded versions go after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from indexers.chunker import Chunk as TextChunk
+from indexers.chunker import chunk_blocks
+from indexers.document import Document, TextBlock
+from indexers.errors import IngestError
+from indexers.news import fetch_feed
+from indexers.safety import Limits
+from indexers.scanner import scan
+from service.core.embeddings import Embedder
+from service.settings import Settings
+from service.store.db import Database
+from service.store.models import Asset, AssetVersion, Chunk
+from service.store.vectors import IndexType, VectorPoint, VectorStore, Where, point_id
+
+log = logging.getLogger(__name__)
+
+Status = Literal["created", "new_version", "unchanged", "duplicate", "metadata_updated", "failed"]
+
+# Payload fields the matching stage filters on, with their index types.
+PAYLOAD_INDEXES: dict[str, IndexType] = {
+    "asset_id": "keyword", "source": "keyword", "language": "keyword", "format": "keyword",
+    "approval_status": "keyword", "product": "keyword", "valid_until": "integer", "published": "integer",
+    "version": "integer",
+}
+NO_EXPIRY = 99_991_231
+
+
+@dataclass
+class IngestOutcome:
+    source_key: str
+    status: Status
+    asset_id: str | None = None
+    version: int | None = None
+    chunks: int = 0
+    title: str | None = None
+    error: IngestError | None = None
+
+
+def day_number(value: date | None, default: int) -> int:
+    """A date as yyyymmdd, so range filters work on every vector backend."""
+    return value.year * 10_000 + value.month * 100 + value.day if value else default
+
+
+def asset_payload(asset: Asset) -> dict[str, Any]:
+    return {"asset_id": asset.id, "source": asset.source, "language": asset.language, "format": asset.format,
+            "approval_status": asset.approval_status, "product": asset.product or "",
+            "valid_until": day_number(asset.valid_until, NO_EXPIRY), "published": day_number(asset.published_at, 0)}
+
+
+class Ingestor:
+    def __init__(self, db: Database, vectors: VectorStore, embedder: Embedder, settings: Settings) -> None:
+        self.db, self.vectors, self.embedder, self.settings = db, vectors, embedder, settings
+        self.limits = Limits(max_file_bytes=settings.max_file_bytes,
+                             max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                             max_compression_ratio=settings.max_compression_ratio)
+        for name, kind in PAYLOAD_INDEXES.items():
+            vectors.ensure_index(name, kind)
+
+    # --- one document --------------------------------------------------------------------------
+    def ingest(self, doc: Document) -> IngestOutcome:
+        with self.db.session() as s:
+            same = s.scalar(select(AssetVersion).where(AssetVersion.content_hash == doc.content_hash).limit(1))
+            if same is not None:
+                asset = same.asset
+                if asset.uri != doc.source_key:
+                    return IngestOutcome(doc.source_key, "duplicate", asset.id, same.version, title=asset.title)
+                if self._apply_metadata(asset, doc):
+                    self.vectors.set_payload(Where(equals={"asset_id": asset.id}), asset_payload(asset))
+                    return IngestOutcome(doc.source_key, "metadata_updated", asset.id, asset.current_version,
+                                         title=asset.title)
+                return IngestOutcome(doc.source_key, "unchanged", asset.id, asset.current_version, title=asset.title)
+            existing = s.scalar(select(Asset).where(Asset.uri == doc.source_key))
+            asset_id = existing.id if existing else doc.asset_id
+            version = (existing.current_version + 1) if existing else 1
+
+        chunks = chunk_blocks(doc.text, [TextBlock(**b) for b in doc.blocks], max_tokens=self.settings.chunk_tokens,
+                              overlap_tokens=self.settings.chunk_overlap_tokens,
+                              encoding=self.settings.tokenizer_encoding)
+        if not chunks:
+            raise IngestError("no_extractable_text", "No text could be extracted.", doc.source_key)
+        embeddings = self.embedder.embed_passages([self._embedding_text(doc, c) for c in chunks])
+        chunk_ids = [f"{asset_id}:{version}:{c.ordinal}" for c in chunks]
+
+        written: list[str] = []
+        try:
+            with self.db.session() as s:
+                asset = s.get(Asset, asset_id)
+                if asset is None:
+                    asset = Asset(id=asset_id, uri=doc.source_key, current_version=version)
+                    s.add(asset)
+                self._apply_metadata(asset, doc)
+                asset.current_version = version
+                asset.versions.append(AssetVersion(version=version, content_hash=doc.content_hash,
+                                                   size_bytes=doc.size_bytes))
+                for cid, c in zip(chunk_ids, chunks, strict=True):
+                    asset.chunks.append(Chunk(id=cid, version=version, ordinal=c.ordinal, text=c.text, page=c.page,
+                                              slide=c.slide, section=c.section, char_start=c.char_start,
+                                              char_end=c.char_end, token_count=c.token_count))
+                payload = asset_payload(asset)
+                points = [VectorPoint(point_id(cid), vec, {**payload, "chunk_id": cid, "version": version,
+                                                            "page": c.page, "slide": c.slide})
+                          for cid, vec, c in zip(chunk_ids, embeddings, chunks, strict=True)]
+                self.vectors.upsert(points)
+                written = [p.id for p in points]
+        except Exception:
+            if written:  # the SQL transaction failed: take its vectors back out
+                self.vectors.delete(written)
+            raise
+        if version > 1:
+            self.vectors.delete_where(Where(equals={"asset_id": asset_id}, ranges={"version": (None, version - 1)}))
+        return IngestOutcome(doc.source_key, "new_version" if version > 1 else "created", asset_id, version,
+                             len(chunks), doc.title)
+
+    @staticmethod
+    def _embedding_text(doc: Document, chunk: TextChunk) -> str:
+        # The title gives a passage its context ("Safety" under which product?).
+        return chunk.text if chunk.text.startswith(doc.title) else f"{doc.title}\n{chunk.text}"
+
+    @staticmethod
+    def _apply_metadata(asset: Asset, doc: Document) -> bool:
+        """Copy the document's metadata onto the asset row; True when anything changed."""
+        meta = doc.meta
+        extra = {k: v for k, v in (meta.model_extra or {}).items() if isinstance(v, (str, int, float, bool, list))}
+        fields = {"title": doc.title, "language": doc.language, "source": doc.source, "format": doc.format,
+                  "product": meta.product, "approval_code": meta.approval_code,
+                  "approval_status": meta.approval_status, "valid_until": meta.valid_until, "owner": meta.owner,
+                  "published_at": doc.published, "extra": extra}
+        changed = False
+        for name, value in fields.items():
+            if getattr(asset, name, None) != value:
+                setattr(asset, name, value)
+                changed = True
+        return changed
+
+    # --- many ------------------------------------------------------------------------------------
+    def ingest_items(self, items: Iterable[tuple[str, Document | IngestError]],
+                     on_item: Callable[[IngestOutcome], None] | None = None) -> list[IngestOutcome]:
+        outcomes: list[IngestOutcome] = []
+        for key, item in items:
+            if isinstance(item, IngestError):
+                outcome = IngestOutcome(item.path or key, "failed", error=item)
+            else:
+                try:
+                    outcome = self.ingest(item)
+                except IngestError as err:
+                    outcome = IngestOutcome(item.source_key, "failed", error=err)
+            outcomes.append(outcome)
+            if on_item:
+                on_item(outcome)
+        return outcomes
+
+    def ingest_path(self, root: Path, on_item: Callable[[IngestOutcome], None] | None = None) -> list[IngestOutcome]:
+        """Everything under ``root``; bad files are reported, never fatal."""
+        return self.ingest_items(((str(path), item) for path, item in scan(root, self.limits)), on_item)
+
+    def ingest_feed_urls(self, urls: Iterable[str],
+                         on_item: Callable[[IngestOutcome], None] | None = None) -> list[IngestOutcome]:
+        def items() -> Iterable[tuple[str, Document | IngestError]]:
+            for url in urls:
+                try:
+                    for item in fetch_feed(url):
+                        yield url, item
+                except IngestError as err:
+                    yield url, err
+        return self.ingest_items(items(), on_item)
