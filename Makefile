@@ -33,9 +33,9 @@ run: setup models
 
 lint: setup-dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy service indexers
 
-test: setup-dev
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/pytest
 
 bench: setup-dev

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexers.document import FileFormat
-from indexers.errors import IngestError
+from indexers.errors import IngestError, IngestErrorCode
 
 EXTENSIONS: dict[str, FileFormat] = {
     ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".html": "html", ".htm": "html",
@@ -58,7 +58,7 @@ def check_zip(data: bytes, path: str, limits: Limits, kind: str) -> None:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         truncated = b"PK\x05\x06" not in data[-65_557:]
-        code = "truncated_file" if truncated else "corrupt_file"
+        code: IngestErrorCode = "truncated_file" if truncated else "corrupt_file"
         state = "cut off (incomplete download or copy?)" if truncated else "damaged"
         raise IngestError(code, f"The {kind} file is {state} and cannot be opened; export it again.", path) from exc
     with archive:

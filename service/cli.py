@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from service.settings import Settings, get_settings
+from service.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     from service.ingest import Ingestor, IngestOutcome
@@ -232,6 +232,8 @@ def settings_table() -> str:
     for name, field in Settings.model_fields.items():
         if field.default_factory is not None:
             default = "half the CPU cores" if name == "llm_local_threads" else "(computed)"
+        elif isinstance(field.default, Path) and field.default.is_absolute():
+            default = f"`<project>/{field.default.relative_to(PROJECT_ROOT).as_posix()}`"
         else:
             default = "unset" if field.default is None else f"`{field.default}`"
         rows.append(f"| `HCP_{name.upper()}` | {default} | {field.description or ''} |")

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from indexers.chunker import Chunk as TextChunk
 from indexers.chunker import chunk_blocks
-from indexers.document import Document, TextBlock
+from indexers.document import ComplianceMeta, Document, TextBlock
 from indexers.errors import IngestError
 from indexers.news import fetch_feed
 from indexers.safety import Limits
@@ -102,10 +102,12 @@ class Ingestor:
         written: list[str] = []
         try:
             with self.db.session() as s:
-                asset = s.get(Asset, asset_id)
-                if asset is None:
+                found = s.get(Asset, asset_id)
+                if found is None:
                     asset = Asset(id=asset_id, uri=doc.source_key, current_version=version)
                     s.add(asset)
+                else:
+                    asset = found
                 self._apply_metadata(asset, doc)
                 asset.current_version = version
                 asset.versions.append(AssetVersion(version=version, content_hash=doc.content_hash,
@@ -176,7 +178,9 @@ class Ingestor:
         def items() -> Iterable[tuple[str, Document | IngestError]]:
             for url in urls:
                 try:
-                    for item in fetch_feed(url):
+                    meta = ComplianceMeta(source="external",
+                                          approval_status=self.settings.news_feeds_approval_status)
+                    for item in fetch_feed(url, meta):
                         yield url, item
                 except IngestError as err:
                     yield url, err

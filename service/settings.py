@@ -70,6 +70,9 @@ class Settings(BaseSettings):
                                          "have (zip-bomb guard).")
     news_feeds: list[str] = Field(default_factory=list, description="RSS/Atom feed URLs pulled by "
                                   "`hcp-content ingest --feeds` (JSON list).")
+    news_feeds_approval_status: Literal["draft", "in_review", "approved", "withdrawn"] = Field(
+        "draft", description="Approval status given to items of feeds pulled by URL (they have no sidecar); "
+        "`approved` only for sources compliance has cleared.")
 
     # --- LLM -----------------------------------------------------------------------------------
     llm_mode: Literal["local", "remote", "off"] = Field(

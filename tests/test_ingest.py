@@ -129,3 +129,30 @@ def test_cli_ingest_shows_progress_and_a_summary_and_is_idempotent(tmp_path):
     assert "ingest summary" in first.stderr and "created" in first.stderr and "9/9" in first.stderr
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert "unchanged" in second.stderr and "created" not in second.stderr
+
+
+def test_a_feed_configured_by_url_is_fetched_over_http_and_its_items_ingested(stack):
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    components, ingestor = stack
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *_args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(SAMPLES / "news")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        outcomes = ingestor.ingest_feed_urls([f"{base}/medical_news.rss", f"{base}/missing.rss"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    created = [o for o in outcomes if o.status == "created"]
+    assert len(created) == 3 and all(o.source_key.startswith(f"{base}/medical_news.rss#") for o in created)
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert len(failed) == 1 and failed[0].error.code == "unreadable_file" and "404" in failed[0].error.message
+    with components.db.session() as s:
+        assert {(a.source, a.approval_status) for a in s.scalars(select(Asset))} == {("external", "draft")}

@@ -55,8 +55,11 @@ def markdown_blocks(text: str) -> tuple[list[TextBlock], str | None]:
         ):
             start, end = token.map
             chunk = "\n".join(lines[start:end]).strip()
-            kind = "table" if token.type == "table_open" else "body"
-            blocks.append(TextBlock(text=chunk, section=" > ".join(h for h in headings if h) or None, kind=kind))
+            section = " > ".join(h for h in headings if h) or None
+            if token.type == "table_open":
+                blocks.append(TextBlock(text=chunk, section=section, kind="table"))
+            else:
+                blocks.append(TextBlock(text=chunk, section=section))
             # skip to the matching close token
             if token.nesting == 1:
                 depth = 1

@@ -9,7 +9,7 @@ import pypdf
 from pypdf.errors import EmptyFileError, FileNotDecryptedError, PdfReadError, PdfStreamError
 
 from indexers.document import ParsedDocument, TextBlock
-from indexers.errors import IngestError
+from indexers.errors import IngestError, IngestErrorCode
 
 # Fewer visible characters per page than this and the PDF is treated as scanned/unextractable.
 MIN_CHARS_PER_PAGE = 15
@@ -33,7 +33,7 @@ def parse_pdf(data: bytes, path: str) -> ParsedDocument:
     except FileNotDecryptedError as exc:
         raise IngestError("encrypted_file", "The PDF is password-protected; save an unprotected copy.", path) from exc
     except (EmptyFileError, PdfStreamError, PdfReadError, ValueError, KeyError, TypeError) as exc:
-        code = "truncated_file" if truncated else "corrupt_file"
+        code: IngestErrorCode = "truncated_file" if truncated else "corrupt_file"
         raise IngestError(code, "The PDF is cut off (incomplete download or copy?) and cannot be read; export it again."
                           if truncated else "The PDF is damaged and cannot be read; export it again.", path) from exc
     if not pages:

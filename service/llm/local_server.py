@@ -68,13 +68,10 @@ class LocalLLMServer:
         except ImportError as exc:
             raise LocalServerError("llama-cpp-python is not installed: install the `llm` extra "
                                    "(pip install 'hcp-content[llm]') or set HCP_LLM_MODE=off") from exc
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
+        with open(self.log_path or os.devnull, "ab") as log:
+            # A session of its own: stopping the server signals its whole process group.
             self._proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True)
-        finally:
-            if log is not subprocess.DEVNULL:
-                log.close()
         self._wait_ready(timeout_s)
         return self
 

@@ -68,9 +68,9 @@ def edge_filter(where: Where | None) -> Filter | None:
             return FieldCondition(key=key, match=MatchAny(any=value))
         return FieldCondition(key=key, match=MatchValue(value))
 
-    must = [condition(k, v) for k, v in where.equals.items()]
+    must: list[Any] = [condition(k, v) for k, v in where.equals.items()]
     must += [FieldCondition(key=k, range=RangeFloat(gte=lo, lte=hi)) for k, (lo, hi) in where.ranges.items()]
-    must_not = [condition(k, v) for k, v in where.not_equals.items()]
+    must_not: list[Any] = [condition(k, v) for k, v in where.not_equals.items()]
     return Filter(must=must or None, must_not=must_not or None)
 
 
