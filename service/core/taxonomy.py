@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,6 +30,23 @@ class TaxonomyError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_Item = TypeVar("_Item", bound=_HasId)
+
+
+def _unique_ids(items: list[_Item], what: str) -> list[_Item]:
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise ValueError(f"duplicate {what} id {item.id!r}")
+        seen.add(item.id)
+    return items
 
 
 class Localized(_Strict):
@@ -85,12 +102,7 @@ class Dimension(_Strict):
     @field_validator("values")
     @classmethod
     def _unique_values(cls, values: list[TaxonomyValue]) -> list[TaxonomyValue]:
-        seen: set[str] = set()
-        for value in values:
-            if value.id in seen:
-                raise ValueError(f"duplicate value id {value.id!r}")
-            seen.add(value.id)
-        return values
+        return _unique_ids(values, "value")
 
     def value(self, value_id: str) -> TaxonomyValue | None:
         return next((v for v in self.values if v.id == value_id), None)
@@ -110,12 +122,7 @@ class Taxonomy(_Strict):
     @field_validator("dimensions")
     @classmethod
     def _unique_dimensions(cls, dimensions: list[Dimension]) -> list[Dimension]:
-        seen: set[str] = set()
-        for dim in dimensions:
-            if dim.id in seen:
-                raise ValueError(f"duplicate dimension id {dim.id!r}")
-            seen.add(dim.id)
-        return dimensions
+        return _unique_ids(dimensions, "dimension")
 
     def dimension(self, dimension_id: str) -> Dimension:
         for dim in self.dimensions:
