@@ -33,7 +33,7 @@ run: setup models
 
 lint: setup-dev
 	$(BIN)/ruff check .
-	$(BIN)/mypy service indexers
+	$(BIN)/mypy service indexers eval
 
 test: lint
 	$(BIN)/pytest

@@ -147,6 +147,108 @@ def ingest(
         components.close()
 
 
+eval_app = typer.Typer(help="Evaluation harnesses.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("tagging")
+def eval_tagging(
+    taxonomy: Annotated[Path, typer.Option(help="Taxonomy YAML (taxonomy/pharma.yaml, taxonomy/hoc.yaml, ...).")],
+    gold: Annotated[Path, typer.Option(help="Gold labels: the project's gold YAML, HoC TSV or CHIP-CTC JSON.")],
+    train: Annotated[Path | None, typer.Option(help="Training split for the learned heads (same format).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N items.")] = None,
+    train_limit: Annotated[int | None, typer.Option(help="Fit on a seeded sample of N training items.")] = None,
+    mode: Annotated[str, typer.Option(help="embedding | learned | llm | full; several comma-separated run on "
+                                      "the same embedded items")] = "embedding",
+    out: Annotated[Path | None, typer.Option(help="Write the full report as JSON here.")] = None,
+) -> None:
+    """Tagging accuracy against gold labels: per-label P/R/F1, micro- and macro-F1 per dimension."""
+    import json
+
+    from rich.progress import Progress, TaskID
+
+    from eval.datasets import load_gold
+    from eval.tagging import VectorCache, fit_heads, prepare, run
+    from service.core.embeddings import build_embedder
+    from service.core.taxonomy import load_taxonomy
+    from service.runtime import build_llm, start_local_llm
+    from service.tagging.engine import TaggingEngine
+    from service.tagging.prompts import load_prompt
+
+    modes = [m.strip() for m in mode.split(",") if m.strip()]
+    if not modes or any(m not in ("embedding", "learned", "llm", "full") for m in modes):
+        console.print(f"[red]unknown mode in {mode!r}[/red]")
+        raise typer.Exit(2)
+    if "learned" in modes and train is None:
+        console.print("[red]--mode learned needs --train[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+    tax = load_taxonomy(taxonomy)
+    embedder = build_embedder(settings)
+    items = load_gold(gold, tax, limit=limit)
+    cache = VectorCache(settings.data_dir / "eval-cache" / "vectors.npz", embedder)
+    reports = []
+    with Progress(console=console) as progress:
+        task = progress.add_task("embedding test items", total=len(items))
+        prepared = prepare(items, embedder, progress=lambda n: progress.advance(task, n), cache=cache)
+        heads = None
+        if train is not None:
+            train_items = load_gold(train, tax, limit=train_limit)
+            task2 = progress.add_task("embedding training items", total=len(train_items))
+            heads = fit_heads(tax, prepare(train_items, embedder, progress=lambda n: progress.advance(task2, n),
+                                           cache=cache))
+        server = None
+        llm = None
+        if {"llm", "full"} & set(modes):
+            if settings.effective_llm_mode == "off":
+                console.print("[red]--mode llm/full needs an LLM (HCP_LLM_MODE is off)[/red]")
+                raise typer.Exit(2)
+            server = start_local_llm(settings) if settings.effective_llm_mode == "local" else None
+            llm = build_llm(settings, server.base_url if server else None)
+        try:
+            engine = TaggingEngine(tax, embedder, llm=llm, prompt=load_prompt("tagging"), heads=heads)
+            for m in modes:
+                task3 = progress.add_task(f"tagging ({m})", total=len(prepared))
+
+                def advance(n: int, t: TaskID = task3) -> None:
+                    progress.advance(t, n)
+
+                report = run(engine, prepared, m, progress=advance)  # type: ignore[arg-type]
+                report.update({"taxonomy": f"{tax.id}@{tax.version}", "gold": str(gold),
+                               "train": str(train) if train else None, "embedder": embedder.name,
+                               "llm": llm.model if llm and m in ("llm", "full") else None})
+                reports.append(report)
+        finally:
+            if server is not None:
+                server.stop()
+    for report in reports:
+        _print_tagging_report(report)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2, ensure_ascii=False),
+                       encoding="utf-8")
+        typer.echo(f"report written to {out}")
+
+
+def _print_tagging_report(report: dict[str, object]) -> None:
+    from rich.table import Table
+
+    dimensions = report["dimensions"]
+    assert isinstance(dimensions, dict)
+    for dim_id, dim in dimensions.items():
+        table = Table(title=f"{dim_id}: macro-F1 {dim['macro_f1']:.3f}  micro-F1 {dim['micro_f1']:.3f}")
+        for column in ("label", "precision", "recall", "F1", "support"):
+            table.add_column(column, justify="left" if column == "label" else "right")
+        for label, s in sorted(dim["per_label"].items()):
+            table.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
+        console.print(table)
+    tokens = report["tokens"]
+    assert isinstance(tokens, dict)
+    typer.echo(f"mode {report['mode']}: mean macro-F1 over dimensions {report['macro_f1_mean']:.4f} on "
+               f"{report['items']} items ({report['seconds']}s; LLM tokens {tokens['prompt']}+{tokens['completion']}, "
+               f"{tokens['llm_unavailable']} unavailable)")
+
+
 @models_app.command("prepare")
 def models_prepare(
     target: Annotated[Path | None, typer.Option(help="Folder for the model file (default <data_dir>/models).")] = None,

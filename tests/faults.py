@@ -9,14 +9,16 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
-Fault = Literal["garbage_json", "slow", "http_500"]
+Fault = Literal["garbage_json", "slow", "http_500", "scripted"]
 
 
 class FaultyLLMServer:
-    """A fake endpoint that answers every chat completion with the chosen fault."""
+    """A fake endpoint that answers every chat completion with the chosen fault (or a scripted answer
+    a real model would not give on demand)."""
 
-    def __init__(self, fault: Fault, delay_s: float = 5.0) -> None:
+    def __init__(self, fault: Fault, delay_s: float = 5.0, script: str = "{}") -> None:
         self.fault = fault
+        self.script = script  # the content a "scripted" fake answers (an invented tag, a made-up quote...)
         self.delay_s = delay_s
         self.requests = 0
         outer = self
@@ -45,7 +47,7 @@ class FaultyLLMServer:
                     return
                 if outer.fault == "slow":
                     time.sleep(outer.delay_s)
-                content = "this is {not json" if outer.fault == "garbage_json" else "{}"
+                content = {"garbage_json": "this is {not json", "scripted": outer.script}.get(outer.fault, "{}")
                 self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "faulty",
                                  "choices": [{"index": 0, "finish_reason": "stop",
                                               "message": {"role": "assistant", "content": content}}],

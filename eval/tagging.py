@@ -1,0 +1,148 @@
+"""Tagging evaluation: run the engine over gold items and report per-label and per-dimension scores."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.datasets import GoldItem
+from eval.metrics import score, summary
+from indexers.chunker import chunk_blocks
+from indexers.document import ParsedDocument, TextBlock
+from service.core.embeddings import Embedder
+from service.core.taxonomy import Taxonomy
+from service.tagging.engine import Mode, TaggingEngine
+from service.tagging.learned import LearnedHeads
+
+
+@dataclass
+class Prepared:
+    item: GoldItem
+    chunks: list[str]
+    vectors: np.ndarray
+
+    @property
+    def asset_vector(self) -> np.ndarray:
+        v = self.vectors.mean(axis=0)
+        return v / (np.linalg.norm(v) or 1.0)
+
+
+class VectorCache:
+    """Chunk embeddings kept on disk between evaluation runs (embedding long abstracts on CPU is the
+    slow part of a benchmark run), keyed by embedder name and chunk text."""
+
+    def __init__(self, path: Path | None, embedder: Embedder) -> None:
+        self.path, self.embedder = path, embedder
+        self.vectors: dict[str, np.ndarray] = {}
+        self.dirty = False
+        if path is not None and path.exists():
+            with np.load(path) as data:
+                self.vectors = {k: data[k] for k in data.files}
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha1(f"{self.embedder.name}\0{text}".encode()).hexdigest()
+
+    def embed(self, chunks: list[str]) -> np.ndarray:
+        missing = [c for c in chunks if self._key(c) not in self.vectors]
+        if missing:
+            for chunk, vector in zip(missing, self.embedder.embed_passages(missing), strict=True):
+                self.vectors[self._key(chunk)] = vector
+            self.dirty = True
+        return np.vstack([self.vectors[self._key(c)] for c in chunks])
+
+    def save(self) -> None:
+        if self.path is not None and self.dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(self.path, **self.vectors)  # type: ignore[arg-type]
+            self.dirty = False
+
+
+def prepare(items: list[GoldItem], embedder: Embedder, max_tokens: int = 300,
+            progress: Callable[[int], None] | None = None, cache: VectorCache | None = None) -> list[Prepared]:
+    """Chunk and embed every item once (modes and folds reuse the vectors)."""
+    cache = cache or VectorCache(None, embedder)
+    out = []
+    for i, item in enumerate(items):
+        doc = ParsedDocument(format="txt", blocks=[TextBlock(text=item.text)]).finalise()
+        chunks = [c.text for c in chunk_blocks(doc.text, doc.blocks, max_tokens=max_tokens)] or [item.text]
+        out.append(Prepared(item, chunks, cache.embed(chunks)))
+        if progress:
+            progress(1)
+        if i % 200 == 199:
+            cache.save()
+    cache.save()
+    return out
+
+
+def fit_heads(taxonomy: Taxonomy, train: list[Prepared]) -> LearnedHeads:
+    vectors = np.vstack([p.asset_vector for p in train])
+    return LearnedHeads(taxonomy).fit(vectors, [p.item.labels for p in train])
+
+
+def run(engine: TaggingEngine, items: list[Prepared], mode: Mode,
+        progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Predictions for ``items`` and their scores per dimension and per label."""
+    predictions: list[dict[str, set[str]]] = []
+    tokens = {"prompt": 0, "completion": 0, "calls": 0, "llm_unavailable": 0}
+    started = time.perf_counter()
+    for p in items:
+        result = engine.tag(p.item.text, title=p.item.title, language=p.item.language, chunks=p.chunks,
+                            chunk_vectors=p.vectors, content_hash=p.item.content_hash,
+                            metadata=p.item.metadata, mode=mode)
+        predictions.append({d.id: result.values(d.id) for d in engine.taxonomy.dimensions})
+        tokens["prompt"] += result.prompt_tokens
+        tokens["completion"] += result.completion_tokens
+        tokens["calls"] += result.llm_calls
+        tokens["llm_unavailable"] += result.status == "llm_unavailable"
+        if progress:
+            progress(1)
+    elapsed = time.perf_counter() - started
+    dimensions: dict[str, Any] = {}
+    for dim in engine.taxonomy.dimensions:
+        rows = [i for i, p in enumerate(items) if dim.id in p.item.labels]
+        if not rows:
+            continue
+        gold = [items[i].item.labels[dim.id] for i in rows]
+        pred = [predictions[i][dim.id] for i in rows]
+        scores = score(gold, pred, dim.value_ids)
+        dimensions[dim.id] = {
+            **summary(scores),
+            "per_label": {k: {"precision": round(s.precision, 4), "recall": round(s.recall, 4),
+                              "f1": round(s.f1, 4), "support": s.support} for k, s in scores.items()},
+        }
+    return {"mode": mode, "items": len(items), "seconds": round(elapsed, 2),
+            "items_per_second": round(len(items) / elapsed, 3) if elapsed else None, "tokens": tokens,
+            "dimensions": dimensions,
+            "macro_f1_mean": float(np.mean([d["macro_f1"] for d in dimensions.values()])) if dimensions else 0.0}
+
+
+def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[LearnedHeads | None], TaggingEngine],
+                   items: list[Prepared], folds: int = 5, mode: Mode = "learned", seed: int = 7) -> dict[str, Any]:
+    """Learned heads fitted on k-1 folds, scored on the held-out fold; predictions pooled."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    pooled: list[Prepared] = []
+    results: list[dict[str, set[str]]] = []
+    for f in range(folds):
+        test_idx = set(order[f::folds].tolist())
+        train = [items[i] for i in range(len(items)) if i not in test_idx]
+        test = [items[i] for i in sorted(test_idx)]
+        engine = engine_factory(fit_heads(taxonomy, train))
+        for p in test:
+            r = engine.tag(p.item.text, title=p.item.title, language=p.item.language, chunks=p.chunks,
+                           chunk_vectors=p.vectors, metadata=p.item.metadata, mode=mode)
+            pooled.append(p)
+            results.append({d.id: r.values(d.id) for d in taxonomy.dimensions})
+    dimensions = {}
+    for dim in taxonomy.dimensions:
+        rows = [i for i, p in enumerate(pooled) if dim.id in p.item.labels]
+        scores = score([pooled[i].item.labels[dim.id] for i in rows], [results[i][dim.id] for i in rows],
+                       dim.value_ids)
+        dimensions[dim.id] = summary(scores)
+    return {"mode": f"{mode}-cv{folds}", "items": len(pooled), "dimensions": dimensions,
+            "macro_f1_mean": float(np.mean([d["macro_f1"] for d in dimensions.values()]))}

@@ -1,0 +1,1 @@
+"""Tagging: embeddings and keywords propose, learned heads sharpen, the LLM decides."""

@@ -1,0 +1,31 @@
+"""The LLM's answer as a pydantic model generated from the taxonomy: per dimension, a list of choices
+whose ``value`` is an enum of that dimension's candidate ids. The JSON schema goes to the server
+(llama.cpp turns it into a grammar), and the answer is validated against the same model."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from service.core.taxonomy import Taxonomy
+
+EVIDENCE_MAX_CHARS = 160
+
+
+def answer_model(taxonomy: Taxonomy, candidates: dict[str, list[str]]) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for dim_id, values in candidates.items():
+        if not values:
+            continue
+        dim = taxonomy.dimension(dim_id)
+        choice = create_model(
+            f"Choice_{dim_id}",
+            __config__=ConfigDict(extra="forbid"),
+            value=(Literal[tuple(values)], ...),  # type: ignore[valid-type,arg-type]
+            confidence=(float, Field(ge=0.0, le=1.0)),
+            evidence=(str, Field(max_length=EVIDENCE_MAX_CHARS)),
+        )
+        limit = 1 if dim.cardinality == "single" else len(values)
+        fields[dim_id] = (list[choice], Field(default_factory=list, max_length=limit))  # type: ignore[valid-type]
+    return create_model("TaggingAnswer", __config__=ConfigDict(extra="forbid"), **fields)

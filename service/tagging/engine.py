@@ -1,0 +1,346 @@
+"""The tagging engine: embeddings and keywords propose, learned heads sharpen, the LLM decides.
+
+For each dimension the non-LLM signals give every value a prior probability; the top candidates go
+to the LLM in ONE call per asset (per window for long assets, merged after). The LLM answers in a
+schema whose value fields are enums of those candidates, so it cannot name a value outside the
+taxonomy; its evidence quotes are checked against the source. The decision combines the prior and
+the LLM's choice into a confidence; below the dimension's threshold a tag is kept but marked
+``needs_review``. If the LLM fails twice (timeout, HTTP error, invalid JSON), the other signals
+decide and the result says ``llm_unavailable``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from service.core.embeddings import Embedder
+from service.core.taxonomy import Dimension, Taxonomy
+from service.core.tokens import count_tokens, truncate_to_tokens
+from service.llm.client import LLMClient, LLMError
+from service.tagging.answer import EVIDENCE_MAX_CHARS, answer_model
+from service.tagging.cache import TagCache, cache_key
+from service.tagging.learned import LearnedHeads
+from service.tagging.prompts import PromptTemplate
+from service.tagging.quotes import QuoteChecker
+from service.tagging.signals import KeywordMatcher, PrototypeIndex, standardise
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["embedding", "learned", "llm", "full"]
+Method = Literal["llm", "embedding", "keyword", "learned", "metadata", "human"]
+Status = Literal["ok", "cached", "llm_unavailable", "llm_off"]
+
+
+@dataclass
+class Candidate:
+    dimension: str
+    value: str
+    prior: float
+    embedding_z: float
+    keyword_hits: int
+    keyword_sentence: str | None
+    learned: float | None
+
+
+@dataclass
+class Tag:
+    dimension: str
+    value: str
+    confidence: float
+    method: Method
+    evidence: str | None
+    evidence_verified: bool
+    needs_review: bool
+    signals: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class TaggingResult:
+    tags: list[Tag]
+    status: Status
+    taxonomy: str
+    prompt_version: str | None
+    models: dict[str, str]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_calls: int = 0
+    llm_error: str | None = None
+
+    def values(self, dimension: str) -> set[str]:
+        return {t.value for t in self.tags if t.dimension == dimension}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+@dataclass
+class Weights:
+    """The prior before any reviewed examples calibrate it (hand-set on the sample set's scale)."""
+
+    bias: float = -2.2
+    embedding_z: float = 1.1
+    keyword: float = 1.2  # per hit, up to three
+    learned_share: float = 0.7  # weight of a learned head's probability against the rest, when one exists
+    llm_chosen: float = 3.0  # added to the logit, scaled by the LLM's confidence
+    llm_not_chosen: float = -1.5
+    unverified_quote: float = 0.4  # share of the LLM boost kept when its quote is not in the source
+
+
+class TaggingEngine:
+    def __init__(self, taxonomy: Taxonomy, embedder: Embedder, *, llm: LLMClient | None = None,
+                 prompt: PromptTemplate | None = None, heads: LearnedHeads | None = None,
+                 cache: TagCache | None = None, candidates_per_dimension: int = 4,
+                 prompt_token_budget: int = 1400, max_windows: int = 3, encoding: str = "cl100k_base",
+                 weights: Weights | None = None, max_answer_tokens: int = 700) -> None:
+        self.taxonomy = taxonomy
+        self.embedder = embedder
+        self.llm = llm
+        self.prompt = prompt
+        self.heads = heads
+        self.cache = cache
+        self.k = candidates_per_dimension
+        self.budget = prompt_token_budget
+        self.max_windows = max_windows
+        self.encoding = encoding
+        self.weights = weights or Weights()
+        self.max_answer_tokens = max_answer_tokens
+        self.prototypes = PrototypeIndex(taxonomy, embedder)
+        self.keywords = KeywordMatcher(taxonomy)
+
+    # --- signals -----------------------------------------------------------------------------
+    def candidates(self, text: str, chunk_vectors: np.ndarray, *, use_embedding: bool = True,
+                   use_learned: bool = True) -> dict[str, list[Candidate]]:
+        """Every value of every dimension with its prior, best first."""
+        w = self.weights
+        sims = self.prototypes.scores(chunk_vectors)
+        hits = self.keywords.hits(text)
+        asset_vector = chunk_vectors.mean(axis=0) if chunk_vectors.ndim == 2 else chunk_vectors
+        asset_vector = asset_vector / (np.linalg.norm(asset_vector) or 1.0)
+        learned = self.heads.predict(asset_vector) if (self.heads and use_learned) else {}
+        out: dict[str, list[Candidate]] = {}
+        for dim in self.taxonomy.dimensions:
+            z = standardise(sims[dim.id])
+            cands = []
+            for i, value in enumerate(dim.values):
+                hit = hits.get((dim.id, value.id))
+                n_hits = hit.count if hit else 0
+                logit = w.bias + (w.embedding_z * float(z[i]) if use_embedding else 0.0) + w.keyword * min(n_hits, 3)
+                prior = _sigmoid(logit)
+                p_learned = learned.get((dim.id, value.id))
+                if p_learned is not None:
+                    prior = w.learned_share * p_learned + (1 - w.learned_share) * prior
+                cands.append(Candidate(dim.id, value.id, prior, float(z[i]), n_hits,
+                                       hit.sentence if hit else None, p_learned))
+            out[dim.id] = sorted(cands, key=lambda c: c.prior, reverse=True)
+        return out
+
+    # --- the whole decision --------------------------------------------------------------------
+    def tag(self, text: str, *, title: str = "", language: str = "en", chunks: Sequence[str] | None = None,
+            chunk_vectors: np.ndarray | None = None, content_hash: str | None = None,
+            metadata: dict[str, str] | None = None, mode: Mode = "full") -> TaggingResult:
+        chunks = list(chunks) if chunks else [text]
+        if chunk_vectors is None:
+            chunk_vectors = self.embedder.embed_passages(chunks)
+        use_learned = mode in ("learned", "full", "llm")
+        only_learned = mode == "learned" and self.heads is not None and bool(self.heads.models)
+        cands = self.candidates(text, chunk_vectors, use_embedding=not only_learned, use_learned=use_learned)
+        result = TaggingResult(tags=[], status="llm_off", taxonomy=f"{self.taxonomy.id}@{self.taxonomy.version}",
+                               prompt_version=self.prompt.version if self.prompt else None,
+                               models={"embedder": self.embedder.name})
+        llm_choices: dict[tuple[str, str], tuple[float, str]] | None = None
+        if mode in ("llm", "full") and self.llm is not None and self.prompt is not None:
+            result.models["llm"] = self.llm.model
+            llm_choices = self._ask_llm(text, title, language, chunks, cands, content_hash, result)
+        known = self._from_metadata(metadata or {})
+        decided = self._decide(text, chunks, chunk_vectors, cands, llm_choices, mode)
+        result.tags = [*known, *[t for t in decided if t.dimension not in {k.dimension for k in known}]]
+        return result
+
+    def _from_metadata(self, metadata: dict[str, str]) -> list[Tag]:
+        """Tags that are facts of the asset (its format, its source): read, not guessed."""
+        tags = []
+        for dim in self.taxonomy.dimensions:
+            rule = dim.from_metadata
+            if rule is None or rule.field not in metadata:
+                continue
+            value = rule.values.get(str(metadata[rule.field]))
+            if value is not None:
+                tags.append(Tag(dim.id, value, 1.0, "metadata", f"{rule.field}: {metadata[rule.field]}",
+                                evidence_verified=False, needs_review=False))
+        return tags
+
+    def _decide(self, text: str, chunks: list[str], chunk_vectors: np.ndarray, cands: dict[str, list[Candidate]],
+                llm_choices: dict[tuple[str, str], tuple[float, str]] | None, mode: Mode) -> list[Tag]:
+        w = self.weights
+        checker = QuoteChecker(text)
+        tags: list[Tag] = []
+        for dim in self.taxonomy.dimensions:
+            scored: list[tuple[float, Candidate, Method, str | None, bool]] = []
+            for c in cands[dim.id]:
+                logit = _logit(c.prior)
+                method: Method = "learned" if c.learned is not None and mode == "learned" else \
+                    ("keyword" if c.keyword_hits else "embedding")
+                evidence, verified = c.keyword_sentence, c.keyword_sentence is not None
+                if llm_choices is not None:
+                    choice = llm_choices.get((dim.id, c.value))
+                    if choice is not None:
+                        conf, quote = choice
+                        verified = checker.contains(quote)
+                        boost = w.llm_chosen * conf * (1.0 if verified else w.unverified_quote)
+                        logit = w.bias + boost if mode == "llm" else logit + boost
+                        method = "llm"
+                        evidence = quote if verified else evidence  # an unfound quote is dropped
+                        verified = verified or evidence is not None
+                    elif mode == "llm":
+                        logit = w.bias + w.llm_not_chosen
+                    else:
+                        logit += w.llm_not_chosen if c in cands[dim.id][: self.k] else 0.0
+                scored.append((_sigmoid(logit), c, method, evidence, verified))
+            scored.sort(key=lambda s: s[0], reverse=True)
+            chosen = self._select(dim, scored)
+            for confidence, c, method, evidence, verified in chosen:
+                if evidence is None:
+                    evidence, verified = self._best_passage(dim, c, chunks, chunk_vectors), True
+                tags.append(Tag(dim.id, c.value, round(confidence, 4), method, evidence, verified,
+                                needs_review=confidence < dim.threshold,
+                                signals={"prior": round(c.prior, 4), "embedding_z": round(c.embedding_z, 3),
+                                         "keyword_hits": c.keyword_hits,
+                                         "learned": None if c.learned is None else round(c.learned, 4)}))
+        return tags
+
+    @staticmethod
+    def _select(dim: Dimension, scored: list[tuple[float, Candidate, Method, str | None, bool]]
+                ) -> list[tuple[float, Candidate, Method, str | None, bool]]:
+        if not scored:
+            return []
+        if dim.cardinality == "single":
+            return scored[:1] if scored[0][0] >= 0.35 else []
+        return [s for s in scored if s[0] >= 0.5]
+
+    def _best_passage(self, dim: Dimension, c: Candidate, chunks: list[str], chunk_vectors: np.ndarray) -> str:
+        """Evidence for a tag the embedding proposed: the start of the chunk closest to the value."""
+        mask = [i for i, (d, v) in enumerate(self.prototypes.owners)
+                if self.taxonomy.dimensions[d].id == dim.id and self.taxonomy.dimensions[d].values[v].id == c.value]
+        vectors = chunk_vectors if chunk_vectors.ndim == 2 else chunk_vectors[None, :]
+        best = int((vectors @ self.prototypes.matrix[mask].T).max(axis=1).argmax()) if mask else 0
+        return chunks[min(best, len(chunks) - 1)][:EVIDENCE_MAX_CHARS]
+
+    # --- the LLM -----------------------------------------------------------------------------
+    def _windows(self, text: str, chunks: list[str], overhead: int) -> list[str]:
+        room = max(200, self.budget - overhead)
+        if count_tokens(text, self.encoding) <= room:
+            return [text]
+        windows: list[str] = []
+        current = ""
+        for chunk in chunks:
+            candidate = f"{current}\n\n{chunk}" if current else chunk
+            if current and count_tokens(candidate, self.encoding) > room:
+                windows.append(current)
+                current = chunk
+            else:
+                current = candidate
+            if len(windows) == self.max_windows:
+                break
+        if current and len(windows) < self.max_windows:
+            windows.append(current)
+        return [truncate_to_tokens(w, room, self.encoding) for w in windows]
+
+    def _ask_llm(self, text: str, title: str, language: str, chunks: list[str], cands: dict[str, list[Candidate]],
+                 content_hash: str | None, result: TaggingResult) -> dict[tuple[str, str], tuple[float, str]] | None:
+        assert self.llm is not None and self.prompt is not None
+        offered = {dim.id: [c.value for c in cands[dim.id][: self.k]] for dim in self.taxonomy.dimensions}
+        lang = "zh" if language in ("zh", "mixed") else "en"
+        context_dims = []
+        for dim in self.taxonomy.dimensions:
+            context_dims.append({
+                "id": dim.id, "label": dim.label.get(lang), "single": dim.cardinality == "single",
+                "candidates": [{"id": v, "meaning": _meaning(dim, v, lang)} for v in offered[dim.id]]})
+        model = answer_model(self.taxonomy, offered)
+        overhead = count_tokens(str(self.prompt.messages(lang, dimensions=context_dims, title=title, text="")),
+                                self.encoding)
+        windows = self._windows(text, chunks, overhead)
+        key = cache_key(content=content_hash or _hash(text), taxonomy=result.taxonomy, llm=self.llm.model,
+                        embedder=self.embedder.name, prompt=self.prompt.version, offered=offered,
+                        windows=len(windows))
+        cached = self.cache.get(key) if self.cache else None
+        if cached is not None:
+            result.status = "cached"
+            return {(d, v): (conf, quote) for d, v, conf, quote in cached["choices"]}
+        merged: dict[tuple[str, str], tuple[float, str]] = {}
+        for window in windows:
+            messages = self.prompt.messages(lang, dimensions=context_dims, title=title, text=window)
+            answer = self._call_with_repair(messages, model, result)
+            if answer is None:
+                result.status = "llm_unavailable"
+                return None
+            for dim_id in offered:
+                for choice in getattr(answer, dim_id, None) or []:
+                    value = str(choice.value)
+                    if not self.taxonomy.has(dim_id, value):  # belt and braces: the enum already forbids it
+                        continue
+                    previous = merged.get((dim_id, value))
+                    if previous is None or choice.confidence > previous[0]:
+                        merged[(dim_id, value)] = (float(choice.confidence), str(choice.evidence))
+        for dim in self.taxonomy.dimensions:  # a merged single-valued dimension keeps its best value
+            if dim.cardinality == "single":
+                picks = sorted(((k, v) for k, v in merged.items() if k[0] == dim.id), key=lambda kv: -kv[1][0])
+                for k, _ in picks[1:]:
+                    del merged[k]
+        result.status = "ok"
+        if self.cache is not None:
+            self.cache.put(key, {"choices": [[d, v, c, q] for (d, v), (c, q) in merged.items()]}, self.llm.model,
+                           self.prompt.version, result.prompt_tokens, result.completion_tokens)
+        return merged
+
+    def _call_with_repair(self, messages: list[dict[str, str]], model: type[BaseModel],
+                          result: TaggingResult) -> BaseModel | None:
+        assert self.llm is not None
+        attempt_messages = messages
+        for attempt in range(2):
+            try:
+                answer = self.llm.structured(attempt_messages, model, max_tokens=self.max_answer_tokens)
+            except LLMError as exc:
+                result.llm_calls += 1
+                result.llm_error = f"{exc.code}: {exc}"
+                log.warning("LLM tagging attempt %d failed: %s", attempt + 1, result.llm_error)
+                if exc.code in ("llm_invalid_json", "llm_schema_mismatch"):
+                    attempt_messages = [*messages, {"role": "user", "content":
+                                        "Your previous answer was not valid JSON for the schema. "
+                                        "Answer again with JSON only."}]
+                continue
+            result.llm_calls += 1
+            result.prompt_tokens += answer.usage.prompt_tokens
+            result.completion_tokens += answer.usage.completion_tokens
+            result.llm_error = None
+            return answer.value
+        return None
+
+
+def _meaning(dim: Dimension, value_id: str, language: str) -> str:
+    value = dim.value(value_id)
+    assert value is not None
+    label = value.label.get(language)
+    definition = value.definition.get(language)
+    return f"{label}. {definition}" if definition and definition != label else label
+
+
+def _hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
