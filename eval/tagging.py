@@ -17,7 +17,7 @@ from indexers.chunker import chunk_blocks
 from indexers.document import ParsedDocument, TextBlock
 from service.core.embeddings import Embedder
 from service.core.taxonomy import Taxonomy
-from service.tagging.engine import Mode, TaggingEngine
+from service.tagging.engine import Mode, TaggingEngine, TaggingResult
 from service.tagging.learned import LearnedHeads
 
 
@@ -85,6 +85,33 @@ def fit_heads(taxonomy: Taxonomy, train: list[Prepared]) -> LearnedHeads:
     return LearnedHeads(taxonomy).fit(vectors, [p.item.labels for p in train])
 
 
+def _tag(engine: TaggingEngine, p: Prepared, mode: Mode) -> TaggingResult:
+    return engine.tag(p.item.text, title=p.item.title, language=p.item.language, chunks=p.chunks,
+                      chunk_vectors=p.vectors, content_hash=p.item.content_hash, metadata=p.item.metadata, mode=mode)
+
+
+def score_dimensions(taxonomy: Taxonomy, items: list[Prepared],
+                     predictions: list[dict[str, set[str]]]) -> dict[str, Any]:
+    """Per dimension (that the gold labels): summary scores plus per-label precision/recall/F1."""
+    dimensions: dict[str, Any] = {}
+    for dim in taxonomy.dimensions:
+        rows = [i for i, p in enumerate(items) if dim.id in p.item.labels]
+        if not rows:
+            continue
+        scores = score([items[i].item.labels[dim.id] for i in rows], [predictions[i][dim.id] for i in rows],
+                       dim.value_ids)
+        dimensions[dim.id] = {
+            **summary(scores),
+            "per_label": {k: {"precision": round(s.precision, 4), "recall": round(s.recall, 4),
+                              "f1": round(s.f1, 4), "support": s.support} for k, s in scores.items()},
+        }
+    return dimensions
+
+
+def _mean_macro(dimensions: dict[str, Any]) -> float:
+    return float(np.mean([d["macro_f1"] for d in dimensions.values()])) if dimensions else 0.0
+
+
 def run(engine: TaggingEngine, items: list[Prepared], mode: Mode,
         progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Predictions for ``items`` and their scores per dimension and per label."""
@@ -92,9 +119,7 @@ def run(engine: TaggingEngine, items: list[Prepared], mode: Mode,
     tokens = {"prompt": 0, "completion": 0, "calls": 0, "llm_unavailable": 0}
     started = time.perf_counter()
     for p in items:
-        result = engine.tag(p.item.text, title=p.item.title, language=p.item.language, chunks=p.chunks,
-                            chunk_vectors=p.vectors, content_hash=p.item.content_hash,
-                            metadata=p.item.metadata, mode=mode)
+        result = _tag(engine, p, mode)
         predictions.append({d.id: result.values(d.id) for d in engine.taxonomy.dimensions})
         tokens["prompt"] += result.prompt_tokens
         tokens["completion"] += result.completion_tokens
@@ -103,23 +128,10 @@ def run(engine: TaggingEngine, items: list[Prepared], mode: Mode,
         if progress:
             progress(1)
     elapsed = time.perf_counter() - started
-    dimensions: dict[str, Any] = {}
-    for dim in engine.taxonomy.dimensions:
-        rows = [i for i, p in enumerate(items) if dim.id in p.item.labels]
-        if not rows:
-            continue
-        gold = [items[i].item.labels[dim.id] for i in rows]
-        pred = [predictions[i][dim.id] for i in rows]
-        scores = score(gold, pred, dim.value_ids)
-        dimensions[dim.id] = {
-            **summary(scores),
-            "per_label": {k: {"precision": round(s.precision, 4), "recall": round(s.recall, 4),
-                              "f1": round(s.f1, 4), "support": s.support} for k, s in scores.items()},
-        }
+    dimensions = score_dimensions(engine.taxonomy, items, predictions)
     return {"mode": mode, "items": len(items), "seconds": round(elapsed, 2),
             "items_per_second": round(len(items) / elapsed, 3) if elapsed else None, "tokens": tokens,
-            "dimensions": dimensions,
-            "macro_f1_mean": float(np.mean([d["macro_f1"] for d in dimensions.values()])) if dimensions else 0.0}
+            "dimensions": dimensions, "macro_f1_mean": _mean_macro(dimensions)}
 
 
 def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[LearnedHeads | None], TaggingEngine],
@@ -127,22 +139,14 @@ def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[LearnedHeads | 
     """Learned heads fitted on k-1 folds, scored on the held-out fold; predictions pooled."""
     order = np.random.default_rng(seed).permutation(len(items))
     pooled: list[Prepared] = []
-    results: list[dict[str, set[str]]] = []
+    predictions: list[dict[str, set[str]]] = []
     for f in range(folds):
         test_idx = set(order[f::folds].tolist())
-        train = [items[i] for i in range(len(items)) if i not in test_idx]
-        test = [items[i] for i in sorted(test_idx)]
-        engine = engine_factory(fit_heads(taxonomy, train))
-        for p in test:
-            r = engine.tag(p.item.text, title=p.item.title, language=p.item.language, chunks=p.chunks,
-                           chunk_vectors=p.vectors, metadata=p.item.metadata, mode=mode)
-            pooled.append(p)
-            results.append({d.id: r.values(d.id) for d in taxonomy.dimensions})
-    dimensions = {}
-    for dim in taxonomy.dimensions:
-        rows = [i for i, p in enumerate(pooled) if dim.id in p.item.labels]
-        scores = score([pooled[i].item.labels[dim.id] for i in rows], [results[i][dim.id] for i in rows],
-                       dim.value_ids)
-        dimensions[dim.id] = summary(scores)
+        engine = engine_factory(fit_heads(taxonomy, [items[i] for i in range(len(items)) if i not in test_idx]))
+        for i in sorted(test_idx):
+            result = _tag(engine, items[i], mode)
+            pooled.append(items[i])
+            predictions.append({d.id: result.values(d.id) for d in taxonomy.dimensions})
+    dimensions = score_dimensions(taxonomy, pooled, predictions)
     return {"mode": f"{mode}-cv{folds}", "items": len(pooled), "dimensions": dimensions,
-            "macro_f1_mean": float(np.mean([d["macro_f1"] for d in dimensions.values()]))}
+            "macro_f1_mean": _mean_macro(dimensions)}
