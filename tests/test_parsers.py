@@ -112,3 +112,13 @@ def test_legacy_chinese_text_files_in_gb18030_are_decoded():
 ])
 def test_language_detection(text, expected):
     assert detect_language(text) == expected
+
+
+def test_a_json_sidecar_carries_the_compliance_metadata(tmp_path):
+    (tmp_path / "note.txt").write_text("Glucora is injected once weekly with a prefilled pen.", encoding="utf-8")
+    (tmp_path / "note.meta.json").write_text(
+        '{"product": "glucora", "approval_code": "GL-X-1", "approval_status": "Approved", '
+        '"valid_until": "2027-01-31", "owner": "Metabolism", "source": "external"}', encoding="utf-8")
+    d = read_file(tmp_path / "note.txt", tmp_path)
+    assert (d.meta.product, d.meta.approval_code, d.meta.approval_status) == ("glucora", "GL-X-1", "approved")
+    assert str(d.meta.valid_until) == "2027-01-31" and d.source == "external" and d.meta.owner == "Metabolism"
