@@ -36,6 +36,14 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+@app.callback()
+def _main() -> None:
+    """hcp-content: tag life-sciences content and match it to HCP needs."""
+    # SIGTERM (kill, docker stop, systemd) must unwind through `finally`, so a local LLM server a
+    # command started is stopped with it instead of being left running on its own.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default HCP_HOST).")] = None,
@@ -56,9 +64,7 @@ def serve(
                       "Run `hcp-content models prepare` (make run does), point HCP_LLM_BASE_URL at an "
                       "endpoint, or set HCP_LLM_MODE=off.")
         raise typer.Exit(2)
-    # SIGTERM (docker stop, systemd) during start-up must still run the shutdown path, so the LLM
-    # child process goes too; uvicorn installs its own handler while it serves.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # uvicorn installs its own SIGTERM handler while it serves; before that, _main's handler applies.
     components = build_components(settings)
     try:
         if ingest is not None:

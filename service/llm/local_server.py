@@ -72,7 +72,11 @@ class LocalLLMServer:
             # A session of its own: stopping the server signals its whole process group.
             self._proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                           start_new_session=True)
-        self._wait_ready(timeout_s)
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:  # interrupted (SIGTERM, Ctrl-C) or failed while starting: leave nothing behind
+            self.stop()
+            raise
         return self
 
     def _wait_ready(self, timeout_s: float) -> None:
