@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
+from indexers.document import sha256_hex
 from service.core.embeddings import Embedder
 from service.core.taxonomy import Dimension, Taxonomy
 from service.core.tokens import count_tokens, truncate_to_tokens
@@ -275,7 +276,7 @@ class TaggingEngine:
         overhead = count_tokens(str(self.prompt.messages(lang, dimensions=context_dims, title=title, text="")),
                                 self.encoding)
         windows = self._windows(text, chunks, overhead)
-        key = cache_key(content=content_hash or _hash(text), taxonomy=result.taxonomy, llm=self.llm.model,
+        key = cache_key(content=content_hash or sha256_hex(text.encode("utf-8")), taxonomy=result.taxonomy, llm=self.llm.model,
                         embedder=self.embedder.name, prompt=self.prompt.version, offered=offered,
                         windows=len(windows))
         cached = self.cache.get(key) if self.cache else None
@@ -339,8 +340,3 @@ def _meaning(dim: Dimension, value_id: str, language: str) -> str:
     definition = value.definition.get(language)
     return f"{label}. {definition}" if definition and definition != label else label
 
-
-def _hash(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
