@@ -276,8 +276,8 @@ class TaggingEngine:
         overhead = count_tokens(str(self.prompt.messages(lang, dimensions=context_dims, title=title, text="")),
                                 self.encoding)
         windows = self._windows(text, chunks, overhead)
-        key = cache_key(content=content_hash or sha256_hex(text.encode("utf-8")), taxonomy=result.taxonomy, llm=self.llm.model,
-                        embedder=self.embedder.name, prompt=self.prompt.version, offered=offered,
+        key = cache_key(content=content_hash or sha256_hex(text.encode("utf-8")), taxonomy=result.taxonomy,
+                        llm=self.llm.model, embedder=self.embedder.name, prompt=self.prompt.version, offered=offered,
                         windows=len(windows))
         cached = self.cache.get(key) if self.cache else None
         if cached is not None:
