@@ -17,8 +17,9 @@ from indexers.chunker import chunk_blocks
 from indexers.document import ParsedDocument, TextBlock
 from service.core.embeddings import Embedder
 from service.core.taxonomy import Taxonomy
+from service.tagging import training
 from service.tagging.engine import Mode, TaggingEngine, TaggingResult
-from service.tagging.learned import LearnedHeads
+from service.tagging.training import LabelledItem
 
 
 @dataclass
@@ -80,9 +81,16 @@ def prepare(items: list[GoldItem], embedder: Embedder, max_tokens: int = 300,
     return out
 
 
-def fit_heads(taxonomy: Taxonomy, train: list[Prepared]) -> LearnedHeads:
-    vectors = np.vstack([p.asset_vector for p in train])
-    return LearnedHeads(taxonomy).fit(vectors, [p.item.labels for p in train])
+def labelled(items: list[Prepared]) -> list[LabelledItem]:
+    return [LabelledItem(p.item.text, p.vectors, p.item.labels, title=p.item.title, language=p.item.language,
+                         chunks=p.chunks, content_hash=p.item.content_hash) for p in items]
+
+
+def fit(engine: TaggingEngine, train: list[Prepared], llm_items: int = 0,
+        progress: Callable[[int], None] | None = None) -> None:
+    """Learned heads and calibration from the training split, installed on ``engine``; with ``llm_items``,
+    that many training items also teach the calibrator how far to trust the LLM."""
+    training.fit(engine, labelled(train), llm_items=llm_items, progress=progress)
 
 
 def _tag(engine: TaggingEngine, p: Prepared, mode: Mode) -> TaggingResult:
@@ -134,15 +142,16 @@ def run(engine: TaggingEngine, items: list[Prepared], mode: Mode,
             "dimensions": dimensions, "macro_f1_mean": _mean_macro(dimensions)}
 
 
-def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[LearnedHeads | None], TaggingEngine],
+def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[], TaggingEngine],
                    items: list[Prepared], folds: int = 5, mode: Mode = "learned", seed: int = 7) -> dict[str, Any]:
-    """Learned heads fitted on k-1 folds, scored on the held-out fold; predictions pooled."""
+    """Heads and calibration fitted on k-1 folds, scored on the held-out fold; predictions pooled."""
     order = np.random.default_rng(seed).permutation(len(items))
     pooled: list[Prepared] = []
     predictions: list[dict[str, set[str]]] = []
     for f in range(folds):
         test_idx = set(order[f::folds].tolist())
-        engine = engine_factory(fit_heads(taxonomy, [items[i] for i in range(len(items)) if i not in test_idx]))
+        engine = engine_factory()
+        fit(engine, [items[i] for i in range(len(items)) if i not in test_idx])
         for i in sorted(test_idx):
             result = _tag(engine, items[i], mode)
             pooled.append(items[i])
@@ -150,3 +159,19 @@ def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[LearnedHeads | 
     dimensions = score_dimensions(taxonomy, pooled, predictions)
     return {"mode": f"{mode}-cv{folds}", "items": len(pooled), "dimensions": dimensions,
             "macro_f1_mean": _mean_macro(dimensions)}
+
+
+def reviewed_items(db: Any, vectors: Any, embedder: Embedder) -> list[Prepared]:
+    """The database's reviewed tags as gold items, with each asset's stored chunks and vectors."""
+    from service.jobs.material import load_material
+    from service.store.tags import reviewed_gold
+
+    out = []
+    for gold in reviewed_gold(db):
+        m = load_material(db, vectors, embedder, gold.asset_id)
+        if m is None:
+            continue
+        item = GoldItem(id=m.asset_id, text=m.text, labels=gold.labels, title=m.title, language=m.language,
+                        chunks=m.chunks, content_hash=m.content_hash, metadata=m.metadata)
+        out.append(Prepared(item, m.chunks, m.vectors))
+    return out

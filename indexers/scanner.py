@@ -29,9 +29,11 @@ def candidate_files(root: Path) -> list[Path]:
     return found
 
 
-def scan(root: Path, limits: Limits | None = None) -> Iterator[tuple[Path, Document | IngestError]]:
-    """Each file (or feed item) under ``root`` with its document, or the error that stopped it."""
-    base = root if root.is_dir() else root.parent
+def scan(root: Path, limits: Limits | None = None, base: Path | None = None
+         ) -> Iterator[tuple[Path, Document | IngestError]]:
+    """Each file (or feed item) under ``root`` with its document, or the error that stopped it. Source keys
+    are paths relative to ``base`` (default: ``root``, or a file's folder)."""
+    base = base or (root if root.is_dir() else root.parent)
     for path in candidate_files(root):
         key = source_key_for(path, base)
         try:

@@ -10,7 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from service import __version__
 from service.api import health
+from service.api.auth import RateLimiter
 from service.api.errors import install_error_handlers
+from service.api.routes import assets, audit, jobs, reviews, tagging, taxonomy
 from service.runtime import Components, build_components
 from service.settings import Settings, get_settings
 
@@ -22,14 +24,24 @@ def create_app(settings: Settings | None = None, components: Components | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = components is None
         app.state.components = components or await run_in_threadpool(build_components, settings or get_settings())
+        started_worker = False
+        if app.state.components.settings.worker_enabled and app.state.components.worker is None:
+            await run_in_threadpool(app.state.components.start_worker)
+            started_worker = True
         try:
             yield
         finally:
+            if started_worker and not owned:
+                worker, app.state.components.worker = app.state.components.worker, None
+                await run_in_threadpool(worker.close)
             if owned:
                 await run_in_threadpool(app.state.components.close)
 
     app = FastAPI(title="hcp-content", version=__version__, lifespan=lifespan,
                   description="Tags life-sciences content against a taxonomy and matches it to HCP needs.")
+    app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     app.include_router(health.router)
+    for module in (assets, jobs, tagging, taxonomy, reviews, audit):
+        app.include_router(module.router)
     return app

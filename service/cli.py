@@ -15,6 +15,8 @@ from service.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
     from service.ingest import Ingestor, IngestOutcome
+    from service.runtime import Components
+    from service.store.db import Database
 
 app = typer.Typer(help="hcp-content: tag life-sciences content and match it to HCP needs.", no_args_is_help=True)
 models_app = typer.Typer(help="Model files for the local LLM.", no_args_is_help=True)
@@ -67,10 +69,16 @@ def serve(
     # uvicorn installs its own SIGTERM handler while it serves; before that, _main's handler applies.
     components = build_components(settings)
     try:
+        _bootstrap_admin_key(components)
         if ingest is not None:
             from service.ingest import Ingestor
 
-            _run_ingest(Ingestor(components.db, components.vectors, components.embedder, settings), ingest, [])
+            # tagged quickly without the LLM so the service is useful at once; the LLM then refines the
+            # new assets' tags in a background job (cached: an unchanged asset costs no tokens next time)
+            outcomes = _run_ingest(Ingestor(components.db, components.vectors, components.embedder, settings,
+                                            tagger=components.tagger, tagging_mode="learned"), ingest, [])
+            _queue_llm_retag(components, [o.asset_id for o in outcomes
+                                          if o.asset_id and o.status in ("created", "new_version")])
         console.print(f"hcp-content on http://{host or settings.host}:{port or settings.port} "
                       f"(embedder {components.embedder.name}, store {components.vectors.backend}, "
                       f"database {components.db.dialect}, LLM {components.llm.model if components.llm else 'off'})")
@@ -80,6 +88,33 @@ def serve(
         pass
     finally:
         components.close()
+
+
+def _bootstrap_admin_key(components: Components) -> None:
+    """A fresh install has no keys: write one admin key to a 0600 file (never to the log)."""
+    from service.auth.keys import create_key, has_active_admin
+
+    if has_active_admin(components.db):
+        return
+    path = components.settings.resolved_admin_key_file
+    created = create_key(components.db, "admin", "bootstrap admin")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(created.secret + "\n")
+    console.print(f"No API keys existed: an admin key (id {created.principal.key_id}) was written to {path}. "
+                  "Create role keys with `hcp-content keys create --role ...`.")
+
+
+def _queue_llm_retag(components: Components, asset_ids: list[str]) -> None:
+    if not asset_ids or components.llm is None or components.tagger.default_mode not in ("full", "llm"):
+        return
+    from service.jobs.queue import create_job
+
+    tax = components.tagger.taxonomy
+    create_job(components.db, "retag", "cli", {"taxonomy": f"{tax.id}@{tax.version}", "dimensions": None,
+                                               "role": "admin"}, [(a, None) for a in asset_ids])
+    console.print(f"{len(asset_ids)} new assets queued for LLM tagging in the background.")
 
 
 def _run_ingest(ingestor: Ingestor, path: Path | None, feeds: list[str]) -> list[IngestOutcome]:
@@ -133,8 +168,10 @@ def ingest(
     path: Annotated[Path | None, typer.Argument(help="A content folder (scanned recursively) or one file.")] = None,
     feeds: Annotated[bool, typer.Option("--feeds", help="Also pull the RSS/Atom URLs in HCP_NEWS_FEEDS.")] = False,
     feed: Annotated[list[str] | None, typer.Option(help="An RSS/Atom URL to pull (repeatable).")] = None,
+    llm: Annotated[bool, typer.Option(help="Tag with the LLM now (slow on CPU); default: embeddings, keywords "
+                                      "and learned heads, the LLM refines when the service runs.")] = False,
 ) -> None:
-    """Ingest a content repository and news feeds: parse, chunk, embed and store, with versions."""
+    """Ingest a content repository and news feeds: parse, chunk, embed, tag and store, with versions."""
     from service.ingest import Ingestor
     from service.runtime import build_components
 
@@ -146,9 +183,252 @@ def ingest(
     if path is not None and not path.exists():
         console.print(f"[red]{path} does not exist.[/red]")
         raise typer.Exit(2)
-    components = build_components(settings, with_llm=False)
+    components = build_components(settings, with_llm=llm)
     try:
-        _run_ingest(Ingestor(components.db, components.vectors, components.embedder, settings), path, urls)
+        _run_ingest(Ingestor(components.db, components.vectors, components.embedder, settings,
+                             tagger=components.tagger), path, urls)
+    finally:
+        components.close()
+
+
+keys_app = typer.Typer(help="API keys and their roles.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+assets_app = typer.Typer(help="Stored assets.", no_args_is_help=True)
+app.add_typer(assets_app, name="assets")
+
+
+def _db_only() -> tuple[Settings, Database]:
+    from service.store.db import Database
+
+    settings = get_settings()
+    db = Database(settings.resolved_database_url)
+    if settings.migrate_on_start:
+        db.migrate()
+    return settings, db
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin | content_editor | reviewer | rep")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key (shown in the audit log).")] = "",
+) -> None:
+    """Create a key. It is printed once, to stdout; only its hash is stored."""
+    from service.auth.keys import KeyError_, create_key
+    from service.store import audit
+
+    _, db = _db_only()
+    try:
+        created = create_key(db, role, name or role)
+    except KeyError_ as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from err
+    with db.session() as s:
+        audit.record(s, "cli", "admin", "key.create", "api_key", created.principal.key_id, None,
+                     {"role": role, "name": created.principal.name})
+    console.print(f"key {created.principal.key_id} ({role}) created; store it now, it is not shown again:")
+    typer.echo(created.secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Keys with their role and state (never the secret)."""
+    from rich.table import Table
+
+    from service.auth.keys import list_keys
+
+    _, db = _db_only()
+    table = Table()
+    for column in ("id", "name", "role", "created", "last used", "revoked"):
+        table.add_column(column)
+    for k in list_keys(db):
+        table.add_row(k.id, k.name, k.role, f"{k.created_at:%Y-%m-%d %H:%M}",
+                      f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
+                      f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (the part after hcp_).")]) -> None:
+    """Revoke a key: it is refused from the next request on."""
+    from service.auth.keys import revoke_key
+    from service.store import audit
+
+    _, db = _db_only()
+    if not revoke_key(db, key_id):
+        console.print(f"[red]no key {key_id}[/red]")
+        raise typer.Exit(1)
+    with db.session() as s:
+        audit.record(s, "cli", "admin", "key.revoke", "api_key", key_id)
+    console.print(f"key {key_id} revoked")
+
+
+@assets_app.command("list")
+def assets_list(
+    approval_status: Annotated[str | None, typer.Option(help="draft | in_review | approved | withdrawn")] = None,
+    needs_review: Annotated[bool, typer.Option(help="Only assets with tags to review.")] = False,
+    limit: Annotated[int, typer.Option(help="Most rows shown.")] = 100,
+) -> None:
+    """Assets with their status and tag counts."""
+    from rich.table import Table
+    from sqlalchemy import func, select
+
+    from service.store.models import Asset, AssetTag
+
+    _, db = _db_only()
+    table = Table()
+    for column in ("id", "title", "lang", "format", "source", "status", "v", "tags", "to review"):
+        table.add_column(column)
+    with db.session() as s:
+        counts = dict(s.execute(select(AssetTag.asset_id, func.count()).where(AssetTag.status != "edited")
+                                .group_by(AssetTag.asset_id)).tuples().all())
+        flagged = dict(s.execute(select(AssetTag.asset_id, func.count()).where(
+            AssetTag.needs_review.is_(True), AssetTag.status == "proposed").group_by(AssetTag.asset_id)).tuples().all())
+        q = select(Asset).order_by(Asset.title).limit(limit)
+        if approval_status:
+            q = q.where(Asset.approval_status == approval_status)
+        for a in s.scalars(q):
+            if needs_review and not flagged.get(a.id):
+                continue
+            table.add_row(a.id, a.title[:50], a.language, a.format, a.source, a.approval_status,
+                          str(a.current_version), str(counts.get(a.id, 0)), str(flagged.get(a.id, 0)))
+    Console().print(table)
+
+
+@assets_app.command("show")
+def assets_show(asset_id: str) -> None:
+    """One asset: metadata, versions and tags with confidence, method and evidence."""
+    from rich.table import Table
+
+    from service.store.models import Asset
+
+    _, db = _db_only()
+    with db.session() as s:
+        a = s.get(Asset, asset_id)
+        if a is None:
+            console.print(f"[red]no asset {asset_id}[/red]")
+            raise typer.Exit(1)
+        out = Console()
+        out.print(f"[bold]{a.title}[/bold]  {a.id}  {a.format}/{a.language}/{a.source}  {a.approval_status}"
+                  f"  valid until {a.valid_until or '-'}  versions {len(a.versions)}  uri {a.uri}")
+        table = Table()
+        for column in ("id", "dimension", "value", "conf", "method", "status", "review?", "evidence"):
+            table.add_column(column)
+        for t in a.tags:
+            table.add_row(str(t.id), t.dimension, t.value, f"{t.confidence:.2f}", t.method, t.status,
+                          "yes" if t.needs_review else "", (t.evidence or "")[:60])
+        out.print(table)
+
+
+@assets_app.command("delete")
+def assets_delete(asset_id: str) -> None:
+    """Delete an asset with its versions, tags and vectors."""
+    from service.runtime import build_components
+    from service.store import audit
+    from service.store.models import Asset
+    from service.store.vectors import Where
+
+    components = build_components(get_settings(), with_llm=False)
+    try:
+        with components.db.session() as s:
+            a = s.get(Asset, asset_id)
+            if a is None:
+                console.print(f"[red]no asset {asset_id}[/red]")
+                raise typer.Exit(1)
+            components.vectors.delete_where(Where(equals={"asset_id": asset_id}))
+            audit.record(s, "cli", "admin", "asset.delete", "asset", asset_id, {"title": a.title, "uri": a.uri})
+            s.delete(a)
+        console.print(f"deleted {asset_id}")
+    finally:
+        components.close()
+
+
+@app.command()
+def tag(
+    file: Annotated[Path | None, typer.Argument(help="A file to tag (nothing is stored).")] = None,
+    text: Annotated[str | None, typer.Option(help="Text to tag instead of a file.")] = None,
+    mode: Annotated[str, typer.Option(help="embedding | learned | full")] = "learned",
+) -> None:
+    """Tag a file or text against the active taxonomy and print the tags (nothing is stored)."""
+    from rich.table import Table
+
+    from indexers.chunker import chunk_blocks
+    from indexers.document import ParsedDocument, TextBlock, detect_language
+    from indexers.errors import IngestError
+    from indexers.reader import read_file
+    from service.runtime import build_components
+
+    if (file is None) == (text is None):
+        console.print("[red]Give a file or --text (one of them).[/red]")
+        raise typer.Exit(2)
+    if mode not in ("embedding", "learned", "full"):
+        console.print(f"[red]unknown mode {mode}[/red]")
+        raise typer.Exit(2)
+    settings = get_settings()
+    components = build_components(settings, with_llm=mode == "full")
+    try:
+        if file is not None:
+            try:
+                doc = read_file(file, file.parent)
+            except IngestError as err:
+                console.print(f"[red]{err.code}: {err.message}[/red]")
+                raise typer.Exit(1) from err
+            body, title, language = doc.text, doc.title, doc.language
+            blocks = [TextBlock(**b) for b in doc.blocks]
+            metadata = {"format": doc.format, "source": doc.source}
+        else:
+            assert text is not None
+            body, title, language, blocks, metadata = text, "", detect_language(text), [TextBlock(text=text)], {}
+        parsed = ParsedDocument(format="txt", blocks=blocks).finalise()
+        chunks = [c.text for c in chunk_blocks(parsed.text, parsed.blocks, max_tokens=settings.chunk_tokens)] or [body]
+        result = components.tagger.tag(body, title=title, language=language, chunks=chunks,
+                                       chunk_vectors=components.embedder.embed_passages(chunks), content_hash=None,
+                                       metadata=metadata, mode=mode)  # type: ignore[arg-type]
+    finally:
+        components.close()
+    table = Table(title=f"{result.taxonomy} · {result.status}")
+    for column in ("dimension", "value", "confidence", "method", "review?", "evidence"):
+        table.add_column(column)
+    for t in result.tags:
+        table.add_row(t.dimension, t.value, f"{t.confidence:.2f}", t.method, "yes" if t.needs_review else "",
+                      (t.evidence or "")[:70])
+    Console().print(table)
+
+
+@app.command()
+def reindex() -> None:
+    """Rebuild every vector from the SQL rows (the source of truth) and drop vectors SQL does not know."""
+    from rich.progress import Progress
+
+    from service.runtime import build_components
+    from service.store.reconcile import reindex as rebuild
+
+    components = build_components(get_settings(), with_llm=False)
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task("re-embedding chunks", total=None)
+            stats = rebuild(components.db, components.vectors, components.embedder,
+                            progress=lambda done, total: progress.update(task, completed=done, total=total))
+        console.print(f"{stats['chunks']} chunks re-embedded; {stats['removed']} stray vectors removed")
+    finally:
+        components.close()
+
+
+@app.command()
+def worker() -> None:
+    """Run the background job worker on its own (for deployments whose API replicas set HCP_WORKER_ENABLED=false)."""
+    import threading
+
+    from service.runtime import build_components
+
+    settings = get_settings()
+    _setup_logging(settings)
+    components = build_components(settings)
+    try:
+        components.start_worker()
+        console.print("worker running; Ctrl-C to stop")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
     finally:
         components.close()
 
@@ -159,14 +439,18 @@ app.add_typer(eval_app, name="eval")
 
 @eval_app.command("tagging")
 def eval_tagging(
-    taxonomy: Annotated[Path, typer.Option(help="Taxonomy YAML (taxonomy/pharma.yaml, taxonomy/hoc.yaml, ...).")],
-    gold: Annotated[Path, typer.Option(help="Gold labels: the project's gold YAML, HoC TSV or CHIP-CTC JSON.")],
+    gold: Annotated[Path, typer.Option(help="Gold labels: the project's gold YAML, HoC TSV, CHIP-CTC JSON, or "
+                                       "`reviewed` for the tags reviewers settled in the database.")],
+    taxonomy: Annotated[Path | None, typer.Option(help="Taxonomy YAML (taxonomy/pharma.yaml, taxonomy/hoc.yaml, "
+                                                  "...); with `--gold reviewed`, the service's active one.")] = None,
     train: Annotated[Path | None, typer.Option(help="Training split for the learned heads (same format).")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N items.")] = None,
     train_limit: Annotated[int | None, typer.Option(help="Fit on a seeded sample of N training items.")] = None,
     mode: Annotated[str, typer.Option(help="embedding | learned | llm | full; several comma-separated run on "
                                       "the same embedded items")] = "embedding",
     out: Annotated[Path | None, typer.Option(help="Write the full report as JSON here.")] = None,
+    calibrate_llm: Annotated[int, typer.Option(help="Put this many training items to the LLM too, so the "
+                                               "calibration learns how far to trust it (needs --train).")] = 0,
 ) -> None:
     """Tagging accuracy against gold labels: per-label P/R/F1, micro- and macro-F1 per dimension."""
     import json
@@ -174,7 +458,7 @@ def eval_tagging(
     from rich.progress import Progress, TaskID
 
     from eval.datasets import load_gold
-    from eval.tagging import VectorCache, fit_heads, prepare, run
+    from eval.tagging import VectorCache, fit, prepare, run
     from service.core.embeddings import build_embedder
     from service.core.taxonomy import load_taxonomy
     from service.runtime import build_llm, start_local_llm
@@ -185,10 +469,16 @@ def eval_tagging(
     if not modes or any(m not in ("embedding", "learned", "llm", "full") for m in modes):
         console.print(f"[red]unknown mode in {mode!r}[/red]")
         raise typer.Exit(2)
-    if "learned" in modes and train is None:
+    if "learned" in modes and train is None and str(gold) != "reviewed":
         console.print("[red]--mode learned needs --train[/red]")
         raise typer.Exit(2)
     settings = get_settings()
+    if str(gold) == "reviewed":
+        _eval_reviewed(settings, modes, out)
+        return
+    if taxonomy is None:
+        console.print("[red]--taxonomy is needed with a gold file[/red]")
+        raise typer.Exit(2)
     tax = load_taxonomy(taxonomy)
     embedder = build_embedder(settings)
     items = load_gold(gold, tax, limit=limit)
@@ -197,12 +487,12 @@ def eval_tagging(
     with Progress(console=console) as progress:
         task = progress.add_task("embedding test items", total=len(items))
         prepared = prepare(items, embedder, progress=lambda n: progress.advance(task, n), cache=cache)
-        heads = None
+        train_prepared = None
         if train is not None:
             train_items = load_gold(train, tax, limit=train_limit)
             task2 = progress.add_task("embedding training items", total=len(train_items))
-            heads = fit_heads(tax, prepare(train_items, embedder, progress=lambda n: progress.advance(task2, n),
-                                           cache=cache))
+            train_prepared = prepare(train_items, embedder, progress=lambda n: progress.advance(task2, n),
+                                     cache=cache)
         server = None
         llm = None
         if {"llm", "full"} & set(modes):
@@ -212,7 +502,21 @@ def eval_tagging(
             server = start_local_llm(settings) if settings.effective_llm_mode == "local" else None
             llm = build_llm(settings, server.base_url if server else None)
         try:
-            engine = TaggingEngine(tax, embedder, llm=llm, prompt=load_prompt("tagging"), heads=heads)
+            cache_db = None
+            if llm is not None:
+                from service.store.db import Database
+                from service.tagging.cache import TagCache
+
+                # the LLM's answers are cached, so a rerun of the same evaluation costs no tokens
+                cache_db = Database(settings.resolved_database_url)
+                cache_db.migrate()
+            engine = TaggingEngine(tax, embedder, llm=llm, prompt=load_prompt("tagging"),
+                                   cache=TagCache(cache_db) if cache_db else None)
+            if train_prepared is not None:
+                n_llm = calibrate_llm if llm is not None else 0
+                task4 = progress.add_task("LLM on training items", total=n_llm) if n_llm else None
+                fit(engine, train_prepared, llm_items=n_llm,
+                    progress=(lambda n: progress.advance(task4, n)) if task4 is not None else None)
             for m in modes:
                 task3 = progress.add_task(f"tagging ({m})", total=len(prepared))
 
@@ -227,6 +531,39 @@ def eval_tagging(
         finally:
             if server is not None:
                 server.stop()
+    for report in reports:
+        _print_tagging_report(report)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2, ensure_ascii=False),
+                       encoding="utf-8")
+        typer.echo(f"report written to {out}")
+
+
+def _eval_reviewed(settings: Settings, modes: list[str], out: Path | None) -> None:
+    """Score the service's own tagger (heads and calibration trained on reviews) on the reviewed tags."""
+    import json
+
+    from eval.tagging import reviewed_items, run
+    from service.runtime import build_components
+
+    components = build_components(settings, with_llm=bool({"llm", "full"} & set(modes)))
+    try:
+        items = reviewed_items(components.db, components.vectors, components.embedder)
+        if not items:
+            console.print("[red]no reviewed tags in the database yet[/red]")
+            raise typer.Exit(1)
+        engine = components.tagger.engine
+        reports = []
+        for m in modes:
+            report = run(engine, items, m)  # type: ignore[arg-type]
+            report.update({"taxonomy": f"{engine.taxonomy.id}@{engine.taxonomy.version}", "gold": "reviewed",
+                           "heads": len(engine.heads.models) if engine.heads else 0,
+                           "embedder": components.embedder.name,
+                           "llm": components.llm.model if components.llm and m in ("llm", "full") else None})
+            reports.append(report)
+    finally:
+        components.close()
     for report in reports:
         _print_tagging_report(report)
     if out is not None:

@@ -26,9 +26,13 @@ from indexers.safety import Limits
 from indexers.scanner import scan
 from service.core.embeddings import Embedder
 from service.settings import Settings
+from service.store import audit
 from service.store.db import Database
 from service.store.models import Asset, AssetVersion, Chunk
+from service.store.tags import write_proposals
 from service.store.vectors import IndexType, VectorPoint, VectorStore, Where, point_id
+from service.tagging.engine import Mode, TaggingResult
+from service.tagging.tagger import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ class IngestOutcome:
     chunks: int = 0
     title: str | None = None
     error: IngestError | None = None
+    tags: int = 0
+    tagging_status: str | None = None
 
 
 def day_number(value: date | None, default: int) -> int:
@@ -66,8 +72,14 @@ def asset_payload(asset: Asset) -> dict[str, Any]:
 
 
 class Ingestor:
-    def __init__(self, db: Database, vectors: VectorStore, embedder: Embedder, settings: Settings) -> None:
+    """Writes documents into the stores; with a ``tagger``, each new content is tagged before its rows are
+    committed, so an asset is never stored without its tags. ``actor`` (key id, role) goes to the audit log."""
+
+    def __init__(self, db: Database, vectors: VectorStore, embedder: Embedder, settings: Settings,
+                 tagger: Tagger | None = None, actor: tuple[str, str] = ("cli", "admin"),
+                 tagging_mode: Mode | None = None) -> None:
         self.db, self.vectors, self.embedder, self.settings = db, vectors, embedder, settings
+        self.tagger, self.actor, self.tagging_mode = tagger, actor, tagging_mode
         self.limits = Limits(max_file_bytes=settings.max_file_bytes,
                              max_uncompressed_bytes=settings.max_uncompressed_bytes,
                              max_compression_ratio=settings.max_compression_ratio)
@@ -82,7 +94,9 @@ class Ingestor:
                 asset = same.asset
                 if asset.uri != doc.source_key:
                     return IngestOutcome(doc.source_key, "duplicate", asset.id, same.version, title=asset.title)
+                before = _summary(asset)
                 if self._apply_metadata(asset, doc):
+                    audit.record(s, *self.actor, "asset.metadata_update", "asset", asset.id, before, _summary(asset))
                     self.vectors.set_payload(Where(equals={"asset_id": asset.id}), asset_payload(asset))
                     return IngestOutcome(doc.source_key, "metadata_updated", asset.id, asset.current_version,
                                          title=asset.title)
@@ -98,6 +112,11 @@ class Ingestor:
             raise IngestError("no_extractable_text", "No text could be extracted.", doc.source_key)
         embeddings = self.embedder.embed_passages([self._embedding_text(doc, c) for c in chunks])
         chunk_ids = [f"{asset_id}:{version}:{c.ordinal}" for c in chunks]
+        tagged: TaggingResult | None = None
+        if self.tagger is not None:
+            tagged = self.tagger.tag(doc.text, title=doc.title, language=doc.language, chunks=[c.text for c in chunks],
+                                     chunk_vectors=embeddings, content_hash=doc.content_hash,
+                                     metadata={"format": doc.format, "source": doc.source}, mode=self.tagging_mode)
 
         written: list[str] = []
         try:
@@ -116,6 +135,11 @@ class Ingestor:
                     asset.chunks.append(Chunk(id=cid, version=version, ordinal=c.ordinal, text=c.text, page=c.page,
                                               slide=c.slide, section=c.section, char_start=c.char_start,
                                               char_end=c.char_end, token_count=c.token_count))
+                if tagged is not None:
+                    s.flush()
+                    write_proposals(s, asset_id, version, tagged)
+                audit.record(s, *self.actor, "asset.new_version" if found else "asset.create", "asset", asset_id,
+                             None, {**_summary(asset), "version": version, "chunks": len(chunks)})
                 payload = asset_payload(asset)
                 points = [VectorPoint(point_id(cid), vec, {**payload, "chunk_id": cid, "version": version,
                                                             "page": c.page, "slide": c.slide})
@@ -129,7 +153,8 @@ class Ingestor:
         if version > 1:
             self.vectors.delete_where(Where(equals={"asset_id": asset_id}, ranges={"version": (None, version - 1)}))
         return IngestOutcome(doc.source_key, "new_version" if version > 1 else "created", asset_id, version,
-                             len(chunks), doc.title)
+                             len(chunks), doc.title, tags=len(tagged.tags) if tagged else 0,
+                             tagging_status=tagged.status if tagged else None)
 
     @staticmethod
     def _embedding_text(doc: Document, chunk: TextChunk) -> str:
@@ -169,9 +194,10 @@ class Ingestor:
                 on_item(outcome)
         return outcomes
 
-    def ingest_path(self, root: Path, on_item: Callable[[IngestOutcome], None] | None = None) -> list[IngestOutcome]:
-        """Everything under ``root``; bad files are reported, never fatal."""
-        return self.ingest_items(((str(path), item) for path, item in scan(root, self.limits)), on_item)
+    def ingest_path(self, root: Path, on_item: Callable[[IngestOutcome], None] | None = None,
+                    base: Path | None = None) -> list[IngestOutcome]:
+        """Everything under ``root`` (source keys relative to ``base``); bad files are reported, never fatal."""
+        return self.ingest_items(((str(path), item) for path, item in scan(root, self.limits, base)), on_item)
 
     def ingest_feed_urls(self, urls: Iterable[str],
                          on_item: Callable[[IngestOutcome], None] | None = None) -> list[IngestOutcome]:
@@ -185,3 +211,8 @@ class Ingestor:
                 except IngestError as err:
                     yield url, err
         return self.ingest_items(items(), on_item)
+
+
+def _summary(asset: Asset) -> dict[str, Any]:
+    return {"title": asset.title, "approval_status": asset.approval_status, "product": asset.product,
+            "valid_until": asset.valid_until.isoformat() if asset.valid_until else None, "uri": asset.uri}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from service.core.embeddings import Embedder, build_embedder
 from service.llm.client import LLMClient
@@ -11,7 +12,12 @@ from service.llm.local_server import LocalLLMServer
 from service.settings import Settings
 from service.store.db import Database
 from service.store.factory import build_vector_store
+from service.store.taxonomies import activate_from_file
 from service.store.vectors import VectorStore
+from service.tagging.tagger import Tagger
+
+if TYPE_CHECKING:
+    from service.jobs.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +29,28 @@ class Components:
     vectors: VectorStore
     db: Database
     llm: LLMClient | None
+    tagger: Tagger
     llm_server: LocalLLMServer | None = None
+    worker: Worker | None = None
     closed: bool = field(default=False)
+
+    def start_worker(self) -> Worker:
+        """The background job worker (idempotent); it first clears vectors a crash may have orphaned."""
+        if self.worker is None:
+            from service.jobs.handlers import HANDLERS
+            from service.jobs.worker import Worker
+            from service.store.reconcile import drop_orphans
+
+            drop_orphans(self.db, self.vectors)
+            self.worker = Worker(self, HANDLERS).start()
+        return self.worker
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self.worker is not None:
+            self.worker.close()
         self.vectors.close()
         self.db.dispose()
         if self.llm_server is not None:
@@ -73,4 +94,14 @@ def build_components(settings: Settings, *, with_llm: bool = True) -> Components
         vectors.close()
         db.dispose()
         raise
-    return Components(settings=settings, embedder=embedder, vectors=vectors, db=db, llm=llm, llm_server=server)
+    try:
+        active = activate_from_file(db, settings.taxonomy_path)
+        tagger = Tagger(active.taxonomy, embedder, llm, db, settings.training_dir, mode=settings.tagging_mode)
+    except BaseException:
+        if server is not None:
+            server.stop()
+        vectors.close()
+        db.dispose()
+        raise
+    return Components(settings=settings, embedder=embedder, vectors=vectors, db=db, llm=llm, tagger=tagger,
+                      llm_server=server)

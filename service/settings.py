@@ -100,10 +100,32 @@ class Settings(BaseSettings):
     llm_start_timeout_s: float = Field(180.0, gt=0, description="How long to wait for the local "
                                        "LLM server to answer after start.")
 
+    # --- tagging -----------------------------------------------------------------------------
+    tagging_mode: Literal["full", "learned", "embedding"] = Field(
+        "full", description="How ingested assets are tagged: `full` (signals propose, the LLM decides; "
+        "without an LLM it falls back to `learned`), `learned` (embeddings, keywords and heads fitted on "
+        "reviews), `embedding` (zero-shot).")
+    retrain_after_reviews: int = Field(20, ge=1, description="Reviews since the last training that queue a "
+                                       "retraining of the learned heads and calibration.")
+
+    # --- jobs --------------------------------------------------------------------------------
+    worker_enabled: bool = Field(True, description="Run the background job worker inside the service "
+                                 "(off on API replicas when a separate `hcp-content worker` runs).")
+    worker_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs.")
+    job_lease_s: float = Field(60.0, gt=0, description="A running job whose worker has not reported for "
+                               "this long is taken over (its process died).")
+    upload_max_files: int = Field(200, ge=1, description="Most files in one upload request.")
+    ingest_roots: list[Path] = Field(default_factory=list, description="Server folders the API may ingest "
+                                     "from (`POST /v1/ingest/path`); empty: none (JSON list).")
+
     # --- HTTP service --------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `hcp-content serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `hcp-content serve` binds.")
     log_level: str = Field("info", description="Log level.")
+    rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute one API key may make "
+                                       "(429 beyond, with Retry-After).")
+    bootstrap_admin_key_file: Path | None = Field(None, description="Where `serve` writes a first admin key "
+                                                  "when the database has none. Unset: `<data_dir>/admin.key`.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -123,6 +145,18 @@ class Settings(BaseSettings):
     @property
     def qdrant_path(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def training_dir(self) -> Path:
+        return self.data_dir / "training"
+
+    @property
+    def resolved_admin_key_file(self) -> Path:
+        return self.bootstrap_admin_key_file or self.data_dir / "admin.key"
 
     @property
     def models_dir(self) -> Path:

@@ -22,11 +22,12 @@ EMBEDDING_FLOORS = {
     "evidence_level": 0.317, "audience": 0.135, "value_driver": 0.672, "treatment_concept": 0.259,
     "customer_need": 0.303, "key_message": 0.531, "adoption_stage": 0.185, "source": 1.0,
 }
-# measured: learned heads, 5-fold cross-validation over the 36 gold assets
+# measured: learned heads + calibration fitted on out-of-fold signals, 5-fold cross-validation over the 36
+# gold assets (mean 0.645, up from 0.501 with the hand-set blend; product and adoption_stage lost a little)
 LEARNED_CV_FLOORS = {
-    "therapy_area": 0.639, "disease": 0.823, "product": 0.925, "content_type": 0.496, "format": 1.0,
-    "evidence_level": 0.376, "audience": 0.020, "value_driver": 0.449, "treatment_concept": 0.073,
-    "customer_need": 0.067, "key_message": 0.405, "adoption_stage": 0.242, "source": 1.0,
+    "therapy_area": 0.931, "disease": 0.921, "product": 0.891, "content_type": 0.567, "format": 1.0,
+    "evidence_level": 0.320, "audience": 0.692, "value_driver": 0.709, "treatment_concept": 0.343,
+    "customer_need": 0.323, "key_message": 0.519, "adoption_stage": 0.157, "source": 1.0,
 }
 SLACK = 0.03
 
@@ -48,6 +49,6 @@ def test_embedding_zero_shot_reaches_its_floor_on_every_dimension(prepared, embe
 
 def test_learned_heads_reach_their_cross_validated_floor_on_every_dimension(prepared, embedder):
     taxonomy, items = prepared
-    report = cross_validate(taxonomy, lambda heads: TaggingEngine(taxonomy, embedder, heads=heads), items, folds=5)
+    report = cross_validate(taxonomy, lambda: TaggingEngine(taxonomy, embedder), items, folds=5)
     for dim, floor in LEARNED_CV_FLOORS.items():
         assert report["dimensions"][dim]["macro_f1"] >= floor - SLACK, (dim, report["dimensions"][dim]["macro_f1"])

@@ -28,9 +28,11 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """Raise from a route to answer ``status`` with a machine-readable ``code``."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Any | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+        self.headers = headers
 
 
 def _body(code: str, message: str, details: Any | None = None) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def _body(code: str, message: str, details: Any | None = None) -> dict[str, Any]
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

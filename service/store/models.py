@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -40,6 +40,8 @@ class Asset(Base):
 
     versions: Mapped[list[AssetVersion]] = relationship(back_populates="asset", cascade="all, delete-orphan",
                                                         order_by="AssetVersion.version")
+    tags: Mapped[list[AssetTag]] = relationship(back_populates="asset", cascade="all, delete-orphan",
+                                                order_by="(AssetTag.dimension, AssetTag.id)")
     chunks: Mapped[list[Chunk]] = relationship(back_populates="asset", cascade="all, delete-orphan",
                                                order_by="(Chunk.version, Chunk.ordinal)")
 
@@ -103,3 +105,155 @@ class LLMTagCache(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AssetTag(Base):
+    """A tag on an asset: proposed by the engine, then perhaps accepted, rejected or replaced by a reviewer.
+
+    Reviewed tags are gold labels: re-tagging never overwrites them, and the learned heads train on them."""
+
+    __tablename__ = "asset_tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    dimension: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(128))
+    confidence: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(16))  # llm, embedding, keyword, learned, metadata, human
+    evidence: Mapped[str | None] = mapped_column(Text)
+    evidence_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="proposed")  # proposed, accepted, rejected, edited
+    taxonomy_version: Mapped[str] = mapped_column(String(64))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    models: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    signals: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    tagging_status: Mapped[str] = mapped_column(String(24))  # ok, cached, llm_unavailable, llm_off
+    reviewed_by: Mapped[str | None] = mapped_column(String(32))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    review_comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    asset: Mapped[Asset] = relationship(back_populates="tags")
+
+    __table_args__ = (
+        Index("ix_asset_tags_asset_dimension", "asset_id", "dimension"),
+        Index("ix_asset_tags_dimension_value", "dimension", "value"),
+        Index("ix_asset_tags_review", "needs_review", "status"),
+    )
+
+
+class TagReview(Base):
+    """Every review decision, kept even when the tag later changes: the history behind the gold labels."""
+
+    __tablename__ = "tag_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tag_id: Mapped[int | None] = mapped_column(ForeignKey("asset_tags.id", ondelete="SET NULL"))
+    asset_id: Mapped[str] = mapped_column(String(64), index=True)
+    dimension: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # accept, reject, edit
+    value_before: Mapped[str] = mapped_column(String(128))
+    value_after: Mapped[str | None] = mapped_column(String(128))
+    confidence: Mapped[float | None] = mapped_column(Float)  # the engine's confidence when reviewed
+    method: Mapped[str | None] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class TaxonomyVersion(Base):
+    """A taxonomy as it was loaded or replaced; the active one is what the service tags against."""
+
+    __tablename__ = "taxonomy_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    taxonomy_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)  # the YAML as given
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("taxonomy_id", "version", name="uq_taxonomy_versions_version"),)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored (keys are 256-bit random, so a fast hash is enough)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the public prefix, shown in logs and audit
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One write: who (key id and role), what (action, target), when, and the state before and after."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(32))  # key id, or "cli"/"system"
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(96))
+    before: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class Job(Base):
+    """A background job (ingest an upload or a path, re-tag, retrain), durable across restarts."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # ingest_upload, ingest_path, retag, retrain
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    # queued, running, succeeded, failed (every item failed or the job itself broke), partial (some failed)
+    created_by: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # the worker holding the job and when it last said so: a job whose heartbeat is stale (its process
+    # died) is taken over by the next worker that looks
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    items: Mapped[list[JobItem]] = relationship(back_populates="job", cascade="all, delete-orphan",
+                                                order_by="JobItem.ordinal")
+
+
+class JobItem(Base):
+    """One unit of a job (a file, an asset) with its outcome."""
+
+    __tablename__ = "job_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)  # file name or asset id, as the user knows it
+    path: Mapped[str | None] = mapped_column(Text)  # where the worker reads it
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, done, failed
+    outcome: Mapped[str | None] = mapped_column(String(24))  # created, new_version, unchanged, ...
+    asset_id: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    job: Mapped[Job] = relationship(back_populates="items")
+
+    __table_args__ = (UniqueConstraint("job_id", "ordinal", name="uq_job_items_ordinal"),)

@@ -27,6 +27,7 @@ from service.core.tokens import count_tokens, truncate_to_tokens
 from service.llm.client import LLMClient, LLMError
 from service.tagging.answer import EVIDENCE_MAX_CHARS, answer_model
 from service.tagging.cache import TagCache, cache_key
+from service.tagging.calibration import Calibrator, LLMSignal
 from service.tagging.learned import LearnedHeads
 from service.tagging.prompts import PromptTemplate
 from service.tagging.quotes import QuoteChecker
@@ -108,7 +109,8 @@ class TaggingEngine:
                  prompt: PromptTemplate | None = None, heads: LearnedHeads | None = None,
                  cache: TagCache | None = None, candidates_per_dimension: int = 4,
                  prompt_token_budget: int = 1400, max_windows: int = 3, encoding: str = "cl100k_base",
-                 weights: Weights | None = None, max_answer_tokens: int = 700) -> None:
+                 weights: Weights | None = None, max_answer_tokens: int = 700,
+                 calibrator: Calibrator | None = None) -> None:
         self.taxonomy = taxonomy
         self.embedder = embedder
         self.llm = llm
@@ -120,34 +122,53 @@ class TaggingEngine:
         self.max_windows = max_windows
         self.encoding = encoding
         self.weights = weights or Weights()
+        self.calibrator = calibrator
         self.max_answer_tokens = max_answer_tokens
         self.prototypes = PrototypeIndex(taxonomy, embedder)
         self.keywords = KeywordMatcher(taxonomy)
 
     # --- signals -----------------------------------------------------------------------------
-    def candidates(self, text: str, chunk_vectors: np.ndarray, *, use_embedding: bool = True,
-                   use_learned: bool = True) -> dict[str, list[Candidate]]:
-        """Every value of every dimension with its prior, best first."""
-        w = self.weights
+    def signals(self, text: str, chunk_vectors: np.ndarray, *, use_learned: bool = True,
+                heads: LearnedHeads | None = None) -> dict[str, dict[str, tuple[float, int, float | None]]]:
+        """Raw signals per dimension and value: (embedding z-score, keyword hits, learned probability).
+        ``heads`` overrides the engine's own (calibration scores held-out examples with other heads)."""
+        heads = heads or self.heads
         sims = self.prototypes.scores(chunk_vectors)
         hits = self.keywords.hits(text)
         asset_vector = chunk_vectors.mean(axis=0) if chunk_vectors.ndim == 2 else chunk_vectors
         asset_vector = asset_vector / (np.linalg.norm(asset_vector) or 1.0)
-        learned = self.heads.predict(asset_vector) if (self.heads and use_learned) else {}
-        out: dict[str, list[Candidate]] = {}
+        learned = heads.predict(asset_vector) if (heads and use_learned) else {}
+        out: dict[str, dict[str, tuple[float, int, float | None]]] = {}
         for dim in self.taxonomy.dimensions:
             z = standardise(sims[dim.id])
-            cands = []
+            out[dim.id] = {}
             for i, value in enumerate(dim.values):
                 hit = hits.get((dim.id, value.id))
-                n_hits = hit.count if hit else 0
-                logit = w.bias + (w.embedding_z * float(z[i]) if use_embedding else 0.0) + w.keyword * min(n_hits, 3)
-                prior = _sigmoid(logit)
-                p_learned = learned.get((dim.id, value.id))
-                if p_learned is not None:
-                    prior = w.learned_share * p_learned + (1 - w.learned_share) * prior
-                cands.append(Candidate(dim.id, value.id, prior, float(z[i]), n_hits,
-                                       hit.sentence if hit else None, p_learned))
+                out[dim.id][value.id] = (float(z[i]), hit.count if hit else 0, learned.get((dim.id, value.id)))
+        return out
+
+    def candidates(self, text: str, chunk_vectors: np.ndarray, *, use_learned: bool = True,
+                   heads: LearnedHeads | None = None) -> dict[str, list[Candidate]]:
+        """Every value of every dimension with its prior, best first.
+
+        With learned heads in play and a calibrator fitted for the dimension, the prior is the calibrated
+        probability; otherwise the hand-set weights combine embedding and keyword evidence (and blend in
+        a learned head's probability where one exists)."""
+        w = self.weights
+        signals = self.signals(text, chunk_vectors, use_learned=use_learned, heads=heads)
+        hits = self.keywords.hits(text)
+        out: dict[str, list[Candidate]] = {}
+        for dim in self.taxonomy.dimensions:
+            cands = []
+            for value_id, (z, n_hits, p_learned) in signals[dim.id].items():
+                prior = self.calibrator.probability(dim.id, z, n_hits, p_learned) \
+                    if (self.calibrator and use_learned) else None
+                if prior is None:
+                    prior = _sigmoid(w.bias + w.embedding_z * z + w.keyword * min(n_hits, 3))
+                    if p_learned is not None:
+                        prior = w.learned_share * p_learned + (1 - w.learned_share) * prior
+                hit = hits.get((dim.id, value_id))
+                cands.append(Candidate(dim.id, value_id, prior, z, n_hits, hit.sentence if hit else None, p_learned))
             out[dim.id] = sorted(cands, key=lambda c: c.prior, reverse=True)
         return out
 
@@ -159,18 +180,20 @@ class TaggingEngine:
         if chunk_vectors is None:
             chunk_vectors = self.embedder.embed_passages(chunks)
         use_learned = mode in ("learned", "full", "llm")
-        only_learned = mode == "learned" and self.heads is not None and bool(self.heads.models)
-        cands = self.candidates(text, chunk_vectors, use_embedding=not only_learned, use_learned=use_learned)
+        cands = self.candidates(text, chunk_vectors, use_learned=use_learned)
         result = TaggingResult(tags=[], status="llm_off", taxonomy=f"{self.taxonomy.id}@{self.taxonomy.version}",
                                prompt_version=self.prompt.version if self.prompt else None,
                                models={"embedder": self.embedder.name})
+        known = self._from_metadata(metadata or {})
+        known_dims = {k.dimension for k in known}
         llm_choices: dict[tuple[str, str], tuple[float, str]] | None = None
         if mode in ("llm", "full") and self.llm is not None and self.prompt is not None:
             result.models["llm"] = self.llm.model
-            llm_choices = self._ask_llm(text, title, language, chunks, cands, content_hash, result)
-        known = self._from_metadata(metadata or {})
+            # a dimension the file's metadata already decides is not worth the LLM's tokens
+            open_cands = {d: c for d, c in cands.items() if d not in known_dims}
+            llm_choices = self._ask_llm(text, title, language, chunks, open_cands, content_hash, result)
         decided = self._decide(text, chunks, chunk_vectors, cands, llm_choices, mode)
-        result.tags = [*known, *[t for t in decided if t.dimension not in {k.dimension for k in known}]]
+        result.tags = [*known, *[t for t in decided if t.dimension not in known_dims]]
         return result
 
     def _from_metadata(self, metadata: dict[str, str]) -> list[Tag]:
@@ -186,35 +209,73 @@ class TaggingEngine:
                                 evidence_verified=False, needs_review=False))
         return tags
 
+    def llm_signals(self, cands: dict[str, list[Candidate]],
+                    llm_choices: dict[tuple[str, str], tuple[float, str]], checker: QuoteChecker
+                    ) -> dict[str, dict[str, LLMSignal]]:
+        """Per dimension and value: offered to the LLM?, its confidence if it chose the value, quote found?"""
+        out: dict[str, dict[str, LLMSignal]] = {}
+        for dim_id, dim_cands in cands.items():
+            offered = {c.value for c in dim_cands[: self.k]}
+            out[dim_id] = {}
+            for c in dim_cands:
+                choice = llm_choices.get((dim_id, c.value))
+                conf, verified = (choice[0], checker.contains(choice[1])) if choice else (0.0, False)
+                out[dim_id][c.value] = (c.value in offered, max(conf, 1e-3) if choice else 0.0, verified)
+        return out
+
+    def ask_for_training(self, text: str, *, title: str, language: str, chunks: list[str],
+                         chunk_vectors: np.ndarray, content_hash: str | None, heads: LearnedHeads | None
+                         ) -> dict[str, dict[str, LLMSignal]] | None:
+        """The LLM's answer on a labelled item, as calibration features (None when the LLM failed)."""
+        if self.llm is None or self.prompt is None:
+            return None
+        cands = self.candidates(text, chunk_vectors, heads=heads)
+        scratch = TaggingResult(tags=[], status="llm_off", taxonomy=f"{self.taxonomy.id}@{self.taxonomy.version}",
+                                prompt_version=self.prompt.version, models={})
+        choices = self._ask_llm(text, title, language, chunks, cands, content_hash, scratch)
+        return None if choices is None else self.llm_signals(cands, choices, QuoteChecker(text))
+
     def _decide(self, text: str, chunks: list[str], chunk_vectors: np.ndarray, cands: dict[str, list[Candidate]],
                 llm_choices: dict[tuple[str, str], tuple[float, str]] | None, mode: Mode) -> list[Tag]:
         w = self.weights
         checker = QuoteChecker(text)
+        signals = self.llm_signals(cands, llm_choices, checker) if llm_choices is not None else None
+        fitted_llm = signals is not None and mode == "full" and self.calibrator is not None
         tags: list[Tag] = []
         for dim in self.taxonomy.dimensions:
             scored: list[tuple[float, Candidate, Method, str | None, bool]] = []
+            use_fitted = fitted_llm and self.calibrator is not None and dim.id in self.calibrator.llm_thresholds
             for c in cands[dim.id]:
                 logit = _logit(c.prior)
                 method: Method = "learned" if c.learned is not None and mode == "learned" else \
                     ("keyword" if c.keyword_hits else "embedding")
                 evidence, verified = c.keyword_sentence, c.keyword_sentence is not None
-                if llm_choices is not None:
+                if llm_choices is not None and signals is not None:
+                    offered, conf, quote_found = signals[dim.id][c.value]
                     choice = llm_choices.get((dim.id, c.value))
-                    if choice is not None:
-                        conf, quote = choice
-                        verified = checker.contains(quote)
-                        boost = w.llm_chosen * conf * (1.0 if verified else w.unverified_quote)
+                    if use_fitted:
+                        assert self.calibrator is not None
+                        p = self.calibrator.with_llm(dim.id, c.prior, signals[dim.id][c.value])
+                        logit = _logit(p if p is not None else c.prior)
+                    elif choice is not None:
+                        boost = w.llm_chosen * conf * (1.0 if quote_found else w.unverified_quote)
                         logit = w.bias + boost if mode == "llm" else logit + boost
-                        method = "llm"
-                        evidence = quote if verified else evidence  # an unfound quote is dropped
-                        verified = verified or evidence is not None
                     elif mode == "llm":
                         logit = w.bias + w.llm_not_chosen
-                    else:
-                        logit += w.llm_not_chosen if c in cands[dim.id][: self.k] else 0.0
+                    elif offered:
+                        logit += w.llm_not_chosen
+                    if choice is not None:
+                        method = "llm"
+                        evidence = choice[1] if quote_found else evidence  # an unfound quote is dropped
+                        verified = quote_found or evidence is not None
                 scored.append((_sigmoid(logit), c, method, evidence, verified))
             scored.sort(key=lambda s: s[0], reverse=True)
-            chosen = self._select(dim, scored)
+            if use_fitted:
+                assert self.calibrator is not None
+                threshold = self.calibrator.llm_thresholds[dim.id]
+            else:
+                threshold = self._threshold(dim, mode != "embedding" and llm_choices is None)
+            chosen = self._select(dim, scored, threshold)
             for confidence, c, method, evidence, verified in chosen:
                 if evidence is None:
                     evidence, verified = self._best_passage(dim, c, chunks, chunk_vectors), True
@@ -225,14 +286,22 @@ class TaggingEngine:
                                          "learned": None if c.learned is None else round(c.learned, 4)}))
         return tags
 
+    def _threshold(self, dim: Dimension, calibrated: bool) -> float:
+        """The probability a value needs to be selected: fitted per dimension when the calibrated prior
+        decides alone (no LLM moved the scores), else the prior's defaults."""
+        fitted = self.calibrator.thresholds.get(dim.id) if self.calibrator and calibrated else None
+        if fitted is not None:
+            return fitted
+        return 0.35 if dim.cardinality == "single" else 0.5
+
     @staticmethod
-    def _select(dim: Dimension, scored: list[tuple[float, Candidate, Method, str | None, bool]]
+    def _select(dim: Dimension, scored: list[tuple[float, Candidate, Method, str | None, bool]], threshold: float
                 ) -> list[tuple[float, Candidate, Method, str | None, bool]]:
         if not scored:
             return []
         if dim.cardinality == "single":
-            return scored[:1] if scored[0][0] >= 0.35 else []
-        return [s for s in scored if s[0] >= 0.5]
+            return scored[:1] if scored[0][0] >= threshold else []
+        return [s for s in scored if s[0] >= threshold]
 
     def _best_passage(self, dim: Dimension, c: Candidate, chunks: list[str], chunk_vectors: np.ndarray) -> str:
         """Evidence for a tag the embedding proposed: the start of the chunk closest to the value."""

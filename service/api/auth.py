@@ -1,0 +1,76 @@
+"""API-key authentication, role checks and the per-key rate limit, as FastAPI dependencies.
+
+401 means "who are you?" (no key, unknown or revoked key); 403 means "you may not" (the key's role lacks
+the permission). A key is read from ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import ComponentsDep
+from service.api.errors import ApiError
+from service.auth.keys import Principal, verify_key
+from service.auth.roles import Permission, allows
+
+
+class RateLimiter:
+    """A sliding one-minute window per key (in process: each replica limits on its own)."""
+
+    def __init__(self) -> None:
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key_id: str, per_minute: int) -> float | None:
+        """None when allowed; else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.setdefault(key_id, deque())
+            while hits and now - hits[0] >= 60.0:
+                hits.popleft()
+            if len(hits) >= per_minute:
+                return max(0.0, 60.0 - (now - hits[0]))
+            hits.append(now)
+            return None
+
+
+def _presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.headers.get("x-api-key") or None
+
+
+async def current_principal(request: Request, components: ComponentsDep) -> Principal:
+    presented = _presented_key(request)
+    if presented is None:
+        raise ApiError(401, "missing_api_key", "This endpoint needs an API key: send `Authorization: Bearer <key>` "
+                       "or `X-API-Key: <key>`.")
+    principal = await run_in_threadpool(verify_key, components.db, presented)
+    if principal is None:
+        raise ApiError(401, "invalid_api_key", "The API key is unknown or has been revoked.")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = limiter.check(principal.key_id, components.settings.rate_limit_per_minute)
+    if wait is not None:
+        raise ApiError(429, "rate_limited", f"Too many requests for this key; try again in {wait:.0f} s.",
+                       {"retry_after_s": round(wait, 1)}, headers={"Retry-After": str(max(1, round(wait)))})
+    request.state.principal = principal
+    return principal
+
+
+def require(permission: Permission) -> Callable[..., object]:
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not allows(principal.role, permission):
+            raise ApiError(403, "forbidden", f"A key with role '{principal.role}' may not do this "
+                           f"(needs permission '{permission}').")
+        return principal
+    return dependency
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,161 @@
+"""Assets: list with filters and cursor pagination, read one, delete one."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from service.api.auth import require
+from service.api.deps import ComponentsDep
+from service.api.errors import ApiError
+from service.api.schemas import AssetDetail, AssetPage, AssetSummary, ChunkOut, VersionOut
+from service.auth.keys import Principal
+from service.auth.roles import allows
+from service.runtime import Components
+from service.store import audit
+from service.store.models import Asset, AssetTag, Chunk
+from service.store.vectors import Where
+
+router = APIRouter(prefix="/v1/assets", tags=["assets"])
+ACTIVE_TAG = ("proposed", "accepted")
+
+
+def rep_visible() -> ColumnElement[bool]:
+    """Approved and not expired: all a rep may ever see."""
+    return and_(Asset.approval_status == "approved",
+                or_(Asset.valid_until.is_(None), Asset.valid_until >= date.today()))
+
+
+def _encode(asset_id: str) -> str:
+    return base64.urlsafe_b64encode(asset_id.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    try:
+        decoded = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(422, "invalid_cursor", "The cursor is not one this API returned.") from exc
+    if not decoded:
+        raise ApiError(422, "invalid_cursor", "The cursor is not one this API returned.")
+    return decoded
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _tags(s: Session, asset_ids: list[str], reps_only: bool) -> dict[str, list[AssetTag]]:
+    out: dict[str, list[AssetTag]] = {a: [] for a in asset_ids}
+    if not asset_ids:
+        return out
+    q = select(AssetTag).where(AssetTag.asset_id.in_(asset_ids)).order_by(AssetTag.dimension, AssetTag.id)
+    if reps_only:
+        q = q.where(AssetTag.status.in_(ACTIVE_TAG))
+    for t in s.scalars(q):
+        out[t.asset_id].append(t)
+    return out
+
+
+def _list(c: Components, principal: Principal, tag: list[str], source: str | None, language: str | None,
+          fmt: str | None, approval_status: str | None, needs_review: bool | None, q: str | None, limit: int,
+          cursor: str | None) -> AssetPage:
+    query = select(Asset).order_by(Asset.id).limit(limit + 1)
+    reps_only = not allows(principal.role, "assets:read")
+    if reps_only:
+        query = query.where(rep_visible())
+    if cursor:
+        query = query.where(Asset.id > _decode(cursor))
+    for item in tag:
+        dim, sep, value = item.partition(":")
+        if not sep or not dim or not value:
+            raise ApiError(422, "invalid_tag_filter", f"Tag filters read dimension:value, not {item!r}.")
+        query = query.where(exists().where(AssetTag.asset_id == Asset.id, AssetTag.dimension == dim,
+                                           AssetTag.value == value, AssetTag.status.in_(ACTIVE_TAG)))
+    for column, wanted in ((Asset.source, source), (Asset.language, language), (Asset.format, fmt),
+                           (Asset.approval_status, approval_status)):
+        if wanted is not None:
+            query = query.where(column == wanted)
+    if needs_review is not None:
+        flagged = exists().where(AssetTag.asset_id == Asset.id, AssetTag.needs_review.is_(True),
+                                 AssetTag.status == "proposed")
+        query = query.where(flagged if needs_review else ~flagged)
+    if q:
+        pattern = _like(q)
+        query = query.where(or_(Asset.title.ilike(pattern, escape="\\"),
+                                exists().where(Chunk.asset_id == Asset.id, Chunk.version == Asset.current_version,
+                                               Chunk.text.ilike(pattern, escape="\\"))))
+    with c.db.session() as s:
+        rows = list(s.scalars(query))
+        page, more = rows[:limit], len(rows) > limit
+        tags = _tags(s, [a.id for a in page], reps_only)
+        items = [AssetSummary.of(a, tags[a.id]) for a in page]
+    return AssetPage(items=items, next_cursor=_encode(page[-1].id) if more and page else None)
+
+
+@router.get("", response_model=AssetPage, summary="List assets (reps: approved, unexpired only)")
+async def list_assets(
+    c: ComponentsDep,
+    principal: Annotated[Principal, Depends(require("assets:read_approved"))],
+    tag: Annotated[list[str], Query(description="dimension:value; repeat to require several")] = [],  # noqa: B006
+    source: Literal["internal", "external"] | None = None,
+    language: Literal["zh", "en", "mixed"] | None = None,
+    format: Literal["pdf", "docx", "pptx", "html", "markdown", "txt", "news"] | None = None,
+    approval_status: Literal["draft", "in_review", "approved", "withdrawn"] | None = None,
+    needs_review: bool | None = None,
+    q: Annotated[str | None, Query(max_length=500, description="Text in the title or body")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> AssetPage:
+    return await run_in_threadpool(_list, c, principal, tag, source, language, format, approval_status,
+                                   needs_review, q, limit, cursor)
+
+
+def _get(c: Components, principal: Principal, asset_id: str) -> AssetDetail:
+    reps_only = not allows(principal.role, "assets:read")
+    with c.db.session() as s:
+        query = select(Asset).where(Asset.id == asset_id)
+        if reps_only:
+            query = query.where(rep_visible())
+        asset = s.scalar(query)
+        if asset is None:  # an unapproved asset is as absent to a rep as a missing one
+            raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
+        tags = _tags(s, [asset.id], reps_only)[asset.id]
+        summary = AssetSummary.of(asset, tags)
+        return AssetDetail(**summary.model_dump(), uri=asset.uri, approval_code=asset.approval_code,
+                           owner=asset.owner, versions=[VersionOut.of(v) for v in asset.versions],
+                           chunks=[ChunkOut.of(ch) for ch in asset.chunks if ch.version == asset.current_version])
+
+
+@router.get("/{asset_id}", response_model=AssetDetail, summary="One asset with its tags, versions and chunks")
+async def get_asset(c: ComponentsDep, principal: Annotated[Principal, Depends(require("assets:read_approved"))],
+                    asset_id: str) -> AssetDetail:
+    return await run_in_threadpool(_get, c, principal, asset_id)
+
+
+def _delete(c: Components, principal: Principal, asset_id: str) -> None:
+    with c.db.session() as s:
+        asset = s.get(Asset, asset_id)
+        if asset is None:
+            raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
+        before = {"title": asset.title, "uri": asset.uri, "approval_status": asset.approval_status,
+                  "versions": len(asset.versions)}
+        # vectors first: a failure after this leaves rows without vectors (invisible to matching, fixed by
+        # `hcp-content reindex`), never vectors pointing at a deleted asset
+        c.vectors.delete_where(Where(equals={"asset_id": asset_id}))
+        s.delete(asset)
+        audit.record(s, principal.key_id, principal.role, "asset.delete", "asset", asset_id, before, None)
+
+
+@router.delete("/{asset_id}", status_code=204, summary="Delete an asset, its versions, tags and vectors")
+async def delete_asset(c: ComponentsDep, principal: Annotated[Principal, Depends(require("assets:write"))],
+                       asset_id: str) -> None:
+    await run_in_threadpool(_delete, c, principal, asset_id)
+

@@ -1,0 +1,157 @@
+"""Tag review: accept, reject or edit a tag. Reviewed tags are gold labels and training examples."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from service.api.auth import require
+from service.api.deps import ComponentsDep
+from service.api.errors import ApiError
+from service.api.schemas import AddTagRequest, JobOut, ReviewOut, ReviewRequest, TagOut
+from service.auth.keys import Principal
+from service.jobs.queue import create_job
+from service.runtime import Components
+from service.store import audit
+from service.store.models import Asset, AssetTag, Job, TagReview, utcnow
+
+router = APIRouter(prefix="/v1", tags=["review"])
+
+
+def _review(c: Components, principal: Principal, tag_id: int, body: ReviewRequest) -> ReviewOut:
+    taxonomy = c.tagger.taxonomy
+    with c.db.session() as s:
+        tag = s.get(AssetTag, tag_id)
+        if tag is None:
+            raise ApiError(404, "tag_not_found", f"No tag {tag_id}.")
+        if tag.status == "edited":
+            raise ApiError(409, "tag_replaced", "This tag was replaced by an edit; review the replacement.")
+        if body.action == "edit":
+            if not body.value:
+                raise ApiError(422, "value_required", "An edit needs the corrected `value`.")
+            if not taxonomy.has(tag.dimension, body.value):
+                dim = next((d for d in taxonomy.dimensions if d.id == tag.dimension), None)
+                raise ApiError(422, "unknown_value", f"{body.value!r} is not a value of dimension {tag.dimension!r}.",
+                               {"allowed": dim.value_ids if dim else []})
+            if body.value == tag.value:
+                raise ApiError(422, "same_value", "The edit keeps the same value; accept the tag instead.")
+        elif body.value is not None:
+            raise ApiError(422, "unexpected_value", "Only an edit takes a `value`.")
+        before = {"value": tag.value, "status": tag.status, "confidence": tag.confidence}
+        now = utcnow()
+        replacement = None
+        tag.status = {"accept": "accepted", "reject": "rejected", "edit": "edited"}[body.action]
+        tag.needs_review, tag.reviewed_by, tag.reviewed_at, tag.review_comment = False, principal.key_id, now, \
+            body.comment
+        if body.action == "edit":
+            assert body.value is not None
+            existing = s.scalar(select(AssetTag).where(AssetTag.asset_id == tag.asset_id,
+                                                       AssetTag.dimension == tag.dimension,
+                                                       AssetTag.value == body.value, AssetTag.id != tag.id))
+            if existing is not None:  # the corrected value was proposed too: accept that one
+                replacement = existing
+            else:
+                replacement = AssetTag(asset_id=tag.asset_id, version=tag.version, dimension=tag.dimension,
+                                       value=body.value, confidence=1.0, method="human", evidence=None,
+                                       evidence_verified=False, taxonomy_version=tag.taxonomy_version,
+                                       prompt_version=None, models={}, signals={}, tagging_status="human")
+                s.add(replacement)
+            replacement.status, replacement.needs_review = "accepted", False
+            replacement.reviewed_by, replacement.reviewed_at, replacement.review_comment = principal.key_id, now, \
+                body.comment
+        s.add(TagReview(tag_id=tag.id, asset_id=tag.asset_id, dimension=tag.dimension, action=body.action,
+                        value_before=tag.value, value_after=body.value if body.action == "edit" else tag.value,
+                        confidence=tag.confidence, method=tag.method, comment=body.comment,
+                        reviewer=principal.key_id, at=now))
+        audit.record(s, principal.key_id, principal.role, f"tag.{body.action}", "tag", str(tag.id), before,
+                     {"value": body.value or tag.value, "status": tag.status, "comment": body.comment})
+        s.flush()
+        out = ReviewOut(tag=TagOut.of(tag), replaced_by=TagOut.of(replacement) if replacement else None)
+    out.retrain_job = _maybe_retrain(c, principal)
+    return out
+
+
+def _add(c: Components, principal: Principal, asset_id: str, body: AddTagRequest) -> ReviewOut:
+    """A value the engine missed, added by a reviewer: a gold label like an accepted proposal."""
+    taxonomy = c.tagger.taxonomy
+    if not taxonomy.has(body.dimension, body.value):
+        dim = next((d for d in taxonomy.dimensions if d.id == body.dimension), None)
+        raise ApiError(422, "unknown_value", f"{body.dimension}:{body.value} is not in the taxonomy.",
+                       {"allowed": dim.value_ids if dim else [d.id for d in taxonomy.dimensions]})
+    now = utcnow()
+    with c.db.session() as s:
+        asset = s.get(Asset, asset_id)
+        if asset is None:
+            raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
+        tag = s.scalar(select(AssetTag).where(AssetTag.asset_id == asset_id, AssetTag.dimension == body.dimension,
+                                              AssetTag.value == body.value, AssetTag.status != "edited"))
+        if tag is None:
+            tag = AssetTag(asset_id=asset_id, version=asset.current_version, dimension=body.dimension,
+                           value=body.value, confidence=1.0, method="human", evidence=None, evidence_verified=False,
+                           taxonomy_version=f"{taxonomy.id}@{taxonomy.version}", prompt_version=None, models={},
+                           signals={}, tagging_status="human")
+            s.add(tag)
+        before = None if tag.id is None else {"value": tag.value, "status": tag.status}
+        tag.status, tag.needs_review = "accepted", False
+        tag.reviewed_by, tag.reviewed_at, tag.review_comment = principal.key_id, now, body.comment
+        s.flush()
+        s.add(TagReview(tag_id=tag.id, asset_id=asset_id, dimension=body.dimension, action="add",
+                        value_before=body.value, value_after=body.value, confidence=None, method="human",
+                        comment=body.comment, reviewer=principal.key_id, at=now))
+        audit.record(s, principal.key_id, principal.role, "tag.add", "tag", str(tag.id), before,
+                     {"asset_id": asset_id, "dimension": body.dimension, "value": body.value})
+        out = ReviewOut(tag=TagOut.of(tag))
+    out.retrain_job = _maybe_retrain(c, principal)
+    return out
+
+
+@router.post("/assets/{asset_id}/tags", response_model=ReviewOut, status_code=201,
+             summary="Add a tag the engine missed (a reviewed gold label)")
+async def add_tag(asset_id: str, body: AddTagRequest, c: ComponentsDep,
+                  principal: Annotated[Principal, Depends(require("tags:review"))]) -> ReviewOut:
+    return await run_in_threadpool(_add, c, principal, asset_id, body)
+
+
+def _maybe_retrain(c: Components, principal: Principal) -> str | None:
+    """Queue a retraining once enough reviews arrived since the last one (and none is waiting)."""
+    with c.db.session() as s:
+        pending = s.scalar(select(Job.id).where(Job.kind == "retrain", Job.status.in_(("queued", "running"))))
+        if pending is not None:
+            return None
+        last = s.scalar(select(Job.created_at).where(Job.kind == "retrain").order_by(Job.created_at.desc()))
+        q = select(TagReview.id)
+        if last is not None:
+            q = q.where(TagReview.at > last)
+        if len(list(s.scalars(q))) < c.settings.retrain_after_reviews:
+            return None
+    return _queue_retrain(c, principal)
+
+
+def _queue_retrain(c: Components, principal: Principal) -> str:
+    job_id = create_job(c.db, "retrain", principal.key_id, {"role": principal.role}, [("reviewed tags", None)])
+    if c.worker is not None:
+        c.worker.notify()
+    return job_id
+
+
+@router.post("/tags/{tag_id}/review", response_model=ReviewOut, summary="Accept, reject or edit a tag")
+async def review_tag(tag_id: int, body: ReviewRequest, c: ComponentsDep,
+                     principal: Annotated[Principal, Depends(require("tags:review"))]) -> ReviewOut:
+    return await run_in_threadpool(_review, c, principal, tag_id, body)
+
+
+def _retrain_now(c: Components, principal: Principal) -> JobOut:
+    job_id = _queue_retrain(c, principal)
+    with c.db.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        return JobOut.of(job)
+
+
+@router.post("/tagging/retrain", status_code=202, response_model=JobOut,
+             summary="Retrain the learned heads and calibration on every reviewed tag now")
+async def retrain(c: ComponentsDep, principal: Annotated[Principal, Depends(require("tags:review"))]) -> JobOut:
+    return await run_in_threadpool(_retrain_now, c, principal)

@@ -1,0 +1,87 @@
+"""Tag raw text or a file without storing anything."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from indexers.chunker import chunk_blocks
+from indexers.document import ParsedDocument, TextBlock, detect_language
+from indexers.errors import IngestError
+from indexers.reader import read_file
+from indexers.safety import Limits
+from service.api.auth import require
+from service.api.deps import ComponentsDep
+from service.api.errors import ApiError
+from service.api.schemas import TagResultOut, TagResultTag, TagTextRequest
+from service.auth.keys import Principal
+from service.runtime import Components
+from service.tagging.engine import Mode, TaggingResult
+
+router = APIRouter(prefix="/v1/tag", tags=["tagging"])
+
+
+def _out(result: TaggingResult) -> TagResultOut:
+    return TagResultOut(tags=[TagResultTag(dimension=t.dimension, value=t.value, confidence=t.confidence,
+                                           method=t.method, evidence=t.evidence,
+                                           evidence_verified=t.evidence_verified, needs_review=t.needs_review)
+                              for t in result.tags],
+                        status=result.status, taxonomy=result.taxonomy, prompt_version=result.prompt_version,
+                        models=result.models, prompt_tokens=result.prompt_tokens,
+                        completion_tokens=result.completion_tokens)
+
+
+def _tag(c: Components, text: str, title: str, language: str | None, blocks: list[TextBlock],
+         metadata: dict[str, str], mode: Mode | None) -> TagResultOut:
+    doc = ParsedDocument(format="txt", blocks=blocks).finalise()
+    chunks = chunk_blocks(doc.text, doc.blocks, max_tokens=c.settings.chunk_tokens,
+                          overlap_tokens=c.settings.chunk_overlap_tokens, encoding=c.settings.tokenizer_encoding)
+    texts = [ch.text for ch in chunks] or [text]
+    vectors = c.embedder.embed_passages([t if not title or t.startswith(title) else f"{title}\n{t}" for t in texts])
+    result = c.tagger.tag(doc.text or text, title=title, language=language or detect_language(text), chunks=texts,
+                          chunk_vectors=vectors, content_hash=None, metadata=metadata, mode=mode)
+    return _out(result)
+
+
+@router.post("", response_model=TagResultOut, summary="Tag text (nothing is stored)")
+async def tag_text(body: TagTextRequest, c: ComponentsDep,
+                   _: Annotated[Principal, Depends(require("tag:run"))]) -> TagResultOut:
+    if not body.text.strip():
+        raise ApiError(422, "empty_text", "The text is empty.")
+    return await run_in_threadpool(_tag, c, body.text, body.title, body.language, [TextBlock(text=body.text)], {},
+                                   body.mode)
+
+
+def _tag_file(c: Components, upload: UploadFile, mode: Mode | None) -> TagResultOut:
+    name = Path((upload.filename or "upload").replace("\\", "/")).name or "upload"
+    limit = c.settings.max_file_bytes
+    with tempfile.TemporaryDirectory(prefix="hcp-tag-") as tmp:
+        path = Path(tmp) / name
+        size = 0
+        with path.open("wb") as out:
+            while chunk := upload.file.read(1024 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, "file_too_large", f"{name} is larger than the {limit:,}-byte limit.")
+                out.write(chunk)
+        try:
+            doc = read_file(path, Path(tmp), Limits(max_file_bytes=limit,
+                                                    max_uncompressed_bytes=c.settings.max_uncompressed_bytes,
+                                                    max_compression_ratio=c.settings.max_compression_ratio))
+        except IngestError as err:
+            status = 415 if err.code in ("unsupported_type", "wrong_extension") else \
+                413 if err.code in ("file_too_large", "zip_bomb") else 422
+            raise ApiError(status, err.code, err.message, {"file": name}) from err
+    blocks = [TextBlock(**b) for b in doc.blocks]
+    return _tag(c, doc.text, doc.title, doc.language, blocks, {"format": doc.format, "source": doc.source}, mode)
+
+
+@router.post("/file", response_model=TagResultOut, summary="Tag a file (nothing is stored)")
+async def tag_file(c: ComponentsDep, _: Annotated[Principal, Depends(require("tag:run"))],
+                   file: Annotated[UploadFile, File()],
+                   mode: Annotated[Mode | None, Form()] = None) -> TagResultOut:
+    return await run_in_threadpool(_tag_file, c, file, mode)

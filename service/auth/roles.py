@@ -1,0 +1,30 @@
+"""Roles and what each may do. A route names the permission it needs; a key's role grants permissions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Role = Literal["admin", "content_editor", "reviewer", "rep"]
+ROLES: tuple[Role, ...] = ("admin", "content_editor", "reviewer", "rep")
+
+Permission = Literal[
+    "assets:read",      # every asset, drafts included
+    "assets:read_approved",  # approved, unexpired assets only (reps)
+    "assets:write",     # upload, ingest a path, delete
+    "taxonomy:read", "taxonomy:write",
+    "tags:review", "tag:run", "jobs:read", "eval:read", "match", "audit:read", "keys:admin",
+]
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    "admin": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read", "taxonomy:write",
+                        "tags:review", "tag:run", "jobs:read", "eval:read", "match", "audit:read", "keys:admin"}),
+    "content_editor": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read",
+                                 "taxonomy:write", "tag:run", "jobs:read"}),
+    "reviewer": frozenset({"assets:read", "assets:read_approved", "taxonomy:read", "tags:review", "tag:run",
+                           "jobs:read", "eval:read"}),
+    "rep": frozenset({"assets:read_approved", "taxonomy:read", "match"}),
+}
+
+
+def allows(role: str, permission: Permission) -> bool:
+    return permission in GRANTS.get(role, frozenset())  # type: ignore[call-overload]

@@ -1,0 +1,78 @@
+"""The durable job queue: jobs and their items are rows, so a crash loses nothing but the item in flight.
+
+A worker claims a job by a guarded UPDATE (only one of several replicas wins) and keeps a heartbeat on it.
+A running job is taken over when its worker is gone: at once when that worker was a process on this host
+that no longer exists (a restart after SIGKILL), after ``job_lease_s`` of silence otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from service.store.db import Database
+from service.store.models import Job, JobItem, utcnow
+
+HOST = socket.gethostname()
+
+
+def worker_id() -> str:
+    return f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _dead_local_worker(worker: str | None) -> bool:
+    if not worker:
+        return True
+    host, _, rest = worker.partition(":")
+    pid = rest.split(":", 1)[0]
+    return host == HOST and pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists()
+
+
+def create_job(db: Database, kind: str, created_by: str, params: dict[str, Any],
+               items: Sequence[tuple[str, str | None]]) -> str:
+    """A queued job with its items ``(name, path)``; returns its id."""
+    job_id = uuid.uuid4().hex
+    with db.session() as s:
+        job = Job(id=job_id, kind=kind, created_by=created_by, params=params, total=len(items))
+        job.items = [JobItem(ordinal=i, name=name, path=path) for i, (name, path) in enumerate(items)]
+        s.add(job)
+    return job_id
+
+
+def claim(db: Database, me: str, lease_s: float) -> str | None:
+    """The id of a job this worker now holds, or None."""
+    now = utcnow()
+    stale = now - timedelta(seconds=lease_s)
+    with db.session() as s:
+        rows = s.execute(select(Job.id, Job.status, Job.worker_id, Job.heartbeat_at)
+                         .where(Job.status.in_(("queued", "running"))).order_by(Job.created_at).limit(50)).all()
+    for job_id, status, holder, beat in rows:
+        if status == "running" and not (_dead_local_worker(holder) or beat is None or _aware(beat) < stale):
+            continue
+        with db.session() as s:
+            guard = or_(Job.status == "queued", Job.worker_id.is_(None), Job.worker_id == holder) \
+                if status == "running" else Job.status == "queued"
+            won = s.execute(update(Job).where(Job.id == job_id, guard)
+                            .values(status="running", worker_id=me, heartbeat_at=now, attempts=Job.attempts + 1,
+                                    started_at=now)).rowcount  # type: ignore[attr-defined]
+        if won == 1:
+            return str(job_id)
+    return None
+
+
+def heartbeat(db: Database, job_id: str, me: str) -> bool:
+    """Refresh the lease; False when another worker took the job over (this one must stop)."""
+    with db.session() as s:
+        return bool(s.execute(update(Job).where(Job.id == job_id, Job.worker_id == me)
+                              .values(heartbeat_at=utcnow())).rowcount)  # type: ignore[attr-defined]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,138 @@
+"""The background worker: claims jobs, runs their items one at a time, records each outcome as it goes.
+
+An item's outcome and the job's counters commit together after the item's own writes, so after a crash the
+worker that takes the job over redoes at most the item in flight, and ingest is idempotent (same bytes:
+``unchanged``), so redoing it is harmless."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from service.jobs.queue import claim, heartbeat, worker_id
+from service.store.models import Job, JobItem, utcnow
+
+if TYPE_CHECKING:
+    from service.runtime import Components
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ItemResult:
+    ok: bool
+    outcome: str | None = None
+    asset_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+Handler = Callable[["Components", Job, JobItem], ItemResult]
+
+
+class LostLease(RuntimeError):
+    pass
+
+
+class Worker:
+    def __init__(self, components: Components, handlers: dict[str, Handler],
+                 finishers: dict[str, Callable[[Components, Job], None]] | None = None) -> None:
+        self.c = components
+        self.handlers = handlers
+        self.finishers = finishers or {}
+        self.me = worker_id()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> Worker:
+        self._thread = threading.Thread(target=self._loop, name="hcp-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # a broken database must not kill the worker for good
+                log.exception("worker iteration failed")
+                busy = False
+            if not busy:
+                self._wake.wait(self.c.settings.worker_poll_s)
+                self._wake.clear()
+
+    # --- work -----------------------------------------------------------------------------------
+    def run_once(self) -> bool:
+        job_id = claim(self.c.db, self.me, self.c.settings.job_lease_s)
+        if job_id is None:
+            return False
+        try:
+            self._process(job_id)
+        except LostLease:
+            log.warning("job %s was taken over by another worker; leaving it", job_id)
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            with self.c.db.session() as s:
+                job = s.get(Job, job_id)
+                if job is not None:
+                    job.status, job.error, job.finished_at = "failed", f"{type(exc).__name__}: {exc}", utcnow()
+        return True
+
+    def _process(self, job_id: str) -> None:
+        with self.c.db.session() as s:
+            job = s.get(Job, job_id)
+            assert job is not None
+            pending = list(s.scalars(select(JobItem).where(JobItem.job_id == job_id, JobItem.status == "pending")
+                                     .order_by(JobItem.ordinal)))
+            s.expunge_all()
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            raise ValueError(f"no handler for jobs of kind {job.kind!r}")
+        for item in pending:
+            if self._stop.is_set():
+                return  # shutting down: the job stays running and is resumed at the next start
+            if not heartbeat(self.c.db, job_id, self.me):
+                raise LostLease(job_id)
+            try:
+                result = handler(self.c, job, item)
+            except Exception as exc:  # one bad item never stops the rest
+                log.exception("job %s item %s failed", job_id, item.name)
+                result = ItemResult(False, error_code="internal_error", error_message=f"{type(exc).__name__}: {exc}")
+            with self.c.db.session() as s:
+                row = s.get(JobItem, item.id)
+                job_row = s.get(Job, job_id)
+                assert row is not None and job_row is not None
+                row.status = "done" if result.ok else "failed"
+                row.outcome, row.asset_id = result.outcome, result.asset_id
+                row.error_code, row.error_message, row.finished_at = result.error_code, result.error_message, utcnow()
+                job_row.done += 1
+                job_row.failed += 0 if result.ok else 1
+        finisher = self.finishers.get(job.kind)
+        if finisher is not None:
+            finisher(self.c, job)
+        with self.c.db.session() as s:
+            job_row = s.get(Job, job_id)
+            assert job_row is not None
+            job_row.status = "succeeded" if job_row.failed == 0 else ("failed" if job_row.failed == job_row.total
+                                                                      else "partial")
+            job_row.finished_at = utcnow()
+        upload_dir = job.params.get("upload_dir")
+        if isinstance(upload_dir, str):
+            shutil.rmtree(Path(upload_dir), ignore_errors=True)

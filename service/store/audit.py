@@ -1,0 +1,25 @@
+"""The audit log: every write records who, what, when, and the state before and after, in the same
+transaction as the write itself (so there is no write without its entry, and no entry without its write)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.store.models import AuditEntry
+
+
+def record(session: Session, actor: str, role: str, action: str, target_type: str, target_id: str | None,
+           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
+    session.add(AuditEntry(actor=actor, role=role, action=action, target_type=target_type, target_id=target_id,
+                           before=_jsonable(before), after=_jsonable(after)))
+
+
+def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        out[k] = v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v)
+    return out

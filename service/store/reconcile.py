@@ -1,0 +1,62 @@
+"""Keeping SQL rows and vectors in agreement.
+
+Ingest writes vectors before committing the SQL rows, so a crash between the two can leave vectors whose
+chunk rows never committed; ``drop_orphans`` removes them. ``reindex`` rebuilds every vector from the SQL
+rows (the source of truth), for a lost or replaced vector store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from service.core.embeddings import Embedder
+from service.ingest import PAYLOAD_INDEXES, asset_payload
+from service.store.db import Database
+from service.store.models import Asset, Chunk
+from service.store.vectors import VectorPoint, VectorStore, point_id
+
+log = logging.getLogger(__name__)
+
+
+def _current_chunk_ids(db: Database) -> set[str]:
+    with db.session() as s:
+        rows = s.execute(select(Chunk.id).join(Asset, Asset.id == Chunk.asset_id)
+                         .where(Chunk.version == Asset.current_version)).scalars()
+        return {point_id(cid) for cid in rows}
+
+
+def drop_orphans(db: Database, vectors: VectorStore) -> int:
+    """Delete vectors with no current chunk row behind them; returns how many."""
+    keep = _current_chunk_ids(db)
+    orphans = [p.id for p in vectors.scroll() if p.id not in keep]
+    if orphans:
+        vectors.delete(orphans)
+        log.warning("removed %d vectors without SQL rows (a write interrupted by a crash)", len(orphans))
+    return len(orphans)
+
+
+def reindex(db: Database, vectors: VectorStore, embedder: Embedder, batch: int = 64,
+            progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Embed every current chunk again from SQL and upsert it; then drop vectors SQL does not know."""
+    for name, kind in PAYLOAD_INDEXES.items():
+        vectors.ensure_index(name, kind)
+    with db.session() as s:
+        assets = {a.id: (a.title, asset_payload(a)) for a in s.scalars(select(Asset))}
+        chunks = list(s.execute(select(Chunk.id, Chunk.asset_id, Chunk.version, Chunk.text, Chunk.page, Chunk.slide)
+                                .join(Asset, Asset.id == Chunk.asset_id)
+                                .where(Chunk.version == Asset.current_version).order_by(Chunk.id)))
+    done = 0
+    for start in range(0, len(chunks), batch):
+        part = chunks[start:start + batch]
+        texts = [t if t.startswith(assets[a][0]) else f"{assets[a][0]}\n{t}" for _, a, _, t, _, _ in part]
+        points = [VectorPoint(point_id(cid), vec, {**assets[a][1], "chunk_id": cid, "version": v, "page": page,
+                                                    "slide": slide})
+                  for (cid, a, v, _, page, slide), vec in zip(part, embedder.embed_passages(texts), strict=True)]
+        vectors.upsert(points)
+        done += len(part)
+        if progress:
+            progress(done, len(chunks))
+    removed = drop_orphans(db, vectors)
+    return {"chunks": len(chunks), "removed": removed}

@@ -1,0 +1,72 @@
+"""The service's tagger: the engine for the active taxonomy, with the heads and calibration trained on reviews.
+
+The engine is swapped whole (new taxonomy, new training), never mutated under a running request."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from service.core.embeddings import Embedder
+from service.core.taxonomy import Taxonomy
+from service.llm.client import LLMClient
+from service.store.db import Database
+from service.tagging import training
+from service.tagging.cache import TagCache
+from service.tagging.calibration import Calibrator
+from service.tagging.engine import Mode, TaggingEngine, TaggingResult
+from service.tagging.learned import LearnedHeads
+from service.tagging.prompts import load_prompt
+
+log = logging.getLogger(__name__)
+
+
+class Tagger:
+    def __init__(self, taxonomy: Taxonomy, embedder: Embedder, llm: LLMClient | None, db: Database,
+                 training_dir: Path, mode: Mode = "full") -> None:
+        self.embedder, self.llm, self.db, self.training_dir = embedder, llm, db, training_dir
+        self.default_mode: Mode = mode if (mode not in ("full", "llm") or llm is not None) else "learned"
+        self._lock = threading.Lock()
+        self.engine = self._build(taxonomy)
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.engine.taxonomy
+
+    def _paths(self, taxonomy: Taxonomy) -> tuple[Path, Path]:
+        folder = self.training_dir / f"{taxonomy.id}@{taxonomy.version}"
+        return folder / "heads.joblib", folder / "calibrator.joblib"
+
+    def _build(self, taxonomy: Taxonomy) -> TaggingEngine:
+        heads_path, cal_path = self._paths(taxonomy)
+        return TaggingEngine(taxonomy, self.embedder, llm=self.llm, prompt=load_prompt("tagging"),
+                             cache=TagCache(self.db), heads=LearnedHeads.load(taxonomy, heads_path),
+                             calibrator=Calibrator.load(taxonomy, cal_path))
+
+    def set_taxonomy(self, taxonomy: Taxonomy) -> None:
+        engine = self._build(taxonomy)
+        with self._lock:
+            self.engine = engine
+
+    def tag(self, text: str, *, title: str, language: str, chunks: Sequence[str], chunk_vectors: np.ndarray,
+            content_hash: str | None, metadata: dict[str, str], mode: Mode | None = None) -> TaggingResult:
+        engine = self.engine  # one engine for the whole call, even if a retrain swaps it meanwhile
+        return engine.tag(text, title=title, language=language, chunks=chunks, chunk_vectors=chunk_vectors,
+                          content_hash=content_hash, metadata=metadata, mode=mode or self.default_mode)
+
+    def retrain(self, items: Sequence[training.LabelledItem]) -> dict[str, int]:
+        """Fit heads and calibration on reviewed items, save them and start using them."""
+        engine = self._build(self.taxonomy)
+        heads, calibrator = training.fit(engine, items)
+        heads_path, cal_path = self._paths(engine.taxonomy)
+        heads.save(heads_path)
+        calibrator.save(cal_path)
+        with self._lock:
+            self.engine = engine
+        log.info("retrained on %d reviewed assets: %d heads, %d calibrated dimensions", len(items),
+                 len(heads.models), len(calibrator.models))
+        return {"items": len(items), "heads": len(heads.models), "calibrated_dimensions": len(calibrator.models)}
