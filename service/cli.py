@@ -453,7 +453,6 @@ def eval_tagging(
                                                "calibration learns how far to trust it (needs --train).")] = 0,
 ) -> None:
     """Tagging accuracy against gold labels: per-label P/R/F1, micro- and macro-F1 per dimension."""
-    import json
 
     from rich.progress import Progress, TaskID
 
@@ -531,6 +530,12 @@ def eval_tagging(
         finally:
             if server is not None:
                 server.stop()
+    _emit_tagging_reports(reports, out)
+
+
+def _emit_tagging_reports(reports: list[dict[str, object]], out: Path | None) -> None:
+    import json
+
     for report in reports:
         _print_tagging_report(report)
     if out is not None:
@@ -542,7 +547,6 @@ def eval_tagging(
 
 def _eval_reviewed(settings: Settings, modes: list[str], out: Path | None) -> None:
     """Score the service's own tagger (heads and calibration trained on reviews) on the reviewed tags."""
-    import json
 
     from eval.tagging import reviewed_items, run
     from service.runtime import build_components
@@ -564,13 +568,7 @@ def _eval_reviewed(settings: Settings, modes: list[str], out: Path | None) -> No
             reports.append(report)
     finally:
         components.close()
-    for report in reports:
-        _print_tagging_report(report)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2, ensure_ascii=False),
-                       encoding="utf-8")
-        typer.echo(f"report written to {out}")
+    _emit_tagging_reports(reports, out)
 
 
 def _print_tagging_report(report: dict[str, object]) -> None:

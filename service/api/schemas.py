@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.store.models import Asset, AssetTag, AssetVersion, Chunk, Job, JobItem
 
 
-class TagOut(BaseModel):
-    id: int
+class TagResultTag(BaseModel):
+    """A tag as the engine proposes it."""
+
     dimension: str
     value: str
     confidence: float
@@ -19,6 +20,12 @@ class TagOut(BaseModel):
     evidence: str | None
     evidence_verified: bool
     needs_review: bool
+
+
+class TagOut(TagResultTag):
+    """A stored tag: the proposal plus its review state and provenance."""
+
+    id: int
     status: Literal["proposed", "accepted", "rejected", "edited"]
     taxonomy_version: str
     prompt_version: str | None
@@ -144,16 +151,6 @@ class TagTextRequest(BaseModel):
     title: str = Field("", max_length=1000)
     language: Literal["zh", "en", "mixed"] | None = Field(None, description="Detected when omitted.")
     mode: Literal["embedding", "learned", "full"] | None = Field(None, description="Default: the service's.")
-
-
-class TagResultTag(BaseModel):
-    dimension: str
-    value: str
-    confidence: float
-    method: str
-    evidence: str | None
-    evidence_verified: bool
-    needs_review: bool
 
 
 class TagResultOut(BaseModel):
