@@ -610,14 +610,18 @@ def llm_server() -> None:
     """Run only the local LLM server (foreground), on HCP_LLM_LOCAL_PORT or a free port."""
     from service.runtime import start_local_llm
 
-    server = start_local_llm(get_settings())
-    console.print(f"LLM server ready at {server.base_url} (Ctrl-C stops it)")
+    server = None
     try:
+        # everything after the start inside the try: a SIGTERM landing while the ready line prints
+        # must still stop the server (it once did not, and the server outlived the command)
+        server = start_local_llm(get_settings())
+        console.print(f"LLM server ready at {server.base_url} (Ctrl-C stops it)")
         signal.pause()
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 @db_app.command("upgrade")
