@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from indexers.chunker import Chunk as TextChunk
 from indexers.chunker import chunk_blocks
 from indexers.document import ComplianceMeta, Document, TextBlock
 from indexers.errors import IngestError
@@ -65,6 +64,19 @@ def day_number(value: date | None, default: int) -> int:
     return value.year * 10_000 + value.month * 100 + value.day if value else default
 
 
+def embedding_text(title: str, text: str) -> str:
+    """What a chunk is embedded as: the title gives a passage its context ("Safety" under which product?).
+    Ingest, re-index, re-tag and tag-only all embed through this, so their vectors agree."""
+    return text if text.startswith(title) else f"{title}\n{text}"
+
+
+def chunk_point(chunk_id: str, vector: Any, payload: dict[str, Any], version: int, page: int | None,
+                slide: int | None) -> VectorPoint:
+    """A chunk's vector with its asset's payload plus its own provenance."""
+    return VectorPoint(point_id(chunk_id), vector, {**payload, "chunk_id": chunk_id, "version": version,
+                                                    "page": page, "slide": slide})
+
+
 def asset_payload(asset: Asset) -> dict[str, Any]:
     return {"asset_id": asset.id, "source": asset.source, "language": asset.language, "format": asset.format,
             "approval_status": asset.approval_status, "product": asset.product or "",
@@ -110,7 +122,7 @@ class Ingestor:
                               encoding=self.settings.tokenizer_encoding)
         if not chunks:
             raise IngestError("no_extractable_text", "No text could be extracted.", doc.source_key)
-        embeddings = self.embedder.embed_passages([self._embedding_text(doc, c) for c in chunks])
+        embeddings = self.embedder.embed_passages([embedding_text(doc.title, c.text) for c in chunks])
         chunk_ids = [f"{asset_id}:{version}:{c.ordinal}" for c in chunks]
         tagged: TaggingResult | None = None
         if self.tagger is not None:
@@ -141,8 +153,7 @@ class Ingestor:
                 audit.record(s, *self.actor, "asset.new_version" if found else "asset.create", "asset", asset_id,
                              None, {**_summary(asset), "version": version, "chunks": len(chunks)})
                 payload = asset_payload(asset)
-                points = [VectorPoint(point_id(cid), vec, {**payload, "chunk_id": cid, "version": version,
-                                                            "page": c.page, "slide": c.slide})
+                points = [chunk_point(cid, vec, payload, version, c.page, c.slide)
                           for cid, vec, c in zip(chunk_ids, embeddings, chunks, strict=True)]
                 self.vectors.upsert(points)
                 written = [p.id for p in points]
@@ -155,11 +166,6 @@ class Ingestor:
         return IngestOutcome(doc.source_key, "new_version" if version > 1 else "created", asset_id, version,
                              len(chunks), doc.title, tags=len(tagged.tags) if tagged else 0,
                              tagging_status=tagged.status if tagged else None)
-
-    @staticmethod
-    def _embedding_text(doc: Document, chunk: TextChunk) -> str:
-        # The title gives a passage its context ("Safety" under which product?).
-        return chunk.text if chunk.text.startswith(doc.title) else f"{doc.title}\n{chunk.text}"
 
     @staticmethod
     def _apply_metadata(asset: Asset, doc: Document) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 from sqlalchemy import select
 
 from service.core.embeddings import Embedder
+from service.ingest import embedding_text
 from service.store.db import Database
 from service.store.models import Asset, AssetVersion, Chunk
 from service.store.vectors import VectorStore, point_id
@@ -44,7 +45,7 @@ def load_material(db: Database, vectors: VectorStore, embedder: Embedder, asset_
     if len(found) == len(ids):
         matrix = np.vstack([found[i] for i in ids])
     else:  # vectors lost (a store rebuilt elsewhere): embed again, as ingest did
-        matrix = embedder.embed_passages([c.text if c.text.startswith(title) else f"{title}\n{c.text}" for c in rows])
+        matrix = embedder.embed_passages([embedding_text(title, c.text) for c in rows])
     text = "\n\n".join(c.text for c in rows)
     return Material(asset_id, version, title, language, text, [c.text for c in rows], matrix, content_hash,
                     {"format": fmt, "source": source})

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from service.core.embeddings import Embedder
-from service.ingest import PAYLOAD_INDEXES, asset_payload
+from service.ingest import PAYLOAD_INDEXES, asset_payload, chunk_point, embedding_text
 from service.store.db import Database
 from service.store.models import Asset, Chunk
-from service.store.vectors import VectorPoint, VectorStore, point_id
+from service.store.vectors import VectorStore, point_id
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,8 @@ def reindex(db: Database, vectors: VectorStore, embedder: Embedder, batch: int =
     done = 0
     for start in range(0, len(chunks), batch):
         part = chunks[start:start + batch]
-        texts = [t if t.startswith(assets[a][0]) else f"{assets[a][0]}\n{t}" for _, a, _, t, _, _ in part]
-        points = [VectorPoint(point_id(cid), vec, {**assets[a][1], "chunk_id": cid, "version": v, "page": page,
-                                                    "slide": slide})
+        texts = [embedding_text(assets[a][0], t) for _, a, _, t, _, _ in part]
+        points = [chunk_point(cid, vec, assets[a][1], v, page, slide)
                   for (cid, a, v, _, page, slide), vec in zip(part, embedder.embed_passages(texts), strict=True)]
         vectors.upsert(points)
         done += len(part)

@@ -19,6 +19,7 @@ from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.api.schemas import TagResultOut, TagResultTag, TagTextRequest
 from service.auth.keys import Principal
+from service.ingest import embedding_text
 from service.runtime import Components
 from service.tagging.engine import Mode, TaggingResult
 
@@ -41,7 +42,7 @@ def _tag(c: Components, text: str, title: str, language: str | None, blocks: lis
     chunks = chunk_blocks(doc.text, doc.blocks, max_tokens=c.settings.chunk_tokens,
                           overlap_tokens=c.settings.chunk_overlap_tokens, encoding=c.settings.tokenizer_encoding)
     texts = [ch.text for ch in chunks] or [text]
-    vectors = c.embedder.embed_passages([t if not title or t.startswith(title) else f"{title}\n{t}" for t in texts])
+    vectors = c.embedder.embed_passages([embedding_text(title, t) for t in texts])
     result = c.tagger.tag(doc.text or text, title=title, language=language or detect_language(text), chunks=texts,
                           chunk_vectors=vectors, content_hash=None, metadata=metadata, mode=mode)
     return _out(result)
