@@ -351,10 +351,10 @@ def tag(
     """Tag a file or text against the active taxonomy and print the tags (nothing is stored)."""
     from rich.table import Table
 
-    from indexers.chunker import chunk_blocks
-    from indexers.document import ParsedDocument, TextBlock, detect_language
+    from indexers.document import TextBlock, detect_language
     from indexers.errors import IngestError
     from indexers.reader import read_file
+    from service.ingest import tag_unstored
     from service.runtime import build_components
 
     if (file is None) == (text is None):
@@ -378,11 +378,9 @@ def tag(
         else:
             assert text is not None
             body, title, language, blocks, metadata = text, "", detect_language(text), [TextBlock(text=text)], {}
-        parsed = ParsedDocument(format="txt", blocks=blocks).finalise()
-        chunks = [c.text for c in chunk_blocks(parsed.text, parsed.blocks, max_tokens=settings.chunk_tokens)] or [body]
-        result = components.tagger.tag(body, title=title, language=language, chunks=chunks,
-                                       chunk_vectors=components.embedder.embed_passages(chunks), content_hash=None,
-                                       metadata=metadata, mode=mode)  # type: ignore[arg-type]
+        result = tag_unstored(components.tagger, components.embedder, settings, body, title=title,
+                              language=language, blocks=blocks, metadata=metadata,
+                              mode=mode)  # type: ignore[arg-type]
     finally:
         components.close()
     table = Table(title=f"{result.taxonomy} · {result.status}")

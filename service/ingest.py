@@ -9,7 +9,7 @@ finds SQL rows without vectors; vectors of superseded versions go after the comm
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 
 from indexers.chunker import chunk_blocks
-from indexers.document import ComplianceMeta, Document, TextBlock
+from indexers.document import ComplianceMeta, Document, ParsedDocument, TextBlock, detect_language
 from indexers.errors import IngestError
 from indexers.news import fetch_feed
 from indexers.safety import Limits
@@ -75,6 +75,19 @@ def chunk_point(chunk_id: str, vector: Any, payload: dict[str, Any], version: in
     """A chunk's vector with its asset's payload plus its own provenance."""
     return VectorPoint(point_id(chunk_id), vector, {**payload, "chunk_id": chunk_id, "version": version,
                                                     "page": page, "slide": slide})
+
+
+def tag_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, text: str, *, title: str,
+                 language: str | None, blocks: list[TextBlock], metadata: Mapping[str, str],
+                 mode: Mode | None = None) -> TaggingResult:
+    """Tag a document as ingest would (same chunks, same embedding text), storing nothing."""
+    doc = ParsedDocument(format="txt", blocks=blocks).finalise()
+    chunks = chunk_blocks(doc.text, doc.blocks, max_tokens=settings.chunk_tokens,
+                          overlap_tokens=settings.chunk_overlap_tokens, encoding=settings.tokenizer_encoding)
+    texts = [c.text for c in chunks] or [text]
+    vectors = embedder.embed_passages([embedding_text(title, t) for t in texts])
+    return tagger.tag(doc.text or text, title=title, language=language or detect_language(text), chunks=texts,
+                      chunk_vectors=vectors, content_hash=None, metadata=dict(metadata), mode=mode)
 
 
 def asset_payload(asset: Asset) -> dict[str, Any]:

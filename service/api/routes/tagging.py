@@ -9,8 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from indexers.chunker import chunk_blocks
-from indexers.document import ParsedDocument, TextBlock, detect_language
+from indexers.document import TextBlock
 from indexers.errors import IngestError
 from indexers.reader import read_file
 from indexers.safety import Limits
@@ -19,7 +18,7 @@ from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.api.schemas import TagResultOut, TagResultTag, TagTextRequest
 from service.auth.keys import Principal
-from service.ingest import embedding_text
+from service.ingest import tag_unstored
 from service.runtime import Components
 from service.tagging.engine import Mode, TaggingResult
 
@@ -38,14 +37,8 @@ def _out(result: TaggingResult) -> TagResultOut:
 
 def _tag(c: Components, text: str, title: str, language: str | None, blocks: list[TextBlock],
          metadata: dict[str, str], mode: Mode | None) -> TagResultOut:
-    doc = ParsedDocument(format="txt", blocks=blocks).finalise()
-    chunks = chunk_blocks(doc.text, doc.blocks, max_tokens=c.settings.chunk_tokens,
-                          overlap_tokens=c.settings.chunk_overlap_tokens, encoding=c.settings.tokenizer_encoding)
-    texts = [ch.text for ch in chunks] or [text]
-    vectors = c.embedder.embed_passages([embedding_text(title, t) for t in texts])
-    result = c.tagger.tag(doc.text or text, title=title, language=language or detect_language(text), chunks=texts,
-                          chunk_vectors=vectors, content_hash=None, metadata=metadata, mode=mode)
-    return _out(result)
+    return _out(tag_unstored(c.tagger, c.embedder, c.settings, text, title=title, language=language, blocks=blocks,
+                             metadata=metadata, mode=mode))
 
 
 @router.post("", response_model=TagResultOut, summary="Tag text (nothing is stored)")
