@@ -112,7 +112,7 @@ def _queue_llm_retag(components: Components, asset_ids: list[str]) -> None:
     from service.jobs.queue import create_job
 
     tax = components.tagger.taxonomy
-    create_job(components.db, "retag", "cli", {"taxonomy": f"{tax.id}@{tax.version}", "dimensions": None,
+    create_job(components.db, "retag", "cli", {"taxonomy": tax.key, "dimensions": None,
                                                "role": "admin"}, [(a, None) for a in asset_ids])
     console.print(f"{len(asset_ids)} new assets queued for LLM tagging in the background.")
 
@@ -521,7 +521,7 @@ def eval_tagging(
                     progress.advance(t, n)
 
                 report = run(engine, prepared, m, progress=advance)  # type: ignore[arg-type]
-                report.update({"taxonomy": f"{tax.id}@{tax.version}", "gold": str(gold),
+                report.update({"taxonomy": tax.key, "gold": str(gold),
                                "train": str(train) if train else None, "embedder": embedder.name,
                                "llm": llm.model if llm and m in ("llm", "full") else None})
                 reports.append(report)
@@ -559,7 +559,7 @@ def _eval_reviewed(settings: Settings, modes: list[str], out: Path | None) -> No
         reports = []
         for m in modes:
             report = run(engine, items, m)  # type: ignore[arg-type]
-            report.update({"taxonomy": f"{engine.taxonomy.id}@{engine.taxonomy.version}", "gold": "reviewed",
+            report.update({"taxonomy": engine.taxonomy.key, "gold": "reviewed",
                            "heads": len(engine.heads.models) if engine.heads else 0,
                            "embedder": components.embedder.name,
                            "llm": components.llm.model if components.llm and m in ("llm", "full") else None})

@@ -10,13 +10,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from service.auth.roles import ROLES
 from service.store.db import Database
-from service.store.models import ApiKey, utcnow
+from service.store.models import ApiKey, as_utc, utcnow
 
 
 class KeyError_(ValueError):
@@ -62,13 +61,10 @@ def verify_key(db: Database, presented: str) -> Principal | None:
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, _hash(presented)):
             return None
         now = utcnow()
-        if row.last_used_at is None or (now - _aware(row.last_used_at)).total_seconds() > 60:
+        if row.last_used_at is None or (now - as_utc(row.last_used_at)).total_seconds() > 60:
             row.last_used_at = now  # coarse, so a busy key does not write on every request
         return Principal(row.id, row.name, row.role)
 
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def revoke_key(db: Database, key_id: str) -> bool:

@@ -140,6 +140,11 @@ class Taxonomy(_Strict):
     def _unique_dimensions(cls, dimensions: list[Dimension]) -> list[Dimension]:
         return _unique_ids(dimensions, "dimension")
 
+    @property
+    def key(self) -> str:
+        """``id@version``: what tags, caches, heads and jobs record as the taxonomy they were made with."""
+        return f"{self.id}@{self.version}"
+
     def dimension(self, dimension_id: str) -> Dimension:
         for dim in self.dimensions:
             if dim.id == dimension_id:

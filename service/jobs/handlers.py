@@ -46,7 +46,7 @@ def retag_item(c: Components, job: Job, item: JobItem) -> ItemResult:
     if material is None:
         return ItemResult(True, outcome="gone", asset_id=item.name)  # deleted since the job was queued
     tagger = c.tagger
-    if f"{tagger.taxonomy.id}@{tagger.taxonomy.version}" != job.params.get("taxonomy"):
+    if tagger.taxonomy.key != job.params.get("taxonomy"):
         return ItemResult(True, outcome="superseded", asset_id=item.name)  # a newer taxonomy has its own job
     result = tagger.tag(material.text, title=material.title, language=material.language, chunks=material.chunks,
                         chunk_vectors=material.vectors, content_hash=material.content_hash,

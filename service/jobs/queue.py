@@ -11,14 +11,14 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select, update
 
 from service.store.db import Database
-from service.store.models import Job, JobItem, utcnow
+from service.store.models import Job, JobItem, as_utc, utcnow
 
 HOST = socket.gethostname()
 
@@ -54,7 +54,7 @@ def claim(db: Database, me: str, lease_s: float) -> str | None:
         rows = s.execute(select(Job.id, Job.status, Job.worker_id, Job.heartbeat_at)
                          .where(Job.status.in_(("queued", "running"))).order_by(Job.created_at).limit(50)).all()
     for job_id, status, holder, beat in rows:
-        if status == "running" and not (_dead_local_worker(holder) or beat is None or _aware(beat) < stale):
+        if status == "running" and not (_dead_local_worker(holder) or beat is None or as_utc(beat) < stale):
             continue
         with db.session() as s:
             guard = or_(Job.status == "queued", Job.worker_id.is_(None), Job.worker_id == holder) \
@@ -73,6 +73,3 @@ def heartbeat(db: Database, job_id: str, me: str) -> bool:
         return bool(s.execute(update(Job).where(Job.id == job_id, Job.worker_id == me)
                               .values(heartbeat_at=utcnow())).rowcount)  # type: ignore[attr-defined]
 
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

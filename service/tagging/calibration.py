@@ -72,7 +72,7 @@ class Calibrator:
 
     @classmethod
     def fit(cls, taxonomy: Taxonomy, examples: Sequence[Example]) -> Calibrator:
-        cal = cls(f"{taxonomy.id}@{taxonomy.version}", examples=len(examples))
+        cal = cls(taxonomy.key, examples=len(examples))
         for dim in taxonomy.dimensions:
             rows = [e for e in examples if dim.id in e.labels and dim.id in e.signals]
             x = [features(*e.signals[dim.id][v.id]) for e in rows for v in dim.values]
@@ -140,7 +140,7 @@ class Calibrator:
         if not path.exists():
             return None
         cal = joblib.load(path)
-        if not isinstance(cal, cls) or cal.taxonomy_key != f"{taxonomy.id}@{taxonomy.version}":
+        if not isinstance(cal, cls) or cal.taxonomy_key != taxonomy.key:
             return None
         return cal
 

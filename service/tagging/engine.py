@@ -181,7 +181,7 @@ class TaggingEngine:
             chunk_vectors = self.embedder.embed_passages(chunks)
         use_learned = mode in ("learned", "full", "llm")
         cands = self.candidates(text, chunk_vectors, use_learned=use_learned)
-        result = TaggingResult(tags=[], status="llm_off", taxonomy=f"{self.taxonomy.id}@{self.taxonomy.version}",
+        result = TaggingResult(tags=[], status="llm_off", taxonomy=self.taxonomy.key,
                                prompt_version=self.prompt.version if self.prompt else None,
                                models={"embedder": self.embedder.name})
         known = self._from_metadata(metadata or {})
@@ -230,7 +230,7 @@ class TaggingEngine:
         if self.llm is None or self.prompt is None:
             return None
         cands = self.candidates(text, chunk_vectors, heads=heads)
-        scratch = TaggingResult(tags=[], status="llm_off", taxonomy=f"{self.taxonomy.id}@{self.taxonomy.version}",
+        scratch = TaggingResult(tags=[], status="llm_off", taxonomy=self.taxonomy.key,
                                 prompt_version=self.prompt.version, models={})
         choices = self._ask_llm(text, title, language, chunks, cands, content_hash, scratch)
         return None if choices is None else self.llm_signals(cands, choices, QuoteChecker(text))

@@ -21,7 +21,7 @@ MIN_POSITIVES = 2
 
 class LearnedHeads:
     def __init__(self, taxonomy: Taxonomy) -> None:
-        self.taxonomy_key = f"{taxonomy.id}@{taxonomy.version}"
+        self.taxonomy_key = taxonomy.key
         self.taxonomy = taxonomy
         self.models: dict[tuple[str, str], LogisticRegression] = {}
         self.examples = 0
@@ -68,7 +68,7 @@ class LearnedHeads:
         if not path.exists():
             return None
         data = joblib.load(path)
-        if data.get("taxonomy") != f"{taxonomy.id}@{taxonomy.version}":
+        if data.get("taxonomy") != taxonomy.key:
             return None  # heads of another taxonomy version would map to the wrong values
         heads = cls(taxonomy)
         heads.models, heads.examples = data["models"], data["examples"]

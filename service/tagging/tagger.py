@@ -38,7 +38,7 @@ class Tagger:
         return self.engine.taxonomy
 
     def _paths(self, taxonomy: Taxonomy) -> tuple[Path, Path]:
-        folder = self.training_dir / f"{taxonomy.id}@{taxonomy.version}"
+        folder = self.training_dir / taxonomy.key
         return folder / "heads.joblib", folder / "calibrator.joblib"
 
     def _build(self, taxonomy: Taxonomy) -> TaggingEngine:

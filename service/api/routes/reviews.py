@@ -91,7 +91,7 @@ def _add(c: Components, principal: Principal, asset_id: str, body: AddTagRequest
         if tag is None:
             tag = AssetTag(asset_id=asset_id, version=asset.current_version, dimension=body.dimension,
                            value=body.value, confidence=1.0, method="human", evidence=None, evidence_verified=False,
-                           taxonomy_version=f"{taxonomy.id}@{taxonomy.version}", prompt_version=None, models={},
+                           taxonomy_version=taxonomy.key, prompt_version=None, models={},
                            signals={}, tagging_status="human")
             s.add(tag)
         before = None if tag.id is None else {"value": tag.value, "status": tag.status}

@@ -52,7 +52,7 @@ def _replace(c: Components, principal: Principal, body: TaxonomyReplace) -> Taxo
         asset_ids = list(s.scalars(select(Asset.id).order_by(Asset.id)))
     if changed and asset_ids:
         job_id = create_job(c.db, "retag", principal.key_id,
-                            {"taxonomy": f"{new.id}@{new.version}", "dimensions": changed, "role": principal.role},
+                            {"taxonomy": new.key, "dimensions": changed, "role": principal.role},
                             [(a, None) for a in asset_ids])
         if c.worker is not None:
             c.worker.notify()
