@@ -77,6 +77,11 @@ def chunk_point(chunk_id: str, vector: Any, payload: dict[str, Any], version: in
                                                     "page": page, "slide": slide})
 
 
+def ingest_limits(settings: Settings) -> Limits:
+    return Limits(max_file_bytes=settings.max_file_bytes, max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                  max_compression_ratio=settings.max_compression_ratio)
+
+
 def tag_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, text: str, *, title: str,
                  language: str | None, blocks: list[TextBlock], metadata: Mapping[str, str],
                  mode: Mode | None = None) -> TaggingResult:
@@ -105,9 +110,7 @@ class Ingestor:
                  tagging_mode: Mode | None = None) -> None:
         self.db, self.vectors, self.embedder, self.settings = db, vectors, embedder, settings
         self.tagger, self.actor, self.tagging_mode = tagger, actor, tagging_mode
-        self.limits = Limits(max_file_bytes=settings.max_file_bytes,
-                             max_uncompressed_bytes=settings.max_uncompressed_bytes,
-                             max_compression_ratio=settings.max_compression_ratio)
+        self.limits = ingest_limits(settings)
         for name, kind in PAYLOAD_INDEXES.items():
             vectors.ensure_index(name, kind)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import uuid
 from pathlib import Path
@@ -20,6 +19,7 @@ from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.api.schemas import IngestPathRequest, JobOut
+from service.api.uploads import safe_name, save_upload
 from service.auth.keys import Principal
 from service.jobs.queue import create_job
 from service.runtime import Components
@@ -28,13 +28,6 @@ from service.store.models import Job, JobItem
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 ACCEPTED = (*EXTENSIONS, *FEED_SUFFIXES)
-COPY_CHUNK = 1024 * 1024
-
-
-def _safe_name(name: str) -> str:
-    base = Path(name.replace("\\", "/")).name.strip()
-    base = re.sub(r"[\x00-\x1f/]", "_", base)
-    return base if base and base not in (".", "..") else "upload"
 
 
 def _job_out(c: Components, job_id: str, with_items: bool = True) -> JobOut:
@@ -53,19 +46,12 @@ def _save_uploads(c: Components, files: list[UploadFile], folder: Path) -> list[
     used: set[str] = set()
     folder.mkdir(parents=True, exist_ok=True)
     for f in files:
-        name = _safe_name(f.filename or "upload")
+        name = safe_name(f.filename)
         if name in used:
             raise ApiError(422, "duplicate_file_name", f"Two files in this upload are named {name!r}.")
         used.add(name)
         target = folder / name
-        written = 0
-        with target.open("wb") as out:
-            while chunk := f.file.read(COPY_CHUNK):
-                written += len(chunk)
-                if written > limit:
-                    raise ApiError(413, "file_too_large", f"{name} is larger than the {limit:,}-byte limit "
-                                   "(HCP_MAX_FILE_BYTES).", {"file": name, "limit_bytes": limit})
-                out.write(chunk)
+        save_upload(f, target, limit)
         if not is_sidecar(target):
             items.append((name, str(target)))
     return items
@@ -77,8 +63,8 @@ def _create_upload_job(c: Components, principal: Principal, files: list[UploadFi
     if len(files) > c.settings.upload_max_files:
         raise ApiError(413, "too_many_files", f"At most {c.settings.upload_max_files} files per upload.")
     unsupported = [f.filename or "" for f in files
-                   if not is_sidecar(Path(_safe_name(f.filename or ""))) and
-                   Path(_safe_name(f.filename or "")).suffix.lower() not in ACCEPTED]
+                   if not is_sidecar(Path(safe_name(f.filename))) and
+                   Path(safe_name(f.filename)).suffix.lower() not in ACCEPTED]
     if unsupported:
         raise ApiError(415, "unsupported_type", "These files are of a type that cannot be ingested: "
                        f"{', '.join(unsupported[:10])}. Supported: {', '.join(sorted(ACCEPTED))} "

@@ -12,13 +12,13 @@ from fastapi.concurrency import run_in_threadpool
 from indexers.document import TextBlock
 from indexers.errors import IngestError
 from indexers.reader import read_file
-from indexers.safety import Limits
 from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.api.schemas import TagResultOut, TagResultTag, TagTextRequest
+from service.api.uploads import safe_name, save_upload
 from service.auth.keys import Principal
-from service.ingest import tag_unstored
+from service.ingest import ingest_limits, tag_unstored
 from service.runtime import Components
 from service.tagging.engine import Mode, TaggingResult
 
@@ -51,21 +51,12 @@ async def tag_text(body: TagTextRequest, c: ComponentsDep,
 
 
 def _tag_file(c: Components, upload: UploadFile, mode: Mode | None) -> TagResultOut:
-    name = Path((upload.filename or "upload").replace("\\", "/")).name or "upload"
-    limit = c.settings.max_file_bytes
+    name = safe_name(upload.filename)
     with tempfile.TemporaryDirectory(prefix="hcp-tag-") as tmp:
         path = Path(tmp) / name
-        size = 0
-        with path.open("wb") as out:
-            while chunk := upload.file.read(1024 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise ApiError(413, "file_too_large", f"{name} is larger than the {limit:,}-byte limit.")
-                out.write(chunk)
+        save_upload(upload, path, c.settings.max_file_bytes)
         try:
-            doc = read_file(path, Path(tmp), Limits(max_file_bytes=limit,
-                                                    max_uncompressed_bytes=c.settings.max_uncompressed_bytes,
-                                                    max_compression_ratio=c.settings.max_compression_ratio))
+            doc = read_file(path, Path(tmp), ingest_limits(c.settings))
         except IngestError as err:
             status = 415 if err.code in ("unsupported_type", "wrong_extension") else \
                 413 if err.code in ("file_too_large", "zip_bomb") else 422

@@ -1,0 +1,31 @@
+"""Uploaded files onto disk: a safe name, and the size limit enforced while copying (413 past it)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi import UploadFile
+
+from service.api.errors import ApiError
+
+COPY_CHUNK = 1024 * 1024
+
+
+def safe_name(name: str | None) -> str:
+    """The file name alone (no folders, no control characters), never empty, ``.`` or ``..``."""
+    base = Path((name or "upload").replace("\\", "/")).name.strip()
+    base = re.sub(r"[\x00-\x1f/]", "_", base)
+    return base if base and base not in (".", "..") else "upload"
+
+
+def save_upload(upload: UploadFile, target: Path, limit: int) -> None:
+    """Copy ``upload`` to ``target``, refusing it (413) as soon as it passes ``limit`` bytes."""
+    written = 0
+    with target.open("wb") as out:
+        while chunk := upload.file.read(COPY_CHUNK):
+            written += len(chunk)
+            if written > limit:
+                raise ApiError(413, "file_too_large", f"{target.name} is larger than the {limit:,}-byte limit "
+                               "(HCP_MAX_FILE_BYTES).", {"file": target.name, "limit_bytes": limit})
+            out.write(chunk)
