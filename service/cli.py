@@ -109,11 +109,9 @@ def _bootstrap_admin_key(components: Components) -> None:
 def _queue_llm_retag(components: Components, asset_ids: list[str]) -> None:
     if not asset_ids or components.llm is None or components.tagger.default_mode not in ("full", "llm"):
         return
-    from service.jobs.queue import create_job
+    from service.jobs.queue import create_retag_job
 
-    tax = components.tagger.taxonomy
-    create_job(components.db, "retag", "cli", {"taxonomy": tax.key, "dimensions": None,
-                                               "role": "admin"}, [(a, None) for a in asset_ids])
+    create_retag_job(components.db, "cli", "admin", components.tagger.taxonomy.key, None, asset_ids)
     console.print(f"{len(asset_ids)} new assets queued for LLM tagging in the background.")
 
 
@@ -323,20 +321,13 @@ def assets_show(asset_id: str) -> None:
 def assets_delete(asset_id: str) -> None:
     """Delete an asset with its versions, tags and vectors."""
     from service.runtime import build_components
-    from service.store import audit
-    from service.store.models import Asset
-    from service.store.vectors import Where
+    from service.store.assets import delete_asset
 
     components = build_components(get_settings(), with_llm=False)
     try:
-        with components.db.session() as s:
-            a = s.get(Asset, asset_id)
-            if a is None:
-                console.print(f"[red]no asset {asset_id}[/red]")
-                raise typer.Exit(1)
-            components.vectors.delete_where(Where(equals={"asset_id": asset_id}))
-            audit.record(s, "cli", "admin", "asset.delete", "asset", asset_id, {"title": a.title, "uri": a.uri})
-            s.delete(a)
+        if not delete_asset(components.db, components.vectors, asset_id, "cli", "admin"):
+            console.print(f"[red]no asset {asset_id}[/red]")
+            raise typer.Exit(1)
         console.print(f"deleted {asset_id}")
     finally:
         components.close()

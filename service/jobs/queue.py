@@ -46,6 +46,13 @@ def create_job(db: Database, kind: str, created_by: str, params: dict[str, Any],
     return job_id
 
 
+def create_retag_job(db: Database, actor: str, role: str, taxonomy_key: str, dimensions: list[str] | None,
+                     asset_ids: Sequence[str]) -> str:
+    """Re-tag ``asset_ids`` against ``taxonomy_key`` for ``dimensions`` (None: all of them)."""
+    return create_job(db, "retag", actor, {"taxonomy": taxonomy_key, "dimensions": dimensions, "role": role},
+                      [(a, None) for a in asset_ids])
+
+
 def claim(db: Database, me: str, lease_s: float) -> str | None:
     """The id of a job this worker now holds, or None."""
     now = utcnow()

@@ -20,9 +20,8 @@ from service.api.schemas import AssetDetail, AssetPage, AssetSummary, ChunkOut, 
 from service.auth.keys import Principal
 from service.auth.roles import allows
 from service.runtime import Components
-from service.store import audit
+from service.store import assets as asset_store
 from service.store.models import Asset, AssetTag, Chunk
-from service.store.vectors import Where
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 ACTIVE_TAG = ("proposed", "accepted")
@@ -141,17 +140,8 @@ async def get_asset(c: ComponentsDep, principal: Annotated[Principal, Depends(re
 
 
 def _delete(c: Components, principal: Principal, asset_id: str) -> None:
-    with c.db.session() as s:
-        asset = s.get(Asset, asset_id)
-        if asset is None:
-            raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
-        before = {"title": asset.title, "uri": asset.uri, "approval_status": asset.approval_status,
-                  "versions": len(asset.versions)}
-        # vectors first: a failure after this leaves rows without vectors (invisible to matching, fixed by
-        # `hcp-content reindex`), never vectors pointing at a deleted asset
-        c.vectors.delete_where(Where(equals={"asset_id": asset_id}))
-        s.delete(asset)
-        audit.record(s, principal.key_id, principal.role, "asset.delete", "asset", asset_id, before, None)
+    if not asset_store.delete_asset(c.db, c.vectors, asset_id, principal.key_id, principal.role):
+        raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
 
 
 @router.delete("/{asset_id}", status_code=204, summary="Delete an asset, its versions, tags and vectors")

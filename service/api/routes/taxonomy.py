@@ -14,7 +14,7 @@ from service.api.errors import ApiError
 from service.api.schemas import TaxonomyOut, TaxonomyReplace, TaxonomyReplaced
 from service.auth.keys import Principal
 from service.core.taxonomy import TaxonomyError
-from service.jobs.queue import create_job
+from service.jobs.queue import create_retag_job
 from service.runtime import Components
 from service.store import audit
 from service.store.models import Asset, TaxonomyVersion
@@ -51,9 +51,7 @@ def _replace(c: Components, principal: Principal, body: TaxonomyReplace) -> Taxo
                      {"version": old.version}, {"version": new.version, "changed_dimensions": changed})
         asset_ids = list(s.scalars(select(Asset.id).order_by(Asset.id)))
     if changed and asset_ids:
-        job_id = create_job(c.db, "retag", principal.key_id,
-                            {"taxonomy": new.key, "dimensions": changed, "role": principal.role},
-                            [(a, None) for a in asset_ids])
+        job_id = create_retag_job(c.db, principal.key_id, principal.role, new.key, changed, asset_ids)
         if c.worker is not None:
             c.worker.notify()
     return TaxonomyReplaced(id=new.id, version=new.version, changed_dimensions=changed, retag_job=job_id)
