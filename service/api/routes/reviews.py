@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.api.schemas import AddTagRequest, JobOut, ReviewOut, ReviewRequest, TagOut
 from service.auth.keys import Principal
+from service.core.taxonomy import Taxonomy
 from service.jobs.queue import create_job
 from service.runtime import Components
 from service.store import audit
@@ -21,8 +24,35 @@ from service.store.models import Asset, AssetTag, Job, TagReview, utcnow
 router = APIRouter(prefix="/v1", tags=["review"])
 
 
+def _check_value(taxonomy: Taxonomy, dimension: str, value: str) -> None:
+    if not taxonomy.has(dimension, value):
+        dim = next((d for d in taxonomy.dimensions if d.id == dimension), None)
+        raise ApiError(422, "unknown_value", f"{value!r} is not a value of dimension {dimension!r}.",
+                       {"allowed": dim.value_ids if dim else [d.id for d in taxonomy.dimensions]})
+
+
+def _mark_reviewed(tag: AssetTag, status: str, principal: Principal, now: datetime, comment: str | None) -> None:
+    tag.status, tag.needs_review = status, False
+    tag.reviewed_by, tag.reviewed_at, tag.review_comment = principal.key_id, now, comment
+
+
+def _accept_value(s: Session, asset_id: str, version: int, dimension: str, value: str, taxonomy_version: str,
+                  principal: Principal, now: datetime, comment: str | None) -> tuple[AssetTag, str | None]:
+    """The asset's tag with this value, accepted: the engine's proposal when it made one, else a human tag;
+    with the tag's status before (None when it is new)."""
+    tag = s.scalar(select(AssetTag).where(AssetTag.asset_id == asset_id, AssetTag.dimension == dimension,
+                                          AssetTag.value == value, AssetTag.status != "edited"))
+    previous = tag.status if tag is not None else None
+    if tag is None:
+        tag = AssetTag(asset_id=asset_id, version=version, dimension=dimension, value=value, confidence=1.0,
+                       method="human", evidence=None, evidence_verified=False, taxonomy_version=taxonomy_version,
+                       prompt_version=None, models={}, signals={}, tagging_status="human")
+        s.add(tag)
+    _mark_reviewed(tag, "accepted", principal, now, comment)
+    return tag, previous
+
+
 def _review(c: Components, principal: Principal, tag_id: int, body: ReviewRequest) -> ReviewOut:
-    taxonomy = c.tagger.taxonomy
     with c.db.session() as s:
         tag = s.get(AssetTag, tag_id)
         if tag is None:
@@ -32,36 +62,20 @@ def _review(c: Components, principal: Principal, tag_id: int, body: ReviewReques
         if body.action == "edit":
             if not body.value:
                 raise ApiError(422, "value_required", "An edit needs the corrected `value`.")
-            if not taxonomy.has(tag.dimension, body.value):
-                dim = next((d for d in taxonomy.dimensions if d.id == tag.dimension), None)
-                raise ApiError(422, "unknown_value", f"{body.value!r} is not a value of dimension {tag.dimension!r}.",
-                               {"allowed": dim.value_ids if dim else []})
+            _check_value(c.tagger.taxonomy, tag.dimension, body.value)
             if body.value == tag.value:
                 raise ApiError(422, "same_value", "The edit keeps the same value; accept the tag instead.")
         elif body.value is not None:
             raise ApiError(422, "unexpected_value", "Only an edit takes a `value`.")
         before = {"value": tag.value, "status": tag.status, "confidence": tag.confidence}
         now = utcnow()
+        _mark_reviewed(tag, {"accept": "accepted", "reject": "rejected", "edit": "edited"}[body.action], principal,
+                       now, body.comment)
         replacement = None
-        tag.status = {"accept": "accepted", "reject": "rejected", "edit": "edited"}[body.action]
-        tag.needs_review, tag.reviewed_by, tag.reviewed_at, tag.review_comment = False, principal.key_id, now, \
-            body.comment
         if body.action == "edit":
             assert body.value is not None
-            existing = s.scalar(select(AssetTag).where(AssetTag.asset_id == tag.asset_id,
-                                                       AssetTag.dimension == tag.dimension,
-                                                       AssetTag.value == body.value, AssetTag.id != tag.id))
-            if existing is not None:  # the corrected value was proposed too: accept that one
-                replacement = existing
-            else:
-                replacement = AssetTag(asset_id=tag.asset_id, version=tag.version, dimension=tag.dimension,
-                                       value=body.value, confidence=1.0, method="human", evidence=None,
-                                       evidence_verified=False, taxonomy_version=tag.taxonomy_version,
-                                       prompt_version=None, models={}, signals={}, tagging_status="human")
-                s.add(replacement)
-            replacement.status, replacement.needs_review = "accepted", False
-            replacement.reviewed_by, replacement.reviewed_at, replacement.review_comment = principal.key_id, now, \
-                body.comment
+            replacement, _ = _accept_value(s, tag.asset_id, tag.version, tag.dimension, body.value,
+                                        tag.taxonomy_version, principal, now, body.comment)
         s.add(TagReview(tag_id=tag.id, asset_id=tag.asset_id, dimension=tag.dimension, action=body.action,
                         value_before=tag.value, value_after=body.value if body.action == "edit" else tag.value,
                         confidence=tag.confidence, method=tag.method, comment=body.comment,
@@ -77,26 +91,15 @@ def _review(c: Components, principal: Principal, tag_id: int, body: ReviewReques
 def _add(c: Components, principal: Principal, asset_id: str, body: AddTagRequest) -> ReviewOut:
     """A value the engine missed, added by a reviewer: a gold label like an accepted proposal."""
     taxonomy = c.tagger.taxonomy
-    if not taxonomy.has(body.dimension, body.value):
-        dim = next((d for d in taxonomy.dimensions if d.id == body.dimension), None)
-        raise ApiError(422, "unknown_value", f"{body.dimension}:{body.value} is not in the taxonomy.",
-                       {"allowed": dim.value_ids if dim else [d.id for d in taxonomy.dimensions]})
+    _check_value(taxonomy, body.dimension, body.value)
     now = utcnow()
     with c.db.session() as s:
         asset = s.get(Asset, asset_id)
         if asset is None:
             raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
-        tag = s.scalar(select(AssetTag).where(AssetTag.asset_id == asset_id, AssetTag.dimension == body.dimension,
-                                              AssetTag.value == body.value, AssetTag.status != "edited"))
-        if tag is None:
-            tag = AssetTag(asset_id=asset_id, version=asset.current_version, dimension=body.dimension,
-                           value=body.value, confidence=1.0, method="human", evidence=None, evidence_verified=False,
-                           taxonomy_version=taxonomy.key, prompt_version=None, models={},
-                           signals={}, tagging_status="human")
-            s.add(tag)
-        before = None if tag.id is None else {"value": tag.value, "status": tag.status}
-        tag.status, tag.needs_review = "accepted", False
-        tag.reviewed_by, tag.reviewed_at, tag.review_comment = principal.key_id, now, body.comment
+        tag, previous = _accept_value(s, asset_id, asset.current_version, body.dimension, body.value, taxonomy.key,
+                                      principal, now, body.comment)
+        before = None if previous is None else {"value": body.value, "status": previous}
         s.flush()
         s.add(TagReview(tag_id=tag.id, asset_id=asset_id, dimension=body.dimension, action="add",
                         value_before=body.value, value_after=body.value, confidence=None, method="human",
@@ -122,10 +125,10 @@ def _maybe_retrain(c: Components, principal: Principal) -> str | None:
         if pending is not None:
             return None
         last = s.scalar(select(Job.created_at).where(Job.kind == "retrain").order_by(Job.created_at.desc()))
-        q = select(TagReview.id)
+        q = select(func.count()).select_from(TagReview)
         if last is not None:
             q = q.where(TagReview.at > last)
-        if len(list(s.scalars(q))) < c.settings.retrain_after_reviews:
+        if (s.scalar(q) or 0) < c.settings.retrain_after_reviews:
             return None
     return _queue_retrain(c, principal)
 
