@@ -31,7 +31,7 @@ from service.tagging.calibration import Calibrator, LLMSignal
 from service.tagging.learned import LearnedHeads
 from service.tagging.prompts import PromptTemplate
 from service.tagging.quotes import QuoteChecker
-from service.tagging.signals import KeywordMatcher, PrototypeIndex, standardise
+from service.tagging.signals import KeywordHit, KeywordMatcher, PrototypeIndex, standardise
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +129,14 @@ class TaggingEngine:
 
     # --- signals -----------------------------------------------------------------------------
     def signals(self, text: str, chunk_vectors: np.ndarray, *, use_learned: bool = True,
-                heads: LearnedHeads | None = None) -> dict[str, dict[str, tuple[float, int, float | None]]]:
+                heads: LearnedHeads | None = None, hits: dict[tuple[str, str], KeywordHit] | None = None
+                ) -> dict[str, dict[str, tuple[float, int, float | None]]]:
         """Raw signals per dimension and value: (embedding z-score, keyword hits, learned probability).
-        ``heads`` overrides the engine's own (calibration scores held-out examples with other heads)."""
+        ``heads`` overrides the engine's own (calibration scores held-out examples with other heads);
+        ``hits`` are the text's keyword hits when the caller has them already."""
         heads = heads or self.heads
         sims = self.prototypes.scores(chunk_vectors)
-        hits = self.keywords.hits(text)
+        hits = self.keywords.hits(text) if hits is None else hits
         asset_vector = chunk_vectors.mean(axis=0) if chunk_vectors.ndim == 2 else chunk_vectors
         asset_vector = asset_vector / (np.linalg.norm(asset_vector) or 1.0)
         learned = heads.predict(asset_vector) if (heads and use_learned) else {}
@@ -155,8 +157,8 @@ class TaggingEngine:
         probability; otherwise the hand-set weights combine embedding and keyword evidence (and blend in
         a learned head's probability where one exists)."""
         w = self.weights
-        signals = self.signals(text, chunk_vectors, use_learned=use_learned, heads=heads)
         hits = self.keywords.hits(text)
+        signals = self.signals(text, chunk_vectors, use_learned=use_learned, heads=heads, hits=hits)
         out: dict[str, list[Candidate]] = {}
         for dim in self.taxonomy.dimensions:
             cands = []
