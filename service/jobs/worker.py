@@ -42,11 +42,9 @@ class LostLease(RuntimeError):
 
 
 class Worker:
-    def __init__(self, components: Components, handlers: dict[str, Handler],
-                 finishers: dict[str, Callable[[Components, Job], None]] | None = None) -> None:
+    def __init__(self, components: Components, handlers: dict[str, Handler]) -> None:
         self.c = components
         self.handlers = handlers
-        self.finishers = finishers or {}
         self.me = worker_id()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -124,9 +122,6 @@ class Worker:
                 row.error_code, row.error_message, row.finished_at = result.error_code, result.error_message, utcnow()
                 job_row.done += 1
                 job_row.failed += 0 if result.ok else 1
-        finisher = self.finishers.get(job.kind)
-        if finisher is not None:
-            finisher(self.c, job)
         with self.c.db.session() as s:
             job_row = s.get(Job, job_id)
             assert job_row is not None

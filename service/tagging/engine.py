@@ -110,7 +110,8 @@ class TaggingEngine:
                  cache: TagCache | None = None, candidates_per_dimension: int = 4,
                  prompt_token_budget: int = 1400, max_windows: int = 3, encoding: str = "cl100k_base",
                  weights: Weights | None = None, max_answer_tokens: int = 700,
-                 calibrator: Calibrator | None = None) -> None:
+                 calibrator: Calibrator | None = None, prototypes: PrototypeIndex | None = None) -> None:
+        """``prototypes``: an index already embedded for this taxonomy (embedding them is the slow part)."""
         self.taxonomy = taxonomy
         self.embedder = embedder
         self.llm = llm
@@ -124,7 +125,8 @@ class TaggingEngine:
         self.weights = weights or Weights()
         self.calibrator = calibrator
         self.max_answer_tokens = max_answer_tokens
-        self.prototypes = PrototypeIndex(taxonomy, embedder)
+        self.prototypes = prototypes if prototypes is not None and prototypes.taxonomy is taxonomy \
+            else PrototypeIndex(taxonomy, embedder)
         self.keywords = KeywordMatcher(taxonomy)
 
     # --- signals -----------------------------------------------------------------------------

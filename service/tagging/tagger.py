@@ -5,7 +5,6 @@ The engine is swapped whole (new taxonomy, new training), never mutated under a 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from service.tagging.calibration import Calibrator
 from service.tagging.engine import Mode, TaggingEngine, TaggingResult
 from service.tagging.learned import LearnedHeads
 from service.tagging.prompts import load_prompt
+from service.tagging.signals import PrototypeIndex
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ class Tagger:
                  training_dir: Path, mode: Mode = "full") -> None:
         self.embedder, self.llm, self.db, self.training_dir = embedder, llm, db, training_dir
         self.default_mode: Mode = mode if (mode not in ("full", "llm") or llm is not None) else "learned"
-        self._lock = threading.Lock()
         self.engine = self._build(taxonomy)
 
     @property
@@ -41,16 +40,15 @@ class Tagger:
         folder = self.training_dir / taxonomy.key
         return folder / "heads.joblib", folder / "calibrator.joblib"
 
-    def _build(self, taxonomy: Taxonomy) -> TaggingEngine:
+    def _build(self, taxonomy: Taxonomy, prototypes: PrototypeIndex | None = None) -> TaggingEngine:
         heads_path, cal_path = self._paths(taxonomy)
         return TaggingEngine(taxonomy, self.embedder, llm=self.llm, prompt=load_prompt("tagging"),
                              cache=TagCache(self.db), heads=LearnedHeads.load(taxonomy, heads_path),
-                             calibrator=Calibrator.load(taxonomy, cal_path))
+                             calibrator=Calibrator.load(taxonomy, cal_path), prototypes=prototypes)
 
     def set_taxonomy(self, taxonomy: Taxonomy) -> None:
-        engine = self._build(taxonomy)
-        with self._lock:
-            self.engine = engine
+        # built aside and swapped in one assignment: a call in flight keeps the engine it started with
+        self.engine = self._build(taxonomy)
 
     def tag(self, text: str, *, title: str, language: str, chunks: Sequence[str], chunk_vectors: np.ndarray,
             content_hash: str | None, metadata: dict[str, str], mode: Mode | None = None) -> TaggingResult:
@@ -60,13 +58,13 @@ class Tagger:
 
     def retrain(self, items: Sequence[training.LabelledItem]) -> dict[str, int]:
         """Fit heads and calibration on reviewed items, save them and start using them."""
-        engine = self._build(self.taxonomy)
+        current = self.engine
+        engine = self._build(current.taxonomy, prototypes=current.prototypes)  # same taxonomy: same prototypes
         heads, calibrator = training.fit(engine, items)
         heads_path, cal_path = self._paths(engine.taxonomy)
         heads.save(heads_path)
         calibrator.save(cal_path)
-        with self._lock:
-            self.engine = engine
+        self.engine = engine
         log.info("retrained on %d reviewed assets: %d heads, %d calibrated dimensions", len(items),
                  len(heads.models), len(calibrator.models))
         return {"items": len(items), "heads": len(heads.models), "calibrated_dimensions": len(calibrator.models)}
