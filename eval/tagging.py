@@ -18,6 +18,7 @@ from indexers.document import ParsedDocument, TextBlock
 from service.core.embeddings import Embedder
 from service.core.taxonomy import Taxonomy
 from service.tagging import training
+from service.tagging.calibration import out_of_fold
 from service.tagging.engine import Mode, TaggingEngine, TaggingResult
 from service.tagging.training import LabelledItem
 
@@ -144,18 +145,20 @@ def run(engine: TaggingEngine, items: list[Prepared], mode: Mode,
 
 def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[], TaggingEngine],
                    items: list[Prepared], folds: int = 5, mode: Mode = "learned", seed: int = 7) -> dict[str, Any]:
-    """Heads and calibration fitted on k-1 folds, scored on the held-out fold; predictions pooled."""
-    order = np.random.default_rng(seed).permutation(len(items))
+    """Heads and calibration fitted on k-1 folds, scored on the held-out fold; predictions pooled. One engine
+    serves every fold (each fit replaces its heads and calibration; its embedded prototypes stay)."""
+    engine = engine_factory()
     pooled: list[Prepared] = []
     predictions: list[dict[str, set[str]]] = []
-    for f in range(folds):
-        test_idx = set(order[f::folds].tolist())
-        engine = engine_factory()
-        fit(engine, [items[i] for i in range(len(items)) if i not in test_idx])
-        for i in sorted(test_idx):
+
+    def fit_predict(train_idx: list[int], held: list[int]) -> None:
+        fit(engine, [items[i] for i in train_idx])
+        for i in held:
             result = _tag(engine, items[i], mode)
             pooled.append(items[i])
             predictions.append({d.id: result.values(d.id) for d in taxonomy.dimensions})
+
+    out_of_fold(len(items), folds, fit_predict, seed=seed)
     dimensions = score_dimensions(taxonomy, pooled, predictions)
     return {"mode": f"{mode}-cv{folds}", "items": len(pooled), "dimensions": dimensions,
             "macro_f1_mean": _mean_macro(dimensions)}
