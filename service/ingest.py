@@ -24,6 +24,7 @@ from indexers.news import fetch_feed
 from indexers.safety import Limits
 from indexers.scanner import scan
 from service.core.embeddings import Embedder
+from service.core.lexical import default_encoder
 from service.settings import Settings
 from service.store import audit
 from service.store.db import Database
@@ -71,10 +72,12 @@ def embedding_text(title: str, text: str) -> str:
 
 
 def chunk_point(chunk_id: str, vector: Any, payload: dict[str, Any], version: int, page: int | None,
-                slide: int | None) -> VectorPoint:
-    """A chunk's vector with its asset's payload plus its own provenance."""
+                slide: int | None, text: str) -> VectorPoint:
+    """A chunk's dense vector and BM25 terms (of ``text``, its embedding text), with its asset's payload plus
+    its own provenance."""
     return VectorPoint(point_id(chunk_id), vector, {**payload, "chunk_id": chunk_id, "version": version,
-                                                    "page": page, "slide": slide})
+                                                    "page": page, "slide": slide},
+                       sparse=default_encoder().document(text))
 
 
 def ingest_limits(settings: Settings) -> Limits:
@@ -138,7 +141,8 @@ class Ingestor:
                               encoding=self.settings.tokenizer_encoding)
         if not chunks:
             raise IngestError("no_extractable_text", "No text could be extracted.", doc.source_key)
-        embeddings = self.embedder.embed_passages([embedding_text(doc.title, c.text) for c in chunks])
+        texts = [embedding_text(doc.title, c.text) for c in chunks]
+        embeddings = self.embedder.embed_passages(texts)
         chunk_ids = [f"{asset_id}:{version}:{c.ordinal}" for c in chunks]
         tagged: TaggingResult | None = None
         if self.tagger is not None:
@@ -169,8 +173,8 @@ class Ingestor:
                 audit.record(s, *self.actor, "asset.new_version" if found else "asset.create", "asset", asset_id,
                              None, {**_summary(asset), "version": version, "chunks": len(chunks)})
                 payload = asset_payload(asset)
-                points = [chunk_point(cid, vec, payload, version, c.page, c.slide)
-                          for cid, vec, c in zip(chunk_ids, embeddings, chunks, strict=True)]
+                points = [chunk_point(cid, vec, payload, version, c.page, c.slide, text)
+                          for cid, vec, c, text in zip(chunk_ids, embeddings, chunks, texts, strict=True)]
                 self.vectors.upsert(points)
                 written = [p.id for p in points]
         except Exception:

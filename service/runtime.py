@@ -18,6 +18,8 @@ from service.tagging.tagger import Tagger
 
 if TYPE_CHECKING:
     from service.jobs.worker import Worker
+    from service.matching.matcher import Matcher
+    from service.matching.talking_points import TalkingPointWriter
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +35,33 @@ class Components:
     llm_server: LocalLLMServer | None = None
     worker: Worker | None = None
     closed: bool = field(default=False)
+    _matcher: Matcher | None = field(default=None, repr=False)
+    _writer: TalkingPointWriter | None = field(default=None, repr=False)
+
+    @property
+    def matcher(self) -> Matcher:
+        if self._matcher is None:
+            from service.matching.matcher import Matcher
+            self._matcher = Matcher(self.db, self.vectors, self.embedder, self.settings)
+        return self._matcher
+
+    @property
+    def talking_points(self) -> TalkingPointWriter:
+        if self._writer is None:
+            from service.matching.talking_points import TalkingPointWriter
+            self._writer = TalkingPointWriter(self.matcher, self.llm)
+        return self._writer
 
     def start_worker(self) -> Worker:
         """The background job worker (idempotent); it first clears vectors a crash may have orphaned."""
         if self.worker is None:
             from service.jobs.handlers import HANDLERS
             from service.jobs.worker import Worker
-            from service.store.reconcile import drop_orphans
+            from service.store.reconcile import backfill_lexical, drop_orphans
 
             drop_orphans(self.db, self.vectors)
+            if self.vectors.needs_lexical_backfill:
+                backfill_lexical(self.db, self.vectors)
             self.worker = Worker(self, HANDLERS).start()
         return self.worker
 

@@ -108,6 +108,25 @@ class Settings(BaseSettings):
     retrain_after_reviews: int = Field(20, ge=1, description="Reviews since the last training that queue a "
                                        "retraining of the learned heads and calibration.")
 
+    # --- matching ------------------------------------------------------------------------------
+    match_candidates: int = Field(200, ge=10, le=5000, description="Chunks (dense, lexical) or assets (tags) "
+                                  "each retrieval channel returns before fusion.")
+    match_fusion: Literal["rrf", "weighted"] = Field("rrf", description="How channels combine: reciprocal-rank "
+                                                     "fusion, or a weighted sum of normalised scores.")
+    match_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant (higher: flatter).")
+    match_channel_weights: dict[str, float] = Field(
+        default_factory=lambda: {"dense": 1.0, "lexical": 1.0, "tags": 1.0},
+        description="Weight of each channel (dense, lexical, tags) in the fusion.")
+    match_external_share: float = Field(0.3, ge=0, le=1, description="Default share of external content "
+                                        "(news) in a match list, so reps do not send only promotion.")
+    match_mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, lower "
+                                    "= more diverse.")
+    match_news_half_life_days: float = Field(180.0, gt=0, description="External news loses half its "
+                                             "score every this many days.")
+    match_format_boost: float = Field(0.1, ge=0, le=1, description="Score boost for a preferred format.")
+    talking_points_context_sentences: int = Field(40, ge=5, le=200, description="Most source sentences "
+                                                  "offered to the LLM when drafting talking points.")
+
     # --- jobs --------------------------------------------------------------------------------
     worker_enabled: bool = Field(True, description="Run the background job worker inside the service "
                                  "(off on API replicas when a separate `hcp-content worker` runs).")

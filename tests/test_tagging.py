@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from service.core.prompts import load_prompt
 from service.core.taxonomy import load_taxonomy
 from service.llm.client import LLMClient
 from service.llm.local_server import LocalLLMServer
 from service.store.db import Database
 from service.tagging.cache import TagCache
 from service.tagging.engine import TaggingEngine
-from service.tagging.prompts import load_prompt
 from service.tagging.quotes import QuoteChecker
 
 from .conftest import SMOLLM_ALIAS, smollm_path
@@ -77,6 +77,15 @@ def test_real_llm_with_a_prompt_injection_document_never_yields_a_tag_outside_th
     for tag in result.tags:
         if tag.method == "llm" and tag.evidence_verified:
             assert QuoteChecker(SAFETY_TEXT + INJECTION).contains(tag.evidence)
+
+
+def test_with_file_metadata_the_llm_is_asked_only_the_open_dimensions(taxonomy, embedder, prompt, llm_server):
+    # format and source come from the file: a regression once asked for them anyway and crashed (KeyError)
+    engine = engine_with(taxonomy, embedder, prompt, llm_server.base_url)
+    result = engine.tag(SAFETY_TEXT, title="Safety", mode="full", metadata={"format": "pdf", "source": "internal"})
+    assert result.status == "ok", result.llm_error
+    assert result.values("format") == {"document"} and result.values("source") == {"internal"}
+    assert all(t.method == "metadata" for t in result.tags if t.dimension in ("format", "source"))
 
 
 def test_an_invented_tag_in_the_llms_answer_is_refused_and_the_other_signals_decide(taxonomy, embedder, prompt):

@@ -198,3 +198,73 @@ def test_concurrent_readers_during_writes_see_consistent_results(tmp_path):
         t.join()
     store.close()
     assert errors == []
+
+
+LEXICAL_DOCS = {
+    "zh-bleed": "卡迪维与华法林相比，大出血和颅内出血更少。",
+    "zh-dose": "格卢可每周一次皮下注射，起始剂量0.25 mg。",
+    "en-bleed": "Major bleeding was lower with Cardiovex than with warfarin.",
+    "en-hba1c": "Glucora lowered HbA1c by 1.8% at week 40.",
+}
+
+
+def lexical_points(encoder) -> list[VectorPoint]:
+    rng = np.random.default_rng(1)
+    return [VectorPoint(point_id(key), unit(rng.standard_normal(DIM)), {"key": key, "lang": key[:2]},
+                        sparse=encoder.document(text)) for key, text in LEXICAL_DOCS.items()]
+
+
+def test_lexical_search_finds_chinese_words_inside_longer_words_and_english_terms(store):
+    from service.core.lexical import default_encoder
+
+    encoder = default_encoder()
+    store.ensure_index("lang", "keyword")
+    store.upsert(lexical_points(encoder))
+    # 出血 is inside 大出血 and 颅内出血 in the text: search-mode segmentation must still find it
+    hits = store.search_lexical(encoder.query("出血风险"), 5)
+    assert [h.payload["key"] for h in hits] == ["zh-bleed"]
+    hits = store.search_lexical(encoder.query("WARFARIN bleeding"), 5)
+    assert hits[0].payload["key"] == "en-bleed"
+    assert {h.payload["key"] for h in store.search_lexical(encoder.query("HbA1c"), 5)} == {"en-hba1c"}
+    # filters apply to lexical search too; a query of stopwords only finds nothing
+    assert store.search_lexical(encoder.query("bleeding"), 5, Where(equals={"lang": "zh"})) == []
+    assert store.search_lexical(encoder.query("的 the and"), 5) == []
+    # the terms survive retrieve, so a re-write keeps them
+    assert store.retrieve([point_id("zh-dose")], with_vectors=True)[0].sparse
+
+
+def test_a_store_written_before_lexical_search_gains_it_and_is_backfilled_from_sql(tmp_path):
+    from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, Point, UpdateOperation
+
+    from service.core.lexical import default_encoder
+    from service.store.db import Database
+    from service.store.models import Asset, Chunk
+    from service.store.reconcile import backfill_lexical
+
+    # an old-format shard: dense vectors only
+    gen = tmp_path / "edge" / "gen-000001"
+    gen.parent.mkdir()
+    old = EdgeShard.create(str(gen), EdgeConfig(vectors=EdgeVectorParams(size=DIM, distance=Distance.Cosine),
+                                                wal_enabled=True))
+    old.update(UpdateOperation.upsert_points([Point(point_id("a1:1:0"), unit(np.ones(DIM)).tolist(),
+                                                    {"asset_id": "a1"})]))
+    old.close()
+    (tmp_path / "edge" / "CURRENT").write_text("gen-000001\n")
+    db = Database(f"sqlite:///{tmp_path / 'hcp.db'}")
+    db.migrate()
+    with db.session() as s:
+        s.add(Asset(id="a1", uri="a1.txt", title="Bleeding", language="en", source="internal", format="txt",
+                    current_version=1,
+                    chunks=[Chunk(id="a1:1:0", version=1, ordinal=0, text="Major bleeding was rare.",
+                                         char_start=0, char_end=24, token_count=5)]))
+    store = EdgeVectorStore(tmp_path / "edge", DIM, background=False)
+    try:
+        assert store.needs_lexical_backfill
+        assert store.search_lexical(default_encoder().query("bleeding"), 5) == []
+        assert backfill_lexical(db, store) == 1
+        hits = store.search_lexical(default_encoder().query("bleeding"), 5)
+        assert [h.id for h in hits] == [point_id("a1:1:0")]
+        assert store.search(unit(np.ones(DIM)), 1)[0].score == pytest.approx(1.0, abs=1e-4)  # dense kept
+    finally:
+        store.close()
+        db.dispose()

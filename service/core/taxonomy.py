@@ -82,6 +82,9 @@ class TaxonomyValue(_Strict):
     definition: Localized
     synonyms: Synonyms = Field(default_factory=Synonyms)
     examples: list[str] = Field(default_factory=list)
+    implies: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "Values of other dimensions this value entails (a product's therapy area): content tagged with this "
+        "value also counts as carrying those when matching."))
 
     def prototype_texts(self) -> list[str]:
         """Texts that describe this value (labels, definition, synonyms, examples), both languages."""
@@ -103,6 +106,9 @@ class Dimension(_Strict):
     applies_to: Literal["content", "hcp", "both"] = "both"
     description: Localized | None = None
     weight: float = Field(1.0, ge=0, description="Weight of this dimension when matching needs to content.")
+    mismatch_penalty: float = Field(1.0, ge=0, le=1, description=(
+        "Matching: score multiplier for content tagged only with other values of this dimension than the need "
+        "asks for (a cardiologist's oncology deck); 1 = no penalty."))
     threshold: float = Field(0.6, ge=0, le=1, description="Confidence below which a tag needs review.")
     from_metadata: MetadataRule | None = None
     values: list[TaxonomyValue] = Field(min_length=1)
@@ -139,6 +145,27 @@ class Taxonomy(_Strict):
     @classmethod
     def _unique_dimensions(cls, dimensions: list[Dimension]) -> list[Dimension]:
         return _unique_ids(dimensions, "dimension")
+
+    @model_validator(mode="after")
+    def _implications_exist(self) -> Taxonomy:
+        for dim in self.dimensions:
+            for value in dim.values:
+                for target_dim, target_values in value.implies.items():
+                    missing = [v for v in target_values if not self.has(target_dim, v)]
+                    if missing or target_dim == dim.id:
+                        raise ValueError(f"{dim.id}:{value.id} implies {target_dim}:{missing or target_values}, "
+                                         "which is not a value of another dimension")
+        return self
+
+    def implications(self, dimension_id: str, value_id: str) -> list[tuple[str, str]]:
+        """(dimension, value) pairs that ``dimension_id:value_id`` entails."""
+        value = self.dimension(dimension_id).value(value_id)
+        return [(d, v) for d, values in (value.implies if value else {}).items() for v in values]
+
+    def implied_by(self, dimension_id: str, value_id: str) -> list[tuple[str, str]]:
+        """(dimension, value) pairs that entail ``dimension_id:value_id``."""
+        return [(d.id, v.id) for d in self.dimensions for v in d.values
+                if value_id in v.implies.get(dimension_id, [])]
 
     @property
     def key(self) -> str:

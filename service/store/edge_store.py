@@ -31,11 +31,13 @@ from qdrant_edge import (
     Distance,
     EdgeConfig,
     EdgeShard,
+    EdgeSparseVectorParams,
     EdgeVectorParams,
     FieldCondition,
     Filter,
     MatchAny,
     MatchValue,
+    Modifier,
     PayloadSchemaType,
     Point,
     Query,
@@ -45,8 +47,18 @@ from qdrant_edge import (
     SearchParams,
     UpdateOperation,
 )
+from qdrant_edge import SparseVector as EdgeSparse
 
-from service.store.vectors import IndexType, VectorHit, VectorPoint, VectorStore, VectorStoreError, Where
+from service.core.lexical import SparseVector
+from service.store.vectors import (
+    LEXICAL_VECTOR,
+    IndexType,
+    VectorHit,
+    VectorPoint,
+    VectorStore,
+    VectorStoreError,
+    Where,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +86,16 @@ def edge_filter(where: Where | None) -> Filter | None:
     return Filter(must=must or None, must_not=must_not or None)
 
 
+def _sparse_of(raw: Any) -> SparseVector | None:
+    found = raw.get(LEXICAL_VECTOR) if isinstance(raw, dict) else None
+    return SparseVector(list(found.indices), list(found.values)) if found is not None else None
+
+
 def _vector_of(raw: Any) -> list[float] | None:
     if raw is None:
         return None
     if isinstance(raw, dict):
-        raw = raw.get("", next(iter(raw.values()), None))
+        raw = raw.get("")
     return list(raw) if raw is not None else None
 
 
@@ -122,15 +139,29 @@ class EdgeVectorStore(VectorStore):
         self._unindexed = max(0, info.points_count - info.indexed_vectors_count)
 
     # --- generations -------------------------------------------------------------------------
-    def _config(self) -> EdgeConfig:
-        return EdgeConfig(vectors=EdgeVectorParams(size=self.dim, distance=Distance.Cosine), wal_enabled=True)
+    def _config(self, *, lexical: bool = True) -> EdgeConfig:
+        sparse = {LEXICAL_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)} if lexical else None
+        return EdgeConfig(vectors=EdgeVectorParams(size=self.dim, distance=Distance.Cosine), sparse_vectors=sparse,
+                          wal_enabled=True)
 
     def _open(self, name: str, *, create: bool) -> EdgeShard:
         path = str(self.root / name)
         try:
             if create:
                 return EdgeShard.create(path, self._config())
-            return EdgeShard.load(path, self._config())
+            try:
+                return EdgeShard.load(path, self._config())
+            except Exception as exc:
+                if LEXICAL_VECTOR not in str(exc):
+                    raise
+            # A store written before lexical search existed: add the sparse vector; its points get theirs
+            # from the SQL chunk text (reconcile.backfill_lexical) when the worker starts.
+            shard = EdgeShard.load(path, self._config(lexical=False))
+            shard.update(UpdateOperation.create_sparse_vector(LEXICAL_VECTOR, modifier=Modifier.Idf))
+            shard.flush()
+            self.needs_lexical_backfill = True
+            log.warning("the vector store at %s had no lexical vector; added it, points will be backfilled", path)
+            return shard
         except Exception as exc:
             text = str(exc)
             if "WouldBlock" in text or "lock" in text.lower():
@@ -221,8 +252,14 @@ class EdgeVectorStore(VectorStore):
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         if not points:
             return
-        edge_points = [Point(id=p.id, vector=self._check_dim(p.vector), payload=dict(p.payload)) for p in points]
+        edge_points = [Point(id=p.id, vector=self._vectors(p), payload=dict(p.payload)) for p in points]
         self._write(("upsert", edge_points), added=len(edge_points))
+
+    def _vectors(self, point: VectorPoint) -> Any:
+        dense = self._check_dim(point.vector)
+        if not point.sparse:
+            return dense
+        return {"": dense, LEXICAL_VECTOR: EdgeSparse(point.sparse.indices, point.sparse.values)}
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
@@ -246,15 +283,27 @@ class EdgeVectorStore(VectorStore):
         request = QueryRequest(limit=limit, query=Query.Nearest(self._check_dim(vector)),
                                filter=edge_filter(where), with_payload=True, with_vector=with_vectors,
                                params=self._search_params)
+        return self._query(request)
+
+    def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None) -> list[VectorHit]:
+        if not query:
+            return []
+        request = QueryRequest(limit=limit, query=Query.Nearest(EdgeSparse(query.indices, query.values),
+                                                                using=LEXICAL_VECTOR),
+                               filter=edge_filter(where), with_payload=True)
+        return self._query(request)
+
+    def _query(self, request: QueryRequest) -> list[VectorHit]:
         with self._reading() as shard:
             found = shard.query(request)
-        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
+        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}),
+                          vector=_vector_of(p.vector)) for p in found]
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]:
         with self._reading() as shard:
             records = shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
-        return [VectorPoint(id=str(r.id), vector=_vector_of(r.vector) or [], payload=dict(r.payload or {}))
-                for r in records]
+        return [VectorPoint(id=str(r.id), vector=_vector_of(r.vector) or [], payload=dict(r.payload or {}),
+                            sparse=_sparse_of(r.vector)) for r in records]
 
     def count(self, where: Where | None = None) -> int:
         with self._reading() as shard:
@@ -268,7 +317,8 @@ class EdgeVectorStore(VectorStore):
                 records, offset = shard.scroll(ScrollRequest(offset=offset, limit=batch, filter=edge_filter(where),
                                                              with_payload=True, with_vector=with_vectors))
             for r in records:
-                yield VectorPoint(id=str(r.id), vector=_vector_of(r.vector) or [], payload=dict(r.payload or {}))
+                yield VectorPoint(id=str(r.id), vector=_vector_of(r.vector) or [], payload=dict(r.payload or {}),
+                                  sparse=_sparse_of(r.vector))
             if offset is None:
                 return
 

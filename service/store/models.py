@@ -198,6 +198,17 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class HcpOptOut(Base):
+    """An HCP who declined personalised recommendations (PIPL art. 24): matching for this id never uses
+    their need-tags. Only the CRM's pseudonymous id is kept, nothing about the person."""
+
+    __tablename__ = "hcp_opt_outs"
+
+    hcp_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    opted_out_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(32))
+
+
 class AuditEntry(Base):
     """One write: who (key id and role), what (action, target), when, and the state before and after."""
 

@@ -14,7 +14,16 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from service.store.vectors import IndexType, VectorHit, VectorPoint, VectorStore, VectorStoreError, Where
+from service.core.lexical import SparseVector
+from service.store.vectors import (
+    LEXICAL_VECTOR,
+    IndexType,
+    VectorHit,
+    VectorPoint,
+    VectorStore,
+    VectorStoreError,
+    Where,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +53,16 @@ def client_filter(where: Where | None) -> qm.Filter | None:
 
 def _vector_of(raw: Any) -> list[float]:
     if isinstance(raw, dict):
-        raw = raw.get("", next(iter(raw.values()), None))
+        raw = raw.get("")
     return list(raw) if raw is not None else []
+
+
+def _sparse_of(raw: Any) -> SparseVector | None:
+    found = raw.get(LEXICAL_VECTOR) if isinstance(raw, dict) else None
+    return SparseVector(list(found.indices), list(found.values)) if found is not None else None
+
+
+_LEXICAL_PARAMS = {LEXICAL_VECTOR: qm.SparseVectorParams(modifier=qm.Modifier.IDF)}
 
 
 class QdrantServerStore(VectorStore):
@@ -70,9 +87,19 @@ class QdrantServerStore(VectorStore):
     def _ensure_collection(self) -> None:
         if not self._client.collection_exists(self.collection):
             self._client.create_collection(
-                self.collection, vectors_config=qm.VectorParams(size=self.dim, distance=qm.Distance.COSINE))
+                self.collection, vectors_config=qm.VectorParams(size=self.dim, distance=qm.Distance.COSINE),
+                sparse_vectors_config=_LEXICAL_PARAMS)
             return
-        params = self._client.get_collection(self.collection).config.params.vectors
+        config = self._client.get_collection(self.collection).config.params
+        if LEXICAL_VECTOR not in (config.sparse_vectors or {}):
+            try:
+                self._client.update_collection(self.collection, sparse_vectors_config=_LEXICAL_PARAMS)
+            except Exception as exc:
+                raise VectorStoreError(
+                    f"collection {self.collection!r} has no {LEXICAL_VECTOR!r} sparse vector and this Qdrant cannot "
+                    f"add one ({exc}); set HCP_QDRANT_COLLECTION to a new name and run `hcp-content reindex`") from exc
+            self.needs_lexical_backfill = True
+        params = config.vectors
         size = params.size if isinstance(params, qm.VectorParams) else None
         if size is not None and size != self.dim:
             raise VectorStoreError(f"collection {self.collection!r} holds {size}-d vectors but the embedder "
@@ -84,8 +111,14 @@ class QdrantServerStore(VectorStore):
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         if not points:
             return
-        structs = [qm.PointStruct(id=p.id, vector=self._check_dim(p.vector), payload=dict(p.payload)) for p in points]
+        structs = [qm.PointStruct(id=p.id, vector=self._vectors(p), payload=dict(p.payload)) for p in points]
         self._client.upsert(self.collection, points=structs, wait=True)
+
+    def _vectors(self, point: VectorPoint) -> Any:
+        dense = self._check_dim(point.vector)
+        if not point.sparse:
+            return dense
+        return {"": dense, LEXICAL_VECTOR: qm.SparseVector(indices=point.sparse.indices, values=point.sparse.values)}
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
@@ -108,12 +141,21 @@ class QdrantServerStore(VectorStore):
         found = self._client.query_points(self.collection, query=self._check_dim(vector), limit=limit,
                                           query_filter=client_filter(where), with_payload=True,
                                           with_vectors=with_vectors).points
+        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}),
+                          vector=_vector_of(p.vector) if with_vectors else None) for p in found]
+
+    def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None) -> list[VectorHit]:
+        if not query:
+            return []
+        found = self._client.query_points(self.collection, using=LEXICAL_VECTOR, limit=limit,
+                                          query=qm.SparseVector(indices=query.indices, values=query.values),
+                                          query_filter=client_filter(where), with_payload=True).points
         return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]:
         records = self._client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors)
-        return [VectorPoint(id=str(r.id), vector=_vector_of(r.vector), payload=dict(r.payload or {}))
-                for r in records]
+        return [VectorPoint(id=str(r.id), vector=_vector_of(r.vector), payload=dict(r.payload or {}),
+                            sparse=_sparse_of(r.vector)) for r in records]
 
     def count(self, where: Where | None = None) -> int:
         return int(self._client.count(self.collection, count_filter=client_filter(where), exact=True).count)
@@ -125,7 +167,8 @@ class QdrantServerStore(VectorStore):
             records, offset = self._client.scroll(self.collection, scroll_filter=client_filter(where), limit=batch,
                                                   offset=offset, with_payload=True, with_vectors=with_vectors)
             for r in records:
-                yield VectorPoint(id=str(r.id), vector=_vector_of(r.vector), payload=dict(r.payload or {}))
+                yield VectorPoint(id=str(r.id), vector=_vector_of(r.vector), payload=dict(r.payload or {}),
+                                  sparse=_sparse_of(r.vector))
             if offset is None:
                 return
 

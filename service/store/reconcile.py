@@ -2,7 +2,8 @@
 
 Ingest writes vectors before committing the SQL rows, so a crash between the two can leave vectors whose
 chunk rows never committed; ``drop_orphans`` removes them. ``reindex`` rebuilds every vector from the SQL
-rows (the source of truth), for a lost or replaced vector store."""
+rows (the source of truth), for a lost or replaced vector store. ``backfill_lexical`` gives the points of a
+store written before lexical search their BM25 terms, from the SQL chunk text, without re-embedding."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from service.core.embeddings import Embedder
+from service.core.lexical import default_encoder
 from service.ingest import PAYLOAD_INDEXES, asset_payload, chunk_point, embedding_text
 from service.store.db import Database
 from service.store.models import Asset, Chunk
-from service.store.vectors import VectorStore, point_id
+from service.store.vectors import VectorPoint, VectorStore, point_id
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,30 @@ def reindex(db: Database, vectors: VectorStore, embedder: Embedder, batch: int =
     for start in range(0, len(chunks), batch):
         part = chunks[start:start + batch]
         texts = [embedding_text(assets[a][0], t) for _, a, _, t, _, _ in part]
-        points = [chunk_point(cid, vec, assets[a][1], v, page, slide)
-                  for (cid, a, v, _, page, slide), vec in zip(part, embedder.embed_passages(texts), strict=True)]
+        points = [chunk_point(cid, vec, assets[a][1], v, page, slide, text)
+                  for (cid, a, v, _, page, slide), vec, text
+                  in zip(part, embedder.embed_passages(texts), texts, strict=True)]
         vectors.upsert(points)
         done += len(part)
         if progress:
             progress(done, len(chunks))
     removed = drop_orphans(db, vectors)
     return {"chunks": len(chunks), "removed": removed}
+
+
+def backfill_lexical(db: Database, vectors: VectorStore, batch: int = 256) -> int:
+    """Re-write every point that lacks BM25 terms with them (its dense vector kept); returns how many."""
+    with db.session() as s:
+        rows = s.execute(select(Chunk.id, Chunk.text, Asset.title).join(Asset, Asset.id == Chunk.asset_id)
+                         .where(Chunk.version == Asset.current_version))
+        text_of = {point_id(cid): embedding_text(title, text) for cid, text, title in rows}
+    missing = [p for p in vectors.scroll(with_vectors=True) if not p.sparse and p.id in text_of]
+    encoder = default_encoder()
+    for start in range(0, len(missing), batch):
+        part = missing[start:start + batch]
+        vectors.upsert([VectorPoint(p.id, p.vector, p.payload, sparse=encoder.document(text_of[p.id]))
+                        for p in part])
+    vectors.needs_lexical_backfill = False
+    if missing:
+        log.warning("gave %d vectors their lexical terms", len(missing))
+    return len(missing)

@@ -16,8 +16,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from service.core.lexical import SparseVector
+
 PayloadScalar = str | int | float
 IndexType = Literal["keyword", "integer", "float", "bool", "datetime"]
+
+# The name of the sparse (BM25) vector every point carries beside its unnamed dense one.
+LEXICAL_VECTOR = "bm25"
 
 # Point ids are UUIDs derived from our string ids, so re-upserting a chunk replaces it.
 _POINT_NAMESPACE = uuid.UUID("6f1f2c2e-3d8e-4f57-9a61-0c7b9a3c1d42")
@@ -37,6 +42,7 @@ class VectorPoint:
     id: str
     vector: Sequence[float] | np.ndarray
     payload: dict[str, Any] = field(default_factory=dict)
+    sparse: SparseVector | None = None  # BM25 term weights (see service.core.lexical)
 
 
 @dataclass
@@ -44,6 +50,7 @@ class VectorHit:
     id: str
     score: float
     payload: dict[str, Any]
+    vector: list[float] | None = None
 
 
 @dataclass
@@ -76,6 +83,9 @@ class VectorStore(ABC):
 
     backend: str
     dim: int
+    # True when the store gained its lexical vector on opening (an older store): the points written before
+    # have none until ``service.store.reconcile.backfill_lexical`` runs.
+    needs_lexical_backfill: bool = False
 
     @abstractmethod
     def ensure_index(self, field_name: str, kind: IndexType) -> None:
@@ -98,6 +108,10 @@ class VectorStore(ABC):
     @abstractmethod
     def search(self, vector: Sequence[float] | np.ndarray, limit: int, where: Where | None = None,
                *, with_vectors: bool = False) -> list[VectorHit]: ...
+
+    @abstractmethod
+    def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None) -> list[VectorHit]:
+        """Points ranked by BM25 (the query's term weights times the points' ones, IDF applied)."""
 
     @abstractmethod
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]: ...

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from indexers.document import sha256_hex
 from service.core.embeddings import Embedder
+from service.core.prompts import PromptTemplate
 from service.core.taxonomy import Dimension, Taxonomy
 from service.core.tokens import count_tokens, truncate_to_tokens
 from service.llm.client import LLMClient, LLMError
@@ -29,7 +30,6 @@ from service.tagging.answer import EVIDENCE_MAX_CHARS, answer_model
 from service.tagging.cache import TagCache, cache_key
 from service.tagging.calibration import Calibrator, LLMSignal
 from service.tagging.learned import LearnedHeads
-from service.tagging.prompts import PromptTemplate
 from service.tagging.quotes import QuoteChecker
 from service.tagging.signals import KeywordHit, KeywordMatcher, PrototypeIndex, standardise
 
@@ -338,10 +338,12 @@ class TaggingEngine:
     def _ask_llm(self, text: str, title: str, language: str, chunks: list[str], cands: dict[str, list[Candidate]],
                  content_hash: str | None, result: TaggingResult) -> dict[tuple[str, str], tuple[float, str]] | None:
         assert self.llm is not None and self.prompt is not None
-        offered = {dim.id: [c.value for c in cands[dim.id][: self.k]] for dim in self.taxonomy.dimensions}
+        # only the dimensions still open: those read from the file's metadata (format, source) are not asked
+        dims = [dim for dim in self.taxonomy.dimensions if dim.id in cands]
+        offered = {dim.id: [c.value for c in cands[dim.id][: self.k]] for dim in dims}
         lang = "zh" if language in ("zh", "mixed") else "en"
         context_dims = []
-        for dim in self.taxonomy.dimensions:
+        for dim in dims:
             context_dims.append({
                 "id": dim.id, "label": dim.label.get(lang), "single": dim.cardinality == "single",
                 "candidates": [{"id": v, "meaning": _meaning(dim, v, lang)} for v in offered[dim.id]]})

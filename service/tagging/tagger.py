@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from service.core.embeddings import Embedder
+from service.core.prompts import load_prompt
 from service.core.taxonomy import Taxonomy
 from service.llm.client import LLMClient
 from service.store.db import Database
@@ -19,7 +20,6 @@ from service.tagging.cache import TagCache
 from service.tagging.calibration import Calibrator
 from service.tagging.engine import Mode, TaggingEngine, TaggingResult
 from service.tagging.learned import LearnedHeads
-from service.tagging.prompts import load_prompt
 from service.tagging.signals import PrototypeIndex
 
 log = logging.getLogger(__name__)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from service.api.auth import require
 from service.api.deps import ComponentsDep
@@ -22,15 +20,9 @@ from service.auth.roles import allows
 from service.runtime import Components
 from service.store import assets as asset_store
 from service.store.models import Asset, AssetTag, Chunk
+from service.store.visibility import ACTIVE_TAG, rep_visible
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
-ACTIVE_TAG = ("proposed", "accepted")
-
-
-def rep_visible() -> ColumnElement[bool]:
-    """Approved and not expired: all a rep may ever see."""
-    return and_(Asset.approval_status == "approved",
-                or_(Asset.valid_until.is_(None), Asset.valid_until >= date.today()))
 
 
 def _encode(asset_id: str) -> str:

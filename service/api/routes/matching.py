@@ -1,0 +1,109 @@
+"""Matching and talking points for reps, and the PIPL opt-out list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from service.api.auth import require
+from service.api.deps import ComponentsDep
+from service.api.errors import ApiError
+from service.auth.keys import Principal
+from service.matching.need import NeedError
+from service.matching.schemas import MatchRequest, MatchResponse, TalkingPointsRequest, TalkingPointsResponse
+from service.matching.talking_points import AssetsNotVisible
+from service.runtime import Components
+from service.store import audit
+from service.store.models import HcpOptOut
+
+router = APIRouter(tags=["matching"])
+
+HcpId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[\w.:@-]+$")]
+
+
+class OptOutRequest(BaseModel):
+    hcp_id: str = Field(min_length=1, max_length=128, pattern=r"^[\w.:@-]+$",
+                        description="The CRM's pseudonymous HCP id.")
+
+
+class OptOutOut(BaseModel):
+    hcp_id: str
+    opted_out: bool
+
+
+def _need_error(err: NeedError) -> ApiError:
+    return ApiError(422, err.code, err.message, err.details)
+
+
+def _match(c: Components, body: MatchRequest) -> MatchResponse:
+    try:
+        return c.matcher.match(body, c.tagger.taxonomy)
+    except NeedError as err:
+        raise _need_error(err) from err
+
+
+@router.post("/v1/match", response_model=MatchResponse, summary="Approved content for an HCP's need")
+async def match(body: MatchRequest, c: ComponentsDep,
+                _: Annotated[Principal, Depends(require("match"))]) -> MatchResponse:
+    return await run_in_threadpool(_match, c, body)
+
+
+def _talking_points(c: Components, body: TalkingPointsRequest) -> TalkingPointsResponse:
+    try:
+        return c.talking_points.write(body, c.tagger.taxonomy)
+    except NeedError as err:
+        raise _need_error(err) from err
+    except AssetsNotVisible as err:
+        raise ApiError(404, "asset_not_found", "No approved, unexpired asset has these ids.",
+                       {"asset_ids": err.asset_ids}) from err
+
+
+@router.post("/v1/talking-points", response_model=TalkingPointsResponse,
+             summary="Talking points citing approved content")
+async def talking_points(body: TalkingPointsRequest, c: ComponentsDep,
+                         _: Annotated[Principal, Depends(require("match"))]) -> TalkingPointsResponse:
+    return await run_in_threadpool(_talking_points, c, body)
+
+
+def _opt_out(c: Components, hcp_id: str, principal: Principal) -> OptOutOut:
+    with c.db.session() as s:
+        if s.get(HcpOptOut, hcp_id) is None:
+            s.add(HcpOptOut(hcp_id=hcp_id, recorded_by=principal.key_id))
+            audit.record(s, principal.key_id, principal.role, "hcp.opt_out", "hcp", hcp_id, None, {"opted_out": True})
+    return OptOutOut(hcp_id=hcp_id, opted_out=True)
+
+
+def _opt_in(c: Components, hcp_id: str, principal: Principal) -> bool:
+    with c.db.session() as s:
+        row = s.get(HcpOptOut, hcp_id)
+        if row is None:
+            return False
+        s.delete(row)
+        audit.record(s, principal.key_id, principal.role, "hcp.opt_in", "hcp", hcp_id, {"opted_out": True},
+                     {"opted_out": False})
+    return True
+
+
+@router.post("/v1/opt-outs", response_model=OptOutOut, status_code=201,
+             summary="Record that an HCP declines personalised recommendations")
+async def opt_out(body: OptOutRequest, c: ComponentsDep,
+                  principal: Annotated[Principal, Depends(require("hcp:opt_out"))]) -> OptOutOut:
+    return await run_in_threadpool(_opt_out, c, body.hcp_id, principal)
+
+
+@router.get("/v1/opt-outs/{hcp_id}", response_model=OptOutOut, summary="Whether an HCP has opted out")
+async def read_opt_out(hcp_id: HcpId, c: ComponentsDep,
+                       _: Annotated[Principal, Depends(require("hcp:opt_out"))]) -> OptOutOut:
+    return OptOutOut(hcp_id=hcp_id, opted_out=await run_in_threadpool(c.matcher.is_opted_out, hcp_id))
+
+
+@router.delete("/v1/opt-outs/{hcp_id}", status_code=204, response_class=Response,
+               summary="Lift an HCP's opt-out (they asked for personalised recommendations again)")
+async def opt_in(hcp_id: HcpId, c: ComponentsDep,
+                 principal: Annotated[Principal, Depends(require("hcp:opt_out"))]) -> Response:
+    if not await run_in_threadpool(_opt_in, c, hcp_id, principal):
+        raise ApiError(404, "not_opted_out", f"HCP {hcp_id} is not on the opt-out list.")
+    return Response(status_code=204)

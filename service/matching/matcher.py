@@ -1,0 +1,424 @@
+"""Matching an HCP's need to approved content: three retrieval channels, fused, diversified, mixed.
+
+Channels, each returning its own ranking:
+- dense: the need (tag definitions + free text) embedded, nearest chunk vectors;
+- lexical: BM25 over the chunks' words (jieba for Chinese), with the values' labels and synonyms in
+  both languages as the query;
+- tags: assets carrying the need's tags, scored by the dimension weights of the taxonomy (strategic
+  dimensions such as value driver weigh more) times the tag's confidence (1 when a reviewer accepted it).
+
+Chunks roll up to assets (best chunk per channel; that chunk is the passage shown). The channels fuse by
+reciprocal rank (default) or by weighted normalised scores; external news decays with age; preferred
+formats get a small boost. MMR keeps near-duplicates (the zh and en copies of one deck) from filling the
+list, and the internal/external mix is honoured. Every candidate is re-checked against SQL: approved and
+not expired, whatever the vector payload says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy import and_, or_, select
+
+from service.core.embeddings import Embedder
+from service.core.lexical import LexicalEncoder, default_encoder
+from service.core.taxonomy import Taxonomy
+from service.ingest import day_number
+from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
+from service.matching.reasons import notice, reason
+from service.matching.schemas import (
+    Basis,
+    MatchedTag,
+    MatchRequest,
+    MatchResponse,
+    MatchResult,
+    Passage,
+    ScoreParts,
+)
+from service.settings import Settings
+from service.store.db import Database
+from service.store.models import Asset, AssetTag, Chunk, HcpOptOut
+from service.store.vectors import VectorHit, VectorStore, Where, point_id
+from service.store.visibility import ACTIVE_TAG, rep_visible
+
+Channel = Literal["dense", "lexical", "tags"]
+CHANNELS: tuple[Channel, ...] = ("dense", "lexical", "tags")
+PASSAGE_CHARS = 600
+
+
+@dataclass
+class Candidate:
+    asset_id: str
+    dense: float | None = None
+    lexical: float | None = None
+    tags: float = 0.0
+    ranks: dict[Channel, int] = field(default_factory=dict)
+    chunk_score: dict[str, float] = field(default_factory=dict)  # chunk id → fused chunk-level score
+    matched: list[MatchedTag] = field(default_factory=list)
+    fused: float = 0.0
+    freshness: float = 1.0
+    format_boost: float = 1.0
+    mismatch: float = 1.0
+    asset: Asset | None = None
+    vector: np.ndarray | None = None
+
+    @property
+    def relevance(self) -> float:
+        return self.fused * self.freshness * self.format_boost * self.mismatch
+
+    @property
+    def best_chunk(self) -> str | None:
+        return max(self.chunk_score, key=lambda c: self.chunk_score[c]) if self.chunk_score else None
+
+
+class Matcher:
+    """Stateless over the stores; one instance serves every request."""
+
+    def __init__(self, db: Database, vectors: VectorStore, embedder: Embedder, settings: Settings,
+                 encoder: LexicalEncoder | None = None) -> None:
+        self.db, self.vectors, self.embedder, self.settings = db, vectors, embedder, settings
+        self.encoder = encoder or default_encoder()
+
+    # --- entry point -----------------------------------------------------------------------------
+    def match(self, request: MatchRequest, taxonomy: Taxonomy, *,
+              channels: Iterable[Channel] = CHANNELS, diversify: bool = True) -> MatchResponse:
+        """``channels`` / ``diversify``: for evaluation (the dense-only baseline); the API uses all."""
+        need = parse_need(taxonomy, request.need_tags, request.need_text)
+        basis = self.basis(request.personalized, request.hcp_id)
+        share = self.settings.match_external_share if request.external_share is None else request.external_share
+        if basis != "need_tags":
+            picked = self._mix(self._by_recency(request), request.k, share, diversify=False)
+            return self._response(request, picked, taxonomy, basis, share, need=None)
+        if need.empty:
+            raise NeedError("empty_need", "Give need_tags or need_text, or ask for a non-personalised list "
+                            "(personalized: false).")
+        candidates = self._retrieve(request, need, taxonomy, set(channels))
+        self._load_assets(candidates)
+        ranked = [c for c in candidates.values() if c.asset is not None]
+        self._fuse(ranked, request, taxonomy, set(channels))
+        self._penalise_mismatches(ranked, need, taxonomy)
+        ranked.sort(key=lambda c: (-c.relevance, c.asset_id))
+        if diversify:
+            self._attach_vectors(ranked[: max(3 * request.k, 30)])
+        picked = self._mix(ranked, request.k, share, diversify=diversify)
+        return self._response(request, picked, taxonomy, "need_tags", share, need=need)
+
+    def basis(self, personalized: bool, hcp_id: str | None) -> Basis:
+        """What a list for this request may be based on: an opted-out HCP never gets a personalised one."""
+        if hcp_id and self.is_opted_out(hcp_id):
+            return "opted_out"
+        return "need_tags" if personalized else "not_requested"
+
+    def is_opted_out(self, hcp_id: str) -> bool:
+        with self.db.session() as s:
+            return s.get(HcpOptOut, hcp_id.strip()) is not None
+
+    # --- retrieval -------------------------------------------------------------------------------
+    def _where(self, request: MatchRequest) -> Where:
+        equals: dict[str, str | int | float | list[str | int | float]] = {"approval_status": "approved"}
+        if request.only_language:
+            equals["language"] = request.language
+        return Where(equals=equals, ranges={"valid_until": (day_number(date.today(), 0), None)})
+
+    def _retrieve(self, request: MatchRequest, need: Need, taxonomy: Taxonomy,
+                  channels: set[Channel]) -> dict[str, Candidate]:
+        n = self.settings.match_candidates
+        where = self._where(request)
+        found: dict[str, Candidate] = {}
+        chunk_lists: list[list[VectorHit]] = []
+        if "dense" in channels:
+            vector = self.embedder.embed_query(dense_query(taxonomy, need, request.language))
+            hits = self.vectors.search(vector, n, where)
+            self._roll_up(found, hits, "dense")
+            chunk_lists.append(hits)
+        if "lexical" in channels:
+            hits = self.vectors.search_lexical(self.encoder.query(lexical_query(taxonomy, need)), n, where)
+            self._roll_up(found, hits, "lexical")
+            chunk_lists.append(hits)
+        # chunk-level reciprocal-rank fusion picks each asset's passage
+        k = self.settings.match_rrf_k
+        for hits in chunk_lists:
+            for rank, hit in enumerate(hits):
+                cand = found[str(hit.payload["asset_id"])]
+                chunk = str(hit.payload.get("chunk_id"))
+                cand.chunk_score[chunk] = cand.chunk_score.get(chunk, 0.0) + 1.0 / (k + rank + 1)
+        self._tag_channel(found, need, taxonomy, request, rank_it="tags" in channels)
+        return found
+
+    @staticmethod
+    def _roll_up(found: dict[str, Candidate], hits: list[VectorHit], channel: Literal["dense", "lexical"]) -> None:
+        rank = 0
+        for hit in hits:  # hits come best first, so an asset's first hit is its best chunk
+            asset_id = str(hit.payload["asset_id"])
+            cand = found.setdefault(asset_id, Candidate(asset_id))
+            if getattr(cand, channel) is None:
+                setattr(cand, channel, hit.score)
+                cand.ranks[channel] = rank
+                rank += 1
+
+    def _tag_channel(self, found: dict[str, Candidate], need: Need, taxonomy: Taxonomy, request: MatchRequest,
+                     *, rank_it: bool) -> None:
+        """Score assets by the need-tags they carry. With ``rank_it`` False only explains (matched tags) the
+        candidates the other channels found."""
+        pairs = need.pairs()
+        if not pairs:
+            return
+        weight = {(d, v): taxonomy.dimension(d).weight * w for d, v, w in pairs}
+        total = sum(weight.values()) or 1.0
+        # a wanted value, or one that implies it (the product Cardiovex implies the cardiovascular area)
+        sought: dict[str, set[str]] = {}
+        for d, v, _ in pairs:
+            for dim, value in [(d, v), *taxonomy.implied_by(d, v)]:
+                sought.setdefault(dim, set()).add(value)
+        wanted = or_(*(and_(AssetTag.dimension == d, AssetTag.value.in_(sorted(vals))) for d, vals in sought.items()))
+        query = (select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value, AssetTag.confidence, AssetTag.status)
+                 .join(Asset, Asset.id == AssetTag.asset_id)
+                 .where(wanted, AssetTag.status.in_(ACTIVE_TAG), AssetTag.version == Asset.current_version,
+                        rep_visible()))
+        if request.only_language:
+            query = query.where(Asset.language == request.language)
+        if not rank_it:
+            query = query.where(AssetTag.asset_id.in_(list(found)))
+        with self.db.session() as s:
+            best = _carried(taxonomy, s.execute(query), keep=set(weight))
+        scored = []
+        for asset_id, tags in best.items():
+            score = sum(weight[key] * conf for key, (conf, _) in tags.items()) / total
+            scored.append((score, asset_id, tags))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        if rank_it:
+            scored = scored[: self.settings.match_candidates]
+        for rank, (score, asset_id, tags) in enumerate(scored):
+            if not rank_it and asset_id not in found:
+                continue
+            cand = found.setdefault(asset_id, Candidate(asset_id))
+            cand.tags = score
+            if rank_it:
+                cand.ranks["tags"] = rank
+            cand.matched = [MatchedTag(dimension=d, value=v, label=_label(taxonomy, d, v, request.language),
+                                       confidence=round(conf, 4), reviewed=reviewed)
+                            for (d, v), (conf, reviewed) in sorted(tags.items(), key=lambda kv: -weight[kv[0]])]
+
+    def _load_assets(self, candidates: dict[str, Candidate]) -> None:
+        """The SQL row of each candidate; a candidate SQL does not show as approved and unexpired is dropped
+        (a vector payload can lag behind a withdrawal for a moment; SQL is the truth)."""
+        if not candidates:
+            return
+        with self.db.session() as s:
+            rows = s.scalars(select(Asset).where(Asset.id.in_(list(candidates)), rep_visible()))
+            for asset in rows:
+                s.expunge(asset)
+                candidates[asset.id].asset = asset
+
+    # --- scoring ---------------------------------------------------------------------------------
+    def _fuse(self, ranked: list[Candidate], request: MatchRequest, taxonomy: Taxonomy,
+              channels: set[Channel]) -> None:
+        weights = self.settings.match_channel_weights
+        if self.settings.match_fusion == "rrf":
+            k = self.settings.match_rrf_k
+            for c in ranked:
+                c.fused = sum(weights.get(ch, 1.0) / (k + rank + 1) for ch, rank in c.ranks.items())
+        else:
+            dense = [c.dense for c in ranked if c.dense is not None]
+            lo, hi = (min(dense), max(dense)) if dense else (0.0, 1.0)
+            top_lex = max((c.lexical or 0.0) for c in ranked) if ranked else 0.0
+            for c in ranked:
+                parts = {
+                    "dense": ((c.dense - lo) / (hi - lo) if hi > lo else 1.0) if c.dense is not None else 0.0,
+                    "lexical": (c.lexical or 0.0) / top_lex if top_lex else 0.0,
+                    "tags": c.tags,
+                }
+                c.fused = sum(weights.get(ch, 1.0) * parts[ch] for ch in channels)
+        today = date.today()
+        preferred = {f.lower() for f in request.formats}
+        format_value = _format_values(taxonomy)
+        half_life = self.settings.match_news_half_life_days
+        for c in ranked:
+            assert c.asset is not None
+            if c.asset.source == "external" and c.asset.published_at is not None:
+                age = max(0, (today - c.asset.published_at).days)
+                c.freshness = 0.5 ** (age / half_life)
+            if preferred and {c.asset.format.lower(), format_value.get(c.asset.format, "")} & preferred:
+                c.format_boost = 1.0 + self.settings.match_format_boost
+
+    def _penalise_mismatches(self, ranked: list[Candidate], need: Need, taxonomy: Taxonomy) -> None:
+        """Content confidently tagged only with other values of a need dimension that has a mismatch penalty
+        (therapy area: a cardiologist's need and an oncology deck) is scored down; untagged content is not."""
+        dims = {d: set(values) for d, values in need.tags.items() if taxonomy.dimension(d).mismatch_penalty < 1}
+        if not dims or not ranked:
+            return
+        with self.db.session() as s:
+            rows = s.execute(select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value, AssetTag.confidence,
+                                    AssetTag.status)
+                             .where(AssetTag.asset_id.in_([c.asset_id for c in ranked]),
+                                    AssetTag.status.in_(ACTIVE_TAG)))
+            carried = _carried(taxonomy, rows, confident_only=True)
+        for c in ranked:
+            tags = carried.get(c.asset_id, {})
+            for dim, wanted in dims.items():
+                values = {v for (d, v) in tags if d == dim}
+                if values and not values & wanted:
+                    c.mismatch *= taxonomy.dimension(dim).mismatch_penalty
+
+    def _attach_vectors(self, ranked: list[Candidate]) -> None:
+        """Each candidate's passage vector, for MMR; a candidate only the tag channel found gets its passage
+        here (its chunk nearest the query is not known, so its first chunk stands in)."""
+        missing = [c for c in ranked if c.best_chunk is None]
+        if missing:
+            with self.db.session() as s:
+                rows = s.execute(select(Chunk.asset_id, Chunk.id).join(Asset, Asset.id == Chunk.asset_id)
+                                 .where(Chunk.asset_id.in_([c.asset_id for c in missing]),
+                                        Chunk.version == Asset.current_version, Chunk.ordinal == 0))
+                first = {asset_id: chunk_id for asset_id, chunk_id in rows}
+            for c in missing:
+                if c.asset_id in first:
+                    c.chunk_score[first[c.asset_id]] = 0.0
+        ids = {point_id(c.best_chunk): c for c in ranked if c.best_chunk is not None}
+        for point in self.vectors.retrieve(list(ids), with_vectors=True):
+            if len(point.vector):
+                ids[point.id].vector = np.asarray(point.vector, dtype=np.float32)
+
+    def _mmr(self, pool: list[Candidate], count: int, chosen: list[Candidate]) -> list[Candidate]:
+        """Maximal marginal relevance: each pick trades relevance against similarity to what is chosen."""
+        lam = self.settings.match_mmr_lambda
+        top = max((c.relevance for c in pool), default=0.0) or 1.0
+        picked: list[Candidate] = []
+        remaining = list(pool)
+        while remaining and len(picked) < count:
+            def gain(c: Candidate) -> float:
+                sims = [float(np.dot(c.vector, o.vector)) for o in chosen + picked
+                        if c.vector is not None and o.vector is not None]
+                return lam * c.relevance / top - (1 - lam) * max(sims, default=0.0)
+            best = max(remaining, key=gain)
+            picked.append(best)
+            remaining.remove(best)
+        return picked
+
+    def _mix(self, ranked: list[Candidate], k: int, share: float | None, *, diversify: bool) -> list[Candidate]:
+        """Pick ``k`` honouring the external share (the other pool fills a short one), then order by relevance."""
+        def take(pool: list[Candidate], count: int, chosen: list[Candidate]) -> list[Candidate]:
+            return self._mmr(pool, count, chosen) if diversify else pool[:count]
+
+        if share is None:
+            return take(ranked, k, [])
+        external = [c for c in ranked if c.asset is not None and c.asset.source == "external"]
+        internal = [c for c in ranked if c.asset is None or c.asset.source != "external"]
+        want_ext = round(k * share)
+        picked = take(external, want_ext, [])
+        picked += take(internal, k - len(picked), picked)
+        if len(picked) < k:  # internal ran short: more external rather than a short list
+            rest = [c for c in external if c not in picked]
+            picked += take(rest, k - len(picked), picked)
+        return sorted(picked, key=lambda c: (-c.relevance, c.asset_id))
+
+    # --- the non-personalised list ----------------------------------------------------------------
+    def _by_recency(self, request: MatchRequest) -> list[Candidate]:
+        """Approved, unexpired content, newest first: the same list for every HCP (it uses nothing about
+        them), mixed and explained like the personalised one."""
+        limit = max(5 * request.k, 50)
+        query = select(Asset).where(rep_visible())
+        if request.only_language:
+            query = query.where(Asset.language == request.language)
+        out: list[Candidate] = []
+        with self.db.session() as s:
+            for source_is_external in (False, True):
+                pool = query.where((Asset.source == "external") if source_is_external else (Asset.source != "external"))
+                rows = s.scalars(pool.order_by(Asset.published_at.desc().nulls_last(), Asset.id).limit(limit)).all()
+                for rank, asset in enumerate(rows):
+                    s.expunge(asset)
+                    out.append(Candidate(asset.id, asset=asset, fused=1.0 / (self.settings.match_rrf_k + rank + 1)))
+        out.sort(key=lambda c: (-c.relevance, c.asset_id))
+        return out
+
+    # --- response --------------------------------------------------------------------------------
+    def _passages(self, picked: list[Candidate]) -> dict[str, Chunk]:
+        ids = [c.best_chunk for c in picked if c.best_chunk]
+        no_passage = [c.asset_id for c in picked if not c.best_chunk]
+        with self.db.session() as s:
+            rows = list(s.scalars(select(Chunk).where(Chunk.id.in_(ids)))) if ids else []
+            if no_passage:
+                rows += list(s.scalars(select(Chunk).join(Asset, Asset.id == Chunk.asset_id)
+                                       .where(Chunk.asset_id.in_(no_passage), Chunk.ordinal == 0,
+                                              Chunk.version == Asset.current_version)))
+            for row in rows:
+                s.expunge(row)
+        by_id = {r.id: r for r in rows}
+        out: dict[str, Chunk] = {}
+        for c in picked:
+            chunk = by_id.get(c.best_chunk or "") or next((r for r in rows if r.asset_id == c.asset_id
+                                                          and r.ordinal == 0), None)
+            if chunk is not None:
+                out[c.asset_id] = chunk
+        return out
+
+    def _response(self, request: MatchRequest, picked: list[Candidate], taxonomy: Taxonomy, basis: Basis,
+                  share: float | None, need: Need | None) -> MatchResponse:
+        passages = self._passages(picked)
+        query_terms = set(self.encoder.terms(lexical_query(taxonomy, need))) if need else set()
+        results = []
+        for c in picked:
+            asset = c.asset
+            assert asset is not None
+            chunk = passages.get(c.asset_id)
+            passage = Passage(chunk_id=chunk.id, text=_trim(chunk.text), page=chunk.page,
+                              slide=chunk.slide) if chunk else None
+            terms = [t for t in dict.fromkeys(self.encoder.terms(chunk.text)) if t in query_terms] if chunk else []
+            results.append(MatchResult(
+                asset_id=asset.id, title=asset.title, source=asset.source, format=asset.format,
+                language=asset.language, product=asset.product, published=asset.published_at,
+                valid_until=asset.valid_until, score=round(c.relevance, 6),
+                score_parts=ScoreParts(dense=_round(c.dense), lexical=_round(c.lexical), tags=round(c.tags, 4),
+                                       fused=round(c.fused, 6), freshness=round(c.freshness, 4),
+                                       format=round(c.format_boost, 4), mismatch=round(c.mismatch, 4)),
+                matched_tags=c.matched, passage=passage,
+                reason=reason(request.language, basis, asset, c.matched, terms, passage, date.today())))
+        external = sum(1 for r in results if r.source == "external")
+        return MatchResponse(personalized=basis == "need_tags", basis=basis, notice=notice(request.language, basis),
+                             k=request.k, external_share_requested=share,
+                             external_share=round(external / len(results), 4) if results else 0.0,
+                             fusion=self.settings.match_fusion if basis == "need_tags" else "recency",
+                             results=results)
+
+
+def _carried(taxonomy: Taxonomy, rows: Iterable[Any], *,
+             keep: set[tuple[str, str]] | None = None, confident_only: bool = False,
+             ) -> dict[str, dict[tuple[str, str], tuple[float, bool]]]:
+    """Per asset, each (dimension, value) it carries, directly or by implication, with the best confidence
+    (1 when a reviewer accepted it) and whether a reviewer did. ``confident_only``: tags at or above their
+    dimension's review threshold only. ``keep``: only these pairs."""
+    out: dict[str, dict[tuple[str, str], tuple[float, bool]]] = {}
+    for asset_id, dim, value, confidence, status in rows:
+        reviewed = status == "accepted"
+        conf = 1.0 if reviewed else float(confidence)
+        if confident_only and not reviewed and conf < taxonomy.dimension(dim).threshold:
+            continue
+        seen = out.setdefault(asset_id, {})
+        for pair in [(dim, value), *taxonomy.implications(dim, value)]:
+            if (keep is None or pair in keep) and conf > seen.get(pair, (-1.0, False))[0]:
+                seen[pair] = (conf, reviewed)
+    return out
+
+
+def _label(taxonomy: Taxonomy, dim: str, value: str, language: str) -> str:
+    found = taxonomy.dimension(dim).value(value)
+    return found.label.get(language) if found else value
+
+
+def _format_values(taxonomy: Taxonomy) -> dict[str, str]:
+    """File format → the taxonomy's ``format`` value (pptx → slide_deck), when the taxonomy maps one."""
+    for dim in taxonomy.dimensions:
+        if dim.from_metadata is not None and dim.from_metadata.field == "format":
+            return {k: v.lower() for k, v in dim.from_metadata.values.items()}
+    return {}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _trim(text: str) -> str:
+    return text if len(text) <= PASSAGE_CHARS else text[:PASSAGE_CHARS].rstrip() + "…"

@@ -1,0 +1,131 @@
+"""The matching contract: what a caller asks for and what comes back (the API serves these models as is)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Language = Literal["zh", "en"]
+# why a list is or is not personalised: the HCP's needs were used; the HCP is on the opt-out list; the
+# caller asked for a non-personalised list
+Basis = Literal["need_tags", "opted_out", "not_requested"]
+
+NeedTags = dict[str, list[str] | dict[str, float]]
+
+
+class MatchRequest(BaseModel):
+    need_tags: NeedTags = Field(default_factory=dict, description=(
+        "The HCP's needs: dimension → values, or dimension → {value: weight} (weights 0–5, default 1). "
+        "Dimensions and values come from the active taxonomy (`GET /v1/taxonomy`)."),
+        examples=[{"therapy_area": ["cardiovascular"], "value_driver": {"safety": 2.0}}])
+    need_text: str | None = Field(None, max_length=2000, description="A free-text need, e.g. a question the "
+                                  "HCP asked. Never include personal data.")
+    language: Language = Field("zh", description="The HCP's language: reasons and notices are written in it.")
+    only_language: bool = Field(False, description="Return only content in `language`.")
+    formats: list[str] = Field(default_factory=list, max_length=10, description="Preferred formats "
+                               "(`format` taxonomy values or file formats such as `pptx`): ranked higher, "
+                               "never required.")
+    k: int = Field(10, ge=1, le=50, description="How many assets to return.")
+    external_share: float | None = Field(None, ge=0, le=1, description="Share of external content (news, "
+                                         "third-party) in the list; unset: the service default "
+                                         "(`HCP_MATCH_EXTERNAL_SHARE`).")
+    personalized: bool = Field(True, description="False: a list that uses nothing about the HCP (PIPL art. 24).")
+    hcp_id: str | None = Field(None, max_length=128, description="The CRM's pseudonymous HCP id, checked "
+                               "against the opt-out list only; it is not stored.")
+
+
+class ScoreParts(BaseModel):
+    dense: float | None = Field(None, description="Best passage's cosine similarity to the need.")
+    lexical: float | None = Field(None, description="Best passage's BM25 score for the need's words.")
+    tags: float = Field(0.0, description="Weighted share of the need-tags the asset carries (0–1).")
+    fused: float = Field(description="The channels fused (reciprocal-rank or weighted).")
+    freshness: float = Field(1.0, description="Age decay applied to external news (1 = none).")
+    format: float = Field(1.0, description="Boost for a preferred format (1 = none).")
+    mismatch: float = Field(1.0, description="Penalty for content of another therapy area or disease than the "
+                            "need's (the taxonomy's `mismatch_penalty`; 1 = none).")
+
+
+class MatchedTag(BaseModel):
+    dimension: str
+    value: str
+    label: str
+    confidence: float
+    reviewed: bool = Field(description="A reviewer accepted this tag.")
+
+
+class Passage(BaseModel):
+    chunk_id: str
+    text: str
+    page: int | None = None
+    slide: int | None = None
+
+
+class MatchResult(BaseModel):
+    asset_id: str
+    title: str
+    source: str
+    format: str
+    language: str
+    product: str | None = None
+    published: date | None = None
+    valid_until: date | None = None
+    score: float
+    score_parts: ScoreParts
+    matched_tags: list[MatchedTag]
+    passage: Passage | None = None
+    reason: str
+
+
+class MatchResponse(BaseModel):
+    personalized: bool
+    basis: Basis
+    notice: str = Field(description="What the list is based on, in the HCP's language, for the rep to show.")
+    k: int
+    external_share_requested: float | None
+    external_share: float = Field(description="Share of external items in the returned list.")
+    fusion: str
+    results: list[MatchResult]
+
+
+class TalkingPointsRequest(BaseModel):
+    need_tags: NeedTags = Field(default_factory=dict, description="As for `POST /v1/match`.")
+    need_text: str | None = Field(None, max_length=2000)
+    language: Language = Field("zh", description="The language the points are written in.")
+    asset_ids: list[str] | None = Field(None, min_length=1, max_length=10, description=(
+        "Draw on these assets (e.g. from a match the rep chose); unset: the top matches for the need."))
+    n: int = Field(3, ge=3, le=5, description="How many points.")
+    personalized: bool = True
+    hcp_id: str | None = Field(None, max_length=128, description="Checked against the opt-out list only.")
+
+
+class Citation(BaseModel):
+    asset_id: str
+    title: str
+    quote: str = Field(description="Words from the asset's current approved text, verified to be there.")
+    chunk_id: str
+    page: int | None = None
+    slide: int | None = None
+
+
+class TalkingPoint(BaseModel):
+    text: str
+    citations: list[Citation] = Field(min_length=1)
+    method: Literal["llm", "extractive"] = Field(description="`extractive`: a source sentence quoted as is, "
+                                                 "because no LLM point was available.")
+
+
+class TalkingPointsResponse(BaseModel):
+    points: list[TalkingPoint]
+    extractive: bool = Field(description="At least one point is a quoted sentence rather than LLM-written.")
+    language: Language
+    personalized: bool
+    basis: Basis
+    notice: str
+    model: str | None = None
+    prompt_version: str
+    llm_error: str | None = Field(None, description="Why no LLM points came back (e.g. `llm_timeout`).")
+    dropped: dict[str, int] = Field(default_factory=dict, description="LLM points dropped, by reason "
+                                    "(`invalid_citation`, `tracking_language`, `unsupported_number`, "
+                                    "`unsupported_claim`, `mixed_sources`, `wrong_language`, `duplicate`).")

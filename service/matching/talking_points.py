@@ -1,0 +1,298 @@
+"""Talking points for a rep, each citing approved content it came from.
+
+The LLM never sees a free-form document: it gets numbered sentences from the chosen assets' most relevant
+passages and must cite sentence numbers (the JSON schema only admits numbers it was given), so a citation is
+a real quote by construction, and is checked again against the asset's current text. Guardrails
+(prompts/talking_points/guardrails.yaml) run on every point: a point that tells the HCP what was tracked
+about them, or states a number its cited sentences do not contain, is dropped. Sentences that look like
+instructions are never offered. Without an LLM (or when it fails) the best sentences are quoted as they
+are, flagged ``extractive``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, Field, create_model
+from sqlalchemy import select
+
+from indexers.chunker import sentences as split_sentences
+from service.core.prompts import PROMPTS_DIR, PromptTemplate, load_prompt
+from service.core.taxonomy import Taxonomy
+from service.llm.client import LLMClient, LLMError
+from service.matching.matcher import Matcher
+from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
+from service.matching.reasons import notice
+from service.matching.schemas import (
+    Citation,
+    MatchRequest,
+    TalkingPoint,
+    TalkingPointsRequest,
+    TalkingPointsResponse,
+)
+from service.store.models import Asset, Chunk
+from service.store.vectors import point_id
+from service.store.visibility import rep_visible
+from service.tagging.quotes import QuoteChecker
+
+CHUNKS_PER_ASSET = 3
+MIN_SENTENCE_CHARS = 8
+GROUNDED_SHARE = 0.25
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_LETTER = re.compile(r"[A-Za-z\u3400-\u9fff]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+class AssetsNotVisible(LookupError):
+    """Asked-for assets that do not exist or that a rep may not see (the two are not told apart)."""
+
+    def __init__(self, asset_ids: list[str]) -> None:
+        super().__init__(", ".join(asset_ids))
+        self.asset_ids = asset_ids
+
+
+@dataclass
+class Guardrails:
+    tracking: list[re.Pattern[str]]
+    injection: list[re.Pattern[str]]
+
+    @classmethod
+    def load(cls, path: Path = PROMPTS_DIR / "talking_points" / "guardrails.yaml") -> Guardrails:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        compiled = {key: [re.compile(p, re.IGNORECASE) for p in data.get(key, [])] for key in ("tracking", "injection")}
+        return cls(compiled["tracking"], compiled["injection"])
+
+    def tracks(self, text: str) -> bool:
+        return any(p.search(text) for p in self.tracking)
+
+    def injects(self, text: str) -> bool:
+        return any(p.search(text) for p in self.injection)
+
+
+@dataclass
+class Source:
+    id: str
+    asset: Asset
+    chunk: Chunk
+    text: str
+    score: float
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "") for n in _NUMBER.findall(unicodedata.normalize("NFKC", text))}
+
+
+def in_language(text: str, language: str) -> bool:
+    letters = _LETTER.findall(text)
+    if not letters:
+        return False
+    cjk = sum(1 for ch in letters if _CJK.match(ch)) / len(letters)
+    return cjk >= 0.2 if language == "zh" else cjk < 0.2
+
+
+def answer_model(source_ids: list[str], n: int) -> type[BaseModel]:
+    """The LLM's answer as a pydantic model: ``sources`` can only hold the sentence numbers offered."""
+    ids: Any = Literal[tuple(source_ids)]  # type: ignore[valid-type]
+    point = create_model("TalkingPointDraft", text=(str, Field(min_length=1, max_length=400)),
+                         sources=(list[ids], Field(min_length=1, max_length=3)))
+    return create_model("TalkingPointsDraft", points=(list[point], Field(min_length=1, max_length=n)))  # type: ignore[valid-type]
+
+
+class TalkingPointWriter:
+    def __init__(self, matcher: Matcher, llm: LLMClient | None, prompt: PromptTemplate | None = None,
+                 guardrails: Guardrails | None = None) -> None:
+        self.matcher, self.llm = matcher, llm
+        self.prompt = prompt or load_prompt("talking_points")
+        self.guardrails = guardrails or Guardrails.load()
+
+    def write(self, request: TalkingPointsRequest, taxonomy: Taxonomy) -> TalkingPointsResponse:
+        basis = self.matcher.basis(request.personalized, request.hcp_id)
+        need = parse_need(taxonomy, request.need_tags, request.need_text) if basis == "need_tags" else Need()
+        if basis == "need_tags" and need.empty and not request.asset_ids:
+            raise NeedError("empty_need", "Give need_tags, need_text or asset_ids, or ask for non-personalised "
+                            "points (personalized: false).")
+        assets = self._assets(request, taxonomy)
+        sources = self._sources(assets, need, taxonomy, request.language)
+        points: list[TalkingPoint] = []
+        dropped: dict[str, int] = {}
+        llm_error: str | None = None
+        if self.llm is not None and sources:
+            try:
+                points = self._llm_points(request, need, taxonomy, sources, dropped)
+            except LLMError as err:
+                llm_error = err.code
+        elif self.llm is None:
+            llm_error = "llm_disabled"
+        points += self._extractive(sources, points, request.n - len(points), request.language)
+        return TalkingPointsResponse(
+            points=points, extractive=any(p.method == "extractive" for p in points), language=request.language,
+            personalized=basis == "need_tags", basis=basis, notice=notice(request.language, basis),
+            model=self.llm.model if self.llm is not None else None, prompt_version=self.prompt.version,
+            llm_error=llm_error, dropped=dropped)
+
+    # --- what the points may draw on ------------------------------------------------------------
+    def _assets(self, request: TalkingPointsRequest, taxonomy: Taxonomy) -> list[Asset]:
+        ids = request.asset_ids
+        if not ids:
+            match = self.matcher.match(MatchRequest(need_tags=request.need_tags, need_text=request.need_text,
+                                                    language=request.language, k=5,
+                                                    personalized=request.personalized, hcp_id=request.hcp_id),
+                                       taxonomy)
+            ids = [r.asset_id for r in match.results]
+        ids = list(dict.fromkeys(ids))
+        with self.matcher.db.session() as s:
+            rows = {a.id: a for a in s.scalars(select(Asset).where(Asset.id.in_(ids), rep_visible()))}
+            for row in rows.values():
+                s.expunge(row)
+        missing = [i for i in ids if i not in rows]
+        if missing and request.asset_ids:
+            raise AssetsNotVisible(missing)
+        return [rows[i] for i in ids if i in rows]
+
+    def _sources(self, assets: list[Asset], need: Need, taxonomy: Taxonomy, language: str) -> list[Source]:
+        """Numbered sentences from each asset's best passages, taken in turn from each asset (best asset
+        first), leaving out instruction-like and tracking-like sentences."""
+        if not assets:
+            return []
+        with self.matcher.db.session() as s:
+            chunks = list(s.scalars(select(Chunk).join(Asset, Asset.id == Chunk.asset_id)
+                                    .where(Chunk.asset_id.in_([a.id for a in assets]),
+                                           Chunk.version == Asset.current_version)
+                                    .order_by(Chunk.asset_id, Chunk.ordinal)))
+            for chunk in chunks:
+                s.expunge(chunk)
+        score = self._chunk_scores(chunks, need, taxonomy, language)
+        terms = set(self.matcher.encoder.terms(lexical_query(taxonomy, need))) if not need.empty else set()
+        per_asset: list[list[tuple[Chunk, str, float]]] = []
+        for asset in assets:
+            own = sorted((c for c in chunks if c.asset_id == asset.id), key=lambda c: -score[c.id])
+            picked: list[tuple[Chunk, str, float]] = []
+            seen: set[str] = {asset.title.strip().casefold()}  # a title restated is no talking point
+            for chunk in own[:CHUNKS_PER_ASSET]:
+                for sentence in split_sentences(chunk.text):
+                    key = sentence.strip().casefold()
+                    if (len(sentence.strip()) < MIN_SENTENCE_CHARS or key in seen or self.guardrails.injects(sentence)
+                            or self.guardrails.tracks(sentence)):
+                        continue
+                    seen.add(key)
+                    overlap = len(terms & set(self.matcher.encoder.terms(sentence)))
+                    picked.append((chunk, sentence.strip(), score[chunk.id] + 0.02 * overlap))
+            per_asset.append(sorted(picked, key=lambda p: -p[2]))
+        out: list[Source] = []
+        limit = self.matcher.settings.talking_points_context_sentences
+        by_id = {a.id: a for a in assets}
+        for depth in range(max(len(p) for p in per_asset)):
+            for picked in per_asset:
+                if depth < len(picked) and len(out) < limit:
+                    chunk, sentence, value = picked[depth]
+                    out.append(Source(f"S{len(out) + 1}", by_id[chunk.asset_id], chunk, sentence, value))
+        return out
+
+    def _chunk_scores(self, chunks: list[Chunk], need: Need, taxonomy: Taxonomy, language: str) -> dict[str, float]:
+        """Cosine of each chunk's stored vector to the need; without a need, earlier chunks first."""
+        if need.empty:
+            return {c.id: -0.01 * c.ordinal for c in chunks}
+        query = self.matcher.embedder.embed_query(dense_query(taxonomy, need, language))
+        vectors = {p.id: np.asarray(p.vector, dtype=np.float32)
+                   for p in self.matcher.vectors.retrieve([point_id(c.id) for c in chunks], with_vectors=True)
+                   if len(p.vector)}
+        return {c.id: float(np.dot(query, vectors[point_id(c.id)])) if point_id(c.id) in vectors else 0.0
+                for c in chunks}
+
+    # --- the LLM's points, checked ----------------------------------------------------------------
+    def _llm_points(self, request: TalkingPointsRequest, need: Need, taxonomy: Taxonomy, sources: list[Source],
+                    dropped: dict[str, int]) -> list[TalkingPoint]:
+        assert self.llm is not None
+        needs = "; ".join(_need_labels(taxonomy, need, request.language) + ([need.text] if need.text else []))
+        messages = self.prompt.messages(request.language, needs=needs, n=request.n,
+                                        sentences=[{"id": s.id, "title": s.asset.title, "text": s.text}
+                                                   for s in sources])
+        model = answer_model([s.id for s in sources], request.n)
+        answer = self.llm.structured(messages, model, max_tokens=160 * request.n + 60)
+        by_id = {s.id: s for s in sources}
+        points: list[TalkingPoint] = []
+        seen: set[str] = set()
+        for draft in answer.value.points:  # type: ignore[attr-defined]
+            text = str(draft.text).strip()
+            cited = [by_id[i] for i in dict.fromkeys(draft.sources) if i in by_id]
+            problem = self._problem(text, cited, request.language, seen)
+            if problem:
+                dropped[problem] = dropped.get(problem, 0) + 1
+                continue
+            seen.add(text.casefold())
+            points.append(TalkingPoint(text=text, citations=[_citation(s) for s in cited], method="llm"))
+            if len(points) == request.n:
+                break
+        return points
+
+    def _problem(self, text: str, cited: list[Source], language: str, seen: set[str]) -> str | None:
+        if not cited or not all(QuoteChecker(s.chunk.text).contains(s.text, min_chars=2) for s in cited):
+            return "invalid_citation"
+        if len({s.asset.id for s in cited}) > 1:  # facts from two documents joined into one claim
+            return "mixed_sources"
+        if self.guardrails.tracks(text) or self.guardrails.injects(text):
+            return "tracking_language"
+        if not _numbers(text) <= set().union(*(_numbers(s.text) for s in cited)):
+            return "unsupported_number"
+        if not self._grounded(text, cited):
+            return "unsupported_claim"
+        if not in_language(text, language):
+            return "wrong_language"
+        if text.casefold() in seen:
+            return "duplicate"
+        return None
+
+    def _grounded(self, text: str, cited: list[Source]) -> bool:
+        """A point in the language of its sources must share words with them (a quarter of its own words at
+        least); across languages only the numbers check applies, as words cannot be compared."""
+        terms = set(self.matcher.encoder.terms(text))
+        same_language = [s for s in cited if in_language(s.text, "zh") == in_language(text, "zh")]
+        if not terms or not same_language:
+            return True
+        source_terms = set().union(*(self.matcher.encoder.terms(s.text) for s in same_language))
+        return len(terms & source_terms) >= GROUNDED_SHARE * len(terms)
+
+    def _extractive(self, sources: list[Source], have: list[TalkingPoint], count: int,
+                    language: str) -> list[TalkingPoint]:
+        """The best source sentences not cited yet, quoted as they are: the HCP's language first, then one
+        per asset before a second from the same asset."""
+        if count <= 0:
+            return []
+        used = {(c.chunk_id, c.quote) for p in have for c in p.citations}
+        pool = [s for s in sources if (s.chunk.id, s.text) not in used]
+        pool.sort(key=lambda s: (not in_language(s.text, language), -s.score))
+        out: list[TalkingPoint] = []
+        assets_used: set[str] = {c.asset_id for p in have for c in p.citations}
+        for fresh_only in (True, False):
+            for s in pool:
+                if len(out) == count:
+                    return out
+                if any(p.citations[0].chunk_id == s.chunk.id and p.text == s.text for p in out):
+                    continue
+                if fresh_only and s.asset.id in assets_used:
+                    continue
+                out.append(TalkingPoint(text=s.text, citations=[_citation(s)], method="extractive"))
+                assets_used.add(s.asset.id)
+        return out
+
+
+def _citation(source: Source) -> Citation:
+    return Citation(asset_id=source.asset.id, title=source.asset.title, quote=source.text, chunk_id=source.chunk.id,
+                    page=source.chunk.page, slide=source.chunk.slide)
+
+
+def _need_labels(taxonomy: Taxonomy, need: Need, language: str) -> list[str]:
+    out = []
+    for dim_id, value_id, _ in need.pairs():
+        dim = taxonomy.dimension(dim_id)
+        value = dim.value(value_id)
+        if value is not None:
+            out.append(f"{dim.label.get(language)}: {value.label.get(language)}")
+    return out
+

@@ -1,0 +1,183 @@
+"""POST /v1/match on the sample content, over HTTP as a rep: relevance, the PIPL opt-out, compliance, the mix."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+
+import pytest
+import yaml
+from sqlalchemy import update
+
+from service.ingest import Ingestor
+from service.settings import Settings
+from service.store.models import Asset
+
+from .api_helpers import ROOT, SAMPLES, Api, start_api, stop_api
+
+GOLD = yaml.safe_load((ROOT / "samples" / "gold.yaml").read_text(encoding="utf-8"))["assets"]
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Api:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("match") / "data", llm_mode="off", worker_enabled=False)
+    api = start_api(settings)
+    c = api.components
+    Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger).ingest_path(SAMPLES)
+    yield api
+    stop_api(api)
+
+
+@pytest.fixture(scope="module")
+def uri_of(api: Api) -> dict[str, str]:
+    with api.components.db.session() as s:
+        return {a.id: a.uri for a in s.query(Asset)}
+
+
+@pytest.fixture(scope="module")
+def hidden(api: Api) -> set[str]:
+    """Assets a rep must never get: the samples' draft, in-review, withdrawn and expired ones."""
+    with api.components.db.session() as s:
+        rows = s.query(Asset).all()
+        out = {a.id for a in rows if a.approval_status != "approved"
+               or (a.valid_until is not None and a.valid_until < date.today())}
+    assert len(out) >= 5  # draft, in_review, withdrawn, two expired
+    return out
+
+
+def match(api: Api, body: dict, role: str = "rep", status: int = 200) -> dict:
+    r = api.client.post("/v1/match", json=body, headers=api.h(role))
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def gold(uri_of: dict[str, str], asset_id: str) -> dict:
+    return GOLD[uri_of[asset_id]]
+
+
+def test_a_safety_minded_cardiologist_gets_cardiovascular_safety_content_first(api, uri_of):
+    body = {"need_tags": {"therapy_area": ["cardiovascular"], "value_driver": {"safety": 2.0}},
+            "language": "en", "k": 6}
+    results = match(api, body)["results"]
+    internal = [r for r in results if r["source"] == "internal"]
+    for r in internal[:3]:  # the first three internal items: cardiovascular safety content, by the gold labels
+        truth = gold(uri_of, r["asset_id"])
+        assert "cardiovascular" in truth["therapy_area"] and "safety" in truth["value_driver"], r["title"]
+    first = results[0]
+    assert "safety" in gold(uri_of, first["asset_id"])["value_driver"]
+    assert any(t["dimension"] == "value_driver" and t["value"] == "safety" for t in first["matched_tags"])
+    assert first["passage"]["text"] and first["reason"] and first["score_parts"]["fused"] > 0
+    assert all(r["score"] >= s["score"] for r, s in itertools.pairwise(results))
+    # no oncology or diabetes content for this need
+    assert not [r["title"] for r in results if "cardiovascular" not in gold(uri_of, r["asset_id"])["therapy_area"]]
+
+
+def test_a_chinese_free_text_need_finds_the_matching_chinese_passage(api, uri_of):
+    body = {"need_tags": {"therapy_area": ["oncology"]}, "need_text": "皮疹怎么处理", "language": "zh", "k": 3,
+            "external_share": 0}
+    results = match(api, body)["results"]
+    top = [uri_of[r["asset_id"]] for r in results]
+    assert "oncotinib/oncotinib_rash_management_zh.docx" in top
+    rash = next(r for r in results if uri_of[r["asset_id"]].endswith("rash_management_zh.docx"))
+    assert "皮疹" in rash["passage"]["text"] and "皮疹" in rash["reason"]
+
+
+def test_an_opted_out_hcp_gets_the_non_personalised_list_and_the_response_says_so(api):
+    need = {"need_tags": {"therapy_area": ["oncology"], "value_driver": ["efficacy"]}, "language": "zh", "k": 8}
+    personalised = match(api, {**need, "hcp_id": "crm-000042"})
+    assert personalised["personalized"] is True and personalised["basis"] == "need_tags"
+
+    r = api.client.post("/v1/opt-outs", json={"hcp_id": "crm-000042"}, headers=api.h("rep"))
+    assert r.status_code == 201, r.text
+    opted = match(api, {**need, "hcp_id": "crm-000042"})
+    assert opted["personalized"] is False and opted["basis"] == "opted_out"
+    assert "非个性化" in opted["notice"]
+    # the same list any HCP gets when nobody's needs are used
+    generic = match(api, {"language": "zh", "k": 8, "personalized": False})
+    assert generic["basis"] == "not_requested" and generic["personalized"] is False
+    assert [r["asset_id"] for r in opted["results"]] == [r["asset_id"] for r in generic["results"]]
+    assert [r["asset_id"] for r in opted["results"]] != [r["asset_id"] for r in personalised["results"]]
+    assert all(not r["matched_tags"] for r in opted["results"])  # nothing about the HCP was used
+    # another HCP is unaffected; the opt-out is lifted on request
+    assert match(api, {**need, "hcp_id": "crm-000043"})["personalized"] is True
+    assert api.client.get("/v1/opt-outs/crm-000042", headers=api.h("rep")).json()["opted_out"] is True
+    assert api.client.delete("/v1/opt-outs/crm-000042", headers=api.h("rep")).status_code == 204
+    assert match(api, {**need, "hcp_id": "crm-000042"})["personalized"] is True
+    actions = [e["action"] for e in api.client.get("/v1/audit", params={"target_id": "crm-000042"},
+                                                     headers=api.h("admin")).json()["items"]]
+    assert actions == ["hcp.opt_in", "hcp.opt_out"]
+
+
+def test_no_expired_or_unapproved_asset_ever_appears(api, hidden, uri_of):
+    drivers = ["efficacy", "safety", "onset_speed", "price_access", "convenience"]
+    bodies = [{"need_tags": {"therapy_area": [area], "value_driver": [driver]}, "k": 50, "language": lang}
+              for area, driver, lang in itertools.product(["cardiovascular", "metabolism", "oncology"], drivers,
+                                                          ["zh", "en"])]
+    # needs aimed squarely at the hidden assets' own words
+    bodies += [{"need_text": text, "k": 50} for text in
+               ["ESC 大会 草稿 卡迪维", "deep vein thrombosis treatment Cardiovex VTE", "昂可替尼 T790M 二线 旧版",
+                "昂可替尼 患者援助 项目", "EASD congress Glucora"]]
+    bodies += [{"personalized": False, "k": 50}, {"personalized": False, "k": 50, "external_share": 1.0}]
+    seen: set[str] = set()
+    for body in bodies:
+        ids = {r["asset_id"] for r in match(api, body)["results"]}
+        assert not ids & hidden, [uri_of[i] for i in ids & hidden]
+        seen |= ids
+    assert len(seen) >= 25  # the lists were not trivially empty
+
+
+def test_a_withdrawal_in_sql_hides_the_asset_even_before_its_vectors_are_updated(api):
+    body = {"need_tags": {"therapy_area": ["metabolism"], "value_driver": ["onset_speed"]}, "k": 5}
+    top = match(api, body)["results"][0]["asset_id"]
+    with api.components.db.session() as s:  # SQL only: the vector payload still says approved
+        s.execute(update(Asset).where(Asset.id == top).values(approval_status="withdrawn"))
+    try:
+        assert top not in {r["asset_id"] for r in match(api, body)["results"]}
+        tp = api.client.post("/v1/talking-points", json={**body, "asset_ids": [top]}, headers=api.h("rep"))
+        assert tp.status_code == 404 and tp.json()["code"] == "asset_not_found"
+    finally:
+        with api.components.db.session() as s:
+            s.execute(update(Asset).where(Asset.id == top).values(approval_status="approved"))
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.5, None])
+def test_the_external_share_matches_the_requested_mix(api, share):
+    body = {"need_tags": {"therapy_area": ["cardiovascular", "metabolism"]}, "k": 10, "language": "en"}
+    if share is not None:
+        body["external_share"] = share
+    out = match(api, body)
+    expected = round(10 * (0.3 if share is None else share))
+    external = [r for r in out["results"] if r["source"] == "external"]
+    assert len(out["results"]) == 10
+    assert len(external) == expected
+    assert out["external_share"] == pytest.approx(expected / 10)
+
+
+def test_external_news_loses_score_with_age(api, uri_of):
+    out = match(api, {"need_tags": {"therapy_area": ["oncology"]}, "k": 10, "external_share": 0.5})
+    news = {uri_of[r["asset_id"]]: r["score_parts"]["freshness"] for r in out["results"] if r["source"] == "external"}
+    wclc = news["news/medical_news.rss#news-wclc-2026"]  # published a year before the others
+    assert wclc < 0.5 and all(v > wclc for k, v in news.items() if "wclc" not in k)
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"need_tags": {"hobby": ["golf"]}}, "unknown_dimension"),
+    ({"need_tags": {"key_message": ["cardiovex_once_daily"]}}, "unknown_dimension"),  # content-only dimension
+    ({"need_tags": {"value_driver": ["speed"]}}, "unknown_value"),
+    ({"need_tags": {"value_driver": {"safety": 9}}}, "invalid_weight"),
+    ({"need_tags": {}}, "empty_need"),
+    ({"need_tags": {"value_driver": ["safety"]}, "k": 0}, "invalid_request"),
+    ({"need_tags": {"value_driver": ["safety"]}, "external_share": 1.5}, "invalid_request"),
+])
+def test_a_need_outside_the_taxonomy_is_a_422_with_a_code(api, body, code):
+    r = api.client.post("/v1/match", json=body, headers=api.h("rep"))
+    assert r.status_code == 422 and r.json()["code"] == code, r.text
+    if code == "unknown_value":
+        assert "safety" in r.json()["details"]["allowed"]
+
+
+def test_matching_needs_a_role_that_may_match(api):
+    body = {"need_tags": {"value_driver": ["safety"]}}
+    assert api.client.post("/v1/match", json=body).status_code == 401
+    assert api.client.post("/v1/match", json=body, headers=api.h("reviewer")).status_code == 403
+    assert api.client.post("/v1/opt-outs", json={"hcp_id": "x"}, headers=api.h("reviewer")).status_code == 403
