@@ -426,6 +426,81 @@ eval_app = typer.Typer(help="Evaluation harnesses.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
 
+@eval_app.command("matching")
+def eval_matching(
+    judged: Annotated[Path, typer.Option(help="Judged HCP needs over the sample content.")] = (
+        PROJECT_ROOT / "samples" / "matching.yaml"),
+    samples: Annotated[bool, typer.Option("--samples/--no-samples", help="Run the judged sample needs.")] = True,
+    content: Annotated[Path, typer.Option(help="The content the judged needs refer to.")] = (
+        PROJECT_ROOT / "samples" / "content"),
+    kuake: Annotated[Path | None, typer.Option(help="KUAKE-QTR JSON (query → title graded 0–3), e.g. "
+                                               "../shared/datasets/kuake-qtr/KUAKE-QTR_dev.json.")] = None,
+    limit: Annotated[int | None, typer.Option(help="KUAKE-QTR: a seeded sample of N queries (the corpus is "
+                                              "always every title).")] = None,
+    k: Annotated[int, typer.Option(help="List length; recall is measured at k.")] = 10,
+    out: Annotated[Path | None, typer.Option(help="Write the report as JSON here.")] = None,
+) -> None:
+    """nDCG@10 and recall@k of hybrid matching vs the dense-only baseline (and each channel alone), measured
+    in the same run, in a scratch store that leaves the service's data alone."""
+    import json
+    import tempfile
+
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+
+    from eval import matching as em
+    from eval.tagging import VectorCache
+    from service.core.embeddings import build_embedder
+    from service.runtime import build_components
+
+    settings = get_settings()
+    report: dict[str, object] = {}
+    embedder = em.CachedQueries(build_embedder(settings))
+    with tempfile.TemporaryDirectory(prefix="hcp-eval-match-") as tmp, Progress(console=console) as progress:
+        for name, path in (("samples", judged if samples else None), ("kuake-qtr", kuake)):
+            if path is None:
+                continue
+            scratch = settings.model_copy(update={"data_dir": Path(tmp) / name, "llm_mode": "off",
+                                                  "database_url": None, "qdrant_url": None, "worker_enabled": False})
+            c = build_components(scratch, with_llm=False)
+            c.embedder = embedder
+            try:
+                if name == "samples":
+                    items = em.load_judged(path, k)
+                    task = progress.add_task("ingesting the samples", total=None)
+                    key_of = em.index_samples(c, content)
+                    progress.update(task, total=1, completed=1)
+                    variants = list(em.VARIANTS)
+                else:
+                    items, titles = em.load_kuake(path, limit, seed=13, k=k)
+                    task = progress.add_task("indexing titles", total=len(titles))
+                    cache = VectorCache(settings.data_dir / "eval-cache" / "kuake-titles.npz", embedder.inner)
+                    def advance(n: int, t: TaskID = task) -> None:
+                        progress.advance(t, n)
+                    key_of = em.index_titles(c, titles, cache, progress=advance)
+                    variants = ["dense", "lexical", "dense+lexical", "hybrid+mmr"]
+                matcher = em.Matcher(c.db, c.vectors, embedder, scratch)
+                task = progress.add_task(f"{name}: ranking", total=len(items))
+                def ranked(done: int, total: int, t: TaskID = task) -> None:
+                    progress.update(t, completed=done)
+                report[name] = em.run(matcher, c.tagger.taxonomy, items, key_of, variants, k=k, progress=ranked)
+            finally:
+                c.close()
+    for name, result in report.items():
+        assert isinstance(result, dict)
+        table = Table(title=f"{name}: {result['needs']} judged needs")
+        table.add_column("variant")
+        metrics = list(next(iter(result["variants"].values())))
+        for metric in metrics:
+            table.add_column(metric, justify="right")
+        for variant, values in result["variants"].items():
+            table.add_row(variant, *(str(values[m]) for m in metrics))
+        console.print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
 @eval_app.command("tagging")
 def eval_tagging(
     gold: Annotated[Path, typer.Option(help="Gold labels: the project's gold YAML, HoC TSV, CHIP-CTC JSON, or "

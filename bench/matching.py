@@ -1,0 +1,250 @@
+"""`/match` speed on the embedded store at 10k and 100k chunks, against the same matching run over a
+brute-force numpy scan of the same vectors, plus requests/s under concurrent load on loopback.
+
+    python bench/matching.py [--chunks 10000 100000] [--queries 100] [--concurrency 8] [--seconds 20]
+
+The corpus is synthetic but shaped like the real one: each chunk is a sample chunk's vector plus noise,
+with that chunk's words for BM25, grouped ten chunks to an asset with tags, 10% of assets hidden from reps
+(draft or expired) and 20% external. Query vectors are embedded once up front (the embedder is the same in
+both runs and is timed on its own), so the ratio is about retrieval and ranking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import uvicorn
+from sqlalchemy import insert, select
+
+from eval.matching import CachedQueries
+from service.app import create_app
+from service.auth.keys import create_key
+from service.ingest import Ingestor, asset_payload, chunk_point, embedding_text
+from service.matching.matcher import Matcher
+from service.matching.schemas import MatchRequest
+from service.runtime import Components, build_components
+from service.settings import PROJECT_ROOT, Settings
+from service.store.edge_store import EdgeVectorStore
+from service.store.models import Asset, AssetTag, Chunk
+from service.store.vectors import VectorHit, VectorStore, Where, point_id
+
+NEEDS = [
+    {"therapy_area": [area], "value_driver": [driver]}
+    for area in ("cardiovascular", "metabolism", "oncology")
+    for driver in ("efficacy", "safety", "onset_speed", "price_access", "convenience")
+]
+
+
+class NumpyScan(VectorStore):
+    """The baseline: exact dense search by one matrix product over every vector, filters as masks. Everything
+    else (lexical search, retrieve) is delegated to the real store."""
+
+    def __init__(self, inner: VectorStore, ids: list[str], matrix: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+        self.inner, self.ids, self.matrix, self.payloads = inner, ids, matrix, payloads
+        self.dim, self.backend = inner.dim, "numpy-scan"
+        self.columns = {key: np.asarray([p.get(key) for p in payloads], dtype=object)
+                        for key in ("approval_status", "language", "asset_id")}
+        self.valid_until = np.asarray([p["valid_until"] for p in payloads])
+
+    def _mask(self, where: Where | None) -> np.ndarray:
+        mask = np.ones(len(self.ids), dtype=bool)
+        if where is None:
+            return mask
+        for key, value in where.equals.items():
+            values = value if isinstance(value, list) else [value]
+            mask &= np.isin(self.columns[key], values)
+        for key, (lo, hi) in where.ranges.items():
+            column = self.valid_until if key == "valid_until" else None
+            assert column is not None
+            if lo is not None:
+                mask &= column >= lo
+            if hi is not None:
+                mask &= column <= hi
+        return mask
+
+    def search(self, vector: Any, limit: int, where: Where | None = None, *,
+               with_vectors: bool = False) -> list[VectorHit]:
+        scores = self.matrix @ np.asarray(vector, dtype=np.float32)
+        scores[~self._mask(where)] = -np.inf
+        top = np.argpartition(-scores, min(limit, len(scores) - 1))[:limit]
+        top = top[np.argsort(-scores[top])]
+        return [VectorHit(self.ids[i], float(scores[i]), self.payloads[i]) for i in top if np.isfinite(scores[i])]
+
+    def search_lexical(self, query: Any, limit: int, where: Where | None = None) -> list[VectorHit]:
+        return self.inner.search_lexical(query, limit, where)
+
+    def retrieve(self, ids: Any, *, with_vectors: bool = False) -> Any:
+        return self.inner.retrieve(ids, with_vectors=with_vectors)
+
+    def ensure_index(self, *a: Any) -> None: ...
+    def upsert(self, *a: Any) -> None: raise NotImplementedError
+    def delete(self, *a: Any) -> None: raise NotImplementedError
+    def delete_where(self, *a: Any) -> None: raise NotImplementedError
+    def set_payload(self, *a: Any) -> None: raise NotImplementedError
+    def count(self, where: Where | None = None) -> int: return int(self._mask(where).sum())
+    def scroll(self, *a: Any, **k: Any) -> Any: return self.inner.scroll(*a, **k)
+    def info(self) -> dict[str, Any]: return {"backend": self.backend}
+    def close(self) -> None: ...
+
+
+def base_chunks(settings: Settings) -> tuple[np.ndarray, list[str], Components]:
+    """Ingest the samples once; their chunk vectors and texts seed the synthetic corpus."""
+    c = build_components(settings, with_llm=False)
+    Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger, tagging_mode="embedding").ingest_path(
+        PROJECT_ROOT / "samples" / "content")
+    with c.db.session() as s:
+        rows = s.execute(select(Chunk.id, Chunk.text, Asset.title).join(Asset)).all()
+    points = {p.id: p for p in c.vectors.retrieve([point_id(r[0]) for r in rows], with_vectors=True)}
+    vectors = np.vstack([points[point_id(r[0])].vector for r in rows]).astype(np.float32)
+    return vectors, [embedding_text(r[2], r[1]) for r in rows], c
+
+
+def build_corpus(c: Components, n: int, base: np.ndarray, texts: list[str], seed: int = 0) -> NumpyScan:
+    rng = np.random.default_rng(seed)
+    today = date.today()
+    pick = rng.integers(0, len(base), n)
+    vectors = base[pick] + 0.05 * rng.standard_normal((n, base.shape[1])).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    n_assets = n // 10
+    assets = []
+    for a in range(n_assets):
+        roll = rng.random()
+        assets.append({"id": f"b{a}", "title": f"asset {a}", "language": "zh" if a % 2 else "en",
+                       "source": "external" if rng.random() < 0.2 else "internal", "format": "txt",
+                       "uri": f"bench/{a}", "current_version": 1,
+                       "approval_status": "draft" if roll < 0.05 else "approved",
+                       "valid_until": today - timedelta(days=30) if 0.05 <= roll < 0.1 else today + timedelta(days=365),
+                       "published_at": today - timedelta(days=int(rng.integers(0, 400))), "extra": {}})
+    chunks = [{"id": f"b{i // 10}:1:{i % 10}", "asset_id": f"b{i // 10}", "version": 1, "ordinal": i % 10,
+               "text": texts[pick[i]][:500], "char_start": 0, "char_end": 500, "token_count": 100} for i in range(n)]
+    tags = [{"asset_id": f"b{a}", "version": 1, "dimension": dim,
+             "value": NEEDS[int(rng.integers(0, len(NEEDS)))][dim][0],
+             "confidence": float(rng.uniform(0.4, 1.0)), "method": "embedding", "status": "proposed",
+             "taxonomy_version": "bench", "tagging_status": "ok", "models": {}, "signals": {}}
+            for a in range(n_assets) for dim in ("therapy_area", "value_driver")]
+    with c.db.session() as s:
+        s.execute(insert(Asset), assets)
+        s.execute(insert(Chunk), chunks)
+        s.execute(insert(AssetTag), tags)
+        rows = {a.id: asset_payload(a) for a in s.scalars(select(Asset).where(Asset.id.like("b%")))}
+    ids, payloads = [], []
+    for start in range(0, n, 2000):
+        batch = []
+        for i in range(start, min(n, start + 2000)):
+            chunk = chunks[i]
+            point = chunk_point(chunk["id"], vectors[i], rows[chunk["asset_id"]], 1, None, None, chunk["text"])
+            batch.append(point)
+            ids.append(point.id)
+            payloads.append(point.payload)
+        c.vectors.upsert(batch)
+    if isinstance(c.vectors, EdgeVectorStore):
+        c.vectors.optimize(wait=True)  # the HNSW index a running service builds in the background
+    return NumpyScan(c.vectors, ids, vectors, payloads)
+
+
+def timed(matcher: Matcher, taxonomy: Any, requests: list[MatchRequest]) -> list[float]:
+    out = []
+    for request in requests:
+        started = time.perf_counter()
+        matcher.match(request, taxonomy)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q))
+
+
+async def load(url: str, key: str, bodies: list[dict[str, Any]], concurrency: int, seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def user(i: int, client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        j = i
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            r = await client.post(f"{url}/v1/match", json=bodies[j % len(bodies)])
+            latencies.append(time.perf_counter() - started)
+            errors += r.status_code != 200
+            j += concurrency
+
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(user(i, client) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": pct(latencies, 50),
+            "p99_ms": pct(latencies, 99), "errors": errors}
+
+
+def serve(c: Components) -> tuple[uvicorn.Server, str]:
+    app = create_app(c.settings, c)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    requests = [MatchRequest(need_tags=NEEDS[i % len(NEEDS)], language="zh" if i % 2 else "en", k=10)
+                for i in range(args.queries)]
+    for n in args.chunks:
+        with tempfile.TemporaryDirectory(prefix="hcp-bench-match-") as tmp:
+            settings = Settings(data_dir=Path(tmp), llm_mode="off", worker_enabled=False,
+                                rate_limit_per_minute=10**9, qdrant_optimize_after=10**9)
+            base, texts, c = base_chunks(settings)
+            try:
+                t0 = time.perf_counter()
+                scan = build_corpus(c, n, base, texts)
+                build_s = time.perf_counter() - t0
+                embedder = CachedQueries(c.embedder)
+                taxonomy = c.tagger.taxonomy
+                hybrid = Matcher(c.db, c.vectors, embedder, settings)
+                t0 = time.perf_counter()
+                timed(hybrid, taxonomy, requests)  # warm: embeds each distinct need once
+                embed_s = (time.perf_counter() - t0) / len({str(r.need_tags) for r in requests})
+                store_t = timed(hybrid, taxonomy, requests)
+                scan_t = timed(Matcher(c.db, scan, embedder, settings), taxonomy, requests)
+                points = c.vectors.count()
+                print(f"\n{n:,} chunks ({points:,} points incl. the samples'; built and indexed in {build_s:.0f} s); "
+                      f"{len(requests)} match requests, k=10, query embedding excluded (~{embed_s * 1000:.0f} ms each)")
+                print(f"  /match on qdrant-edge (HNSW): p50 {pct(store_t, 50):7.1f} ms  p99 {pct(store_t, 99):7.1f} ms")
+                print(f"  /match on a numpy scan:       p50 {pct(scan_t, 50):7.1f} ms  p99 {pct(scan_t, 99):7.1f} ms")
+                print(f"  ratio numpy/edge: p50 {statistics.median(scan_t) / statistics.median(store_t):.2f}x")
+                c._matcher = hybrid  # the service's matcher, with the warmed query cache
+                key = create_key(c.db, "rep", "bench").secret
+                server, url = serve(c)
+                try:
+                    bodies = [r.model_dump() for r in requests]
+                    result = asyncio.run(load(url, key, bodies, args.concurrency, args.seconds))
+                finally:
+                    server.should_exit = True
+                print(f"  HTTP load, {args.concurrency} concurrent clients for {args.seconds:.0f} s on loopback: "
+                      f"{result['rps']:.1f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+                      f"{result['requests']} requests, {result['errors']} errors")
+            finally:
+                c.close()
+
+
+if __name__ == "__main__":
+    main()
