@@ -181,3 +181,17 @@ def test_matching_needs_a_role_that_may_match(api):
     assert api.client.post("/v1/match", json=body).status_code == 401
     assert api.client.post("/v1/match", json=body, headers=api.h("reviewer")).status_code == 403
     assert api.client.post("/v1/opt-outs", json={"hcp_id": "x"}, headers=api.h("reviewer")).status_code == 403
+
+
+def test_weighted_fusion_ranks_the_same_need_sensibly_and_reports_it(api, uri_of):
+    from service.matching.matcher import Matcher
+    from service.matching.schemas import MatchRequest
+
+    c = api.components
+    weighted = Matcher(c.db, c.vectors, c.embedder, c.settings.model_copy(update={"match_fusion": "weighted"}))
+    out = weighted.match(MatchRequest(need_tags={"therapy_area": ["cardiovascular"], "value_driver": {"safety": 2}},
+                                      language="en", k=5, external_share=0), c.tagger.taxonomy)
+    assert out.fusion == "weighted"
+    for r in out.results[:3]:
+        truth = gold(uri_of, r.asset_id)
+        assert "cardiovascular" in truth["therapy_area"] and "safety" in truth["value_driver"], r.title
