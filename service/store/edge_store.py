@@ -58,6 +58,8 @@ from service.store.vectors import (
     VectorStore,
     VectorStoreError,
     Where,
+    dense_of,
+    sparse_of,
 )
 
 log = logging.getLogger(__name__)
@@ -84,19 +86,6 @@ def edge_filter(where: Where | None) -> Filter | None:
     must += [FieldCondition(key=k, range=RangeFloat(gte=lo, lte=hi)) for k, (lo, hi) in where.ranges.items()]
     must_not: list[Any] = [condition(k, v) for k, v in where.not_equals.items()]
     return Filter(must=must or None, must_not=must_not or None)
-
-
-def _sparse_of(raw: Any) -> SparseVector | None:
-    found = raw.get(LEXICAL_VECTOR) if isinstance(raw, dict) else None
-    return SparseVector(list(found.indices), list(found.values)) if found is not None else None
-
-
-def _vector_of(raw: Any) -> list[float] | None:
-    if raw is None:
-        return None
-    if isinstance(raw, dict):
-        raw = raw.get("")
-    return list(raw) if raw is not None else None
 
 
 @dataclass
@@ -296,14 +285,13 @@ class EdgeVectorStore(VectorStore):
     def _query(self, request: QueryRequest) -> list[VectorHit]:
         with self._reading() as shard:
             found = shard.query(request)
-        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}),
-                          vector=_vector_of(p.vector)) for p in found]
+        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]:
         with self._reading() as shard:
             records = shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
-        return [VectorPoint(id=str(r.id), vector=_vector_of(r.vector) or [], payload=dict(r.payload or {}),
-                            sparse=_sparse_of(r.vector)) for r in records]
+        return [VectorPoint(id=str(r.id), vector=dense_of(r.vector) or [], payload=dict(r.payload or {}),
+                            sparse=sparse_of(r.vector)) for r in records]
 
     def count(self, where: Where | None = None) -> int:
         with self._reading() as shard:
@@ -317,8 +305,8 @@ class EdgeVectorStore(VectorStore):
                 records, offset = shard.scroll(ScrollRequest(offset=offset, limit=batch, filter=edge_filter(where),
                                                              with_payload=True, with_vector=with_vectors))
             for r in records:
-                yield VectorPoint(id=str(r.id), vector=_vector_of(r.vector) or [], payload=dict(r.payload or {}),
-                                  sparse=_sparse_of(r.vector))
+                yield VectorPoint(id=str(r.id), vector=dense_of(r.vector) or [], payload=dict(r.payload or {}),
+                                  sparse=sparse_of(r.vector))
             if offset is None:
                 return
 

@@ -23,6 +23,8 @@ from service.store.vectors import (
     VectorStore,
     VectorStoreError,
     Where,
+    dense_of,
+    sparse_of,
 )
 
 log = logging.getLogger(__name__)
@@ -49,17 +51,6 @@ def client_filter(where: Where | None) -> qm.Filter | None:
     must += [qm.FieldCondition(key=k, range=qm.Range(gte=lo, lte=hi)) for k, (lo, hi) in where.ranges.items()]
     must_not: list[Any] = [condition(k, v) for k, v in where.not_equals.items()]
     return qm.Filter(must=must or None, must_not=must_not or None)
-
-
-def _vector_of(raw: Any) -> list[float]:
-    if isinstance(raw, dict):
-        raw = raw.get("")
-    return list(raw) if raw is not None else []
-
-
-def _sparse_of(raw: Any) -> SparseVector | None:
-    found = raw.get(LEXICAL_VECTOR) if isinstance(raw, dict) else None
-    return SparseVector(list(found.indices), list(found.values)) if found is not None else None
 
 
 _LEXICAL_PARAMS = {LEXICAL_VECTOR: qm.SparseVectorParams(modifier=qm.Modifier.IDF)}
@@ -141,8 +132,7 @@ class QdrantServerStore(VectorStore):
         found = self._client.query_points(self.collection, query=self._check_dim(vector), limit=limit,
                                           query_filter=client_filter(where), with_payload=True,
                                           with_vectors=with_vectors).points
-        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}),
-                          vector=_vector_of(p.vector) if with_vectors else None) for p in found]
+        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
 
     def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None) -> list[VectorHit]:
         if not query:
@@ -154,8 +144,8 @@ class QdrantServerStore(VectorStore):
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]:
         records = self._client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors)
-        return [VectorPoint(id=str(r.id), vector=_vector_of(r.vector), payload=dict(r.payload or {}),
-                            sparse=_sparse_of(r.vector)) for r in records]
+        return [VectorPoint(id=str(r.id), vector=dense_of(r.vector) or [], payload=dict(r.payload or {}),
+                            sparse=sparse_of(r.vector)) for r in records]
 
     def count(self, where: Where | None = None) -> int:
         return int(self._client.count(self.collection, count_filter=client_filter(where), exact=True).count)
@@ -167,8 +157,8 @@ class QdrantServerStore(VectorStore):
             records, offset = self._client.scroll(self.collection, scroll_filter=client_filter(where), limit=batch,
                                                   offset=offset, with_payload=True, with_vectors=with_vectors)
             for r in records:
-                yield VectorPoint(id=str(r.id), vector=_vector_of(r.vector), payload=dict(r.payload or {}),
-                                  sparse=_sparse_of(r.vector))
+                yield VectorPoint(id=str(r.id), vector=dense_of(r.vector) or [], payload=dict(r.payload or {}),
+                                  sparse=sparse_of(r.vector))
             if offset is None:
                 return
 

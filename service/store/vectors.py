@@ -50,7 +50,19 @@ class VectorHit:
     id: str
     score: float
     payload: dict[str, Any]
-    vector: list[float] | None = None
+
+
+def dense_of(raw: Any) -> list[float] | None:
+    """The unnamed dense vector out of a backend's vector field (a list, or a dict by vector name)."""
+    if isinstance(raw, dict):
+        raw = raw.get("")
+    return list(raw) if raw is not None else None
+
+
+def sparse_of(raw: Any) -> SparseVector | None:
+    """The BM25 terms out of a backend's vector field (both backends' sparse vectors have indices/values)."""
+    found = raw.get(LEXICAL_VECTOR) if isinstance(raw, dict) else None
+    return SparseVector(list(found.indices), list(found.values)) if found is not None else None
 
 
 @dataclass
