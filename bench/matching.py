@@ -26,9 +26,9 @@ import numpy as np
 import uvicorn
 from sqlalchemy import insert, select
 
-from eval.matching import CachedQueries
 from service.app import create_app
 from service.auth.keys import create_key
+from service.core.embeddings import CachedQueries
 from service.ingest import Ingestor, asset_payload, chunk_point, embedding_text
 from service.matching.matcher import Matcher
 from service.matching.schemas import MatchRequest

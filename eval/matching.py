@@ -23,7 +23,6 @@ import yaml
 from sqlalchemy import select
 
 from eval.tagging import VectorCache
-from service.core.embeddings import Embedder
 from service.core.taxonomy import Taxonomy
 from service.ingest import Ingestor, asset_payload, chunk_point
 from service.matching.matcher import CHANNELS, Channel, Matcher
@@ -107,25 +106,6 @@ def run(matcher: Matcher, taxonomy: Taxonomy, judged: list[Judged], key_of: Call
     summary = {name: {metric: round(float(np.mean([r[metric] for r in rows])), 4) for metric in rows[0]}
                | {"needs": len(rows)} for name, rows in per.items() if rows}
     return {"variants": summary, "needs": len(judged), "seconds": round(time.perf_counter() - started, 1)}
-
-
-class CachedQueries(Embedder):
-    """Embeds each distinct query once (every variant asks for the same need's vector)."""
-
-    def __init__(self, inner: Embedder) -> None:
-        super().__init__(inner.batch_size)
-        self.inner, self.name, self.dim = inner, inner.name, inner.dim
-        self._memo: dict[tuple[str, str], np.ndarray] = {}
-
-    def embed(self, texts: Any, kind: Any = "passage") -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if (kind, t) not in self._memo]
-        if missing:
-            for text, vector in zip(missing, self.inner.embed(missing, kind), strict=True):
-                self._memo[(kind, text)] = vector
-        return np.vstack([self._memo[(kind, t)] for t in texts]) if texts else self.inner.embed([], kind)
-
-    def _embed_batch(self, texts: list[str], kind: Any) -> np.ndarray:  # pragma: no cover - embed() is overridden
-        return self.inner.embed(texts, kind)
 
 
 def index_samples(components: Components, content: Path) -> Callable[[str], str]:

@@ -450,12 +450,12 @@ def eval_matching(
 
     from eval import matching as em
     from eval.tagging import VectorCache
-    from service.core.embeddings import build_embedder
+    from service.core.embeddings import CachedQueries, build_embedder
     from service.runtime import build_components
 
     settings = get_settings()
     report: dict[str, object] = {}
-    embedder = em.CachedQueries(build_embedder(settings))
+    embedder = CachedQueries(build_embedder(settings))
     with tempfile.TemporaryDirectory(prefix="hcp-eval-match-") as tmp, Progress(console=console) as progress:
         for name, path in (("samples", judged if samples else None), ("kuake-qtr", kuake)):
             if path is None:

@@ -41,8 +41,9 @@ class Components:
     @property
     def matcher(self) -> Matcher:
         if self._matcher is None:
+            from service.core.embeddings import CachedQueries
             from service.matching.matcher import Matcher
-            self._matcher = Matcher(self.db, self.vectors, self.embedder, self.settings)
+            self._matcher = Matcher(self.db, self.vectors, CachedQueries(self.embedder), self.settings)
         return self._matcher
 
     @property

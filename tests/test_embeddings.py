@@ -72,3 +72,17 @@ def test_sentence_transformers_backend_with_a_missing_model_says_what_is_wrong(t
         SentenceTransformerEmbedder(tmp_path / "no-such-model")
     with pytest.raises(EmbedderError, match="HCP_EMBEDDER_MODEL"):
         build_embedder(Settings(data_dir=tmp_path, embedder="sentence-transformers"))
+
+
+def test_cached_queries_return_the_models_vectors_keep_the_latest_and_leave_passages_alone(embedder):
+    from service.core.embeddings import CachedQueries
+
+    cached = CachedQueries(embedder, maxsize=2)
+    needs = ["房颤 抗凝 安全性", "glucose lowering onset", "EGFR 肺癌 疗效"]
+    for text in needs:
+        assert np.allclose(cached.embed_query(text), embedder.embed_query(text), atol=1e-6)
+    assert list(cached._memo) == needs[1:]  # bounded: the oldest went first
+    again = cached.embed_queries([needs[2], needs[1], needs[2]])
+    assert np.allclose(again[0], again[2]) and np.allclose(again[1], embedder.embed_query(needs[1]), atol=1e-6)
+    cached.embed_passages(["a passage is never remembered"])
+    assert len(cached._memo) == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Literal
 
@@ -56,6 +57,37 @@ class Embedder(ABC):
 
     @abstractmethod
     def _embed_batch(self, texts: list[str], kind: Kind) -> np.ndarray: ...
+
+
+class CachedQueries(Embedder):
+    """Remembers the last ``maxsize`` query vectors; passages pass straight through. Matching embeds a need
+    once per request and again for its talking points, and reps send the same few dozen need profiles all
+    day; on CPU an embedding costs more than the rest of a match."""
+
+    def __init__(self, inner: Embedder, maxsize: int = 2048) -> None:
+        super().__init__(inner.batch_size)
+        self.inner, self.name, self.dim, self.maxsize = inner, inner.name, inner.dim, maxsize
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], kind: Kind = "passage") -> np.ndarray:
+        if kind != "query" or not texts:
+            return self.inner.embed(texts, kind)
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        fresh = dict(zip(missing, self.inner.embed(missing, "query"), strict=True)) if missing else {}
+        with self._lock:
+            found = {t: self._memo[t] for t in texts if t in self._memo}
+            for text, vector in fresh.items():
+                self._memo[text] = vector
+            for text in found:
+                self._memo.move_to_end(text)
+            while len(self._memo) > self.maxsize:
+                self._memo.popitem(last=False)
+        return np.vstack([fresh[t] if t in fresh else found[t] for t in texts])
+
+    def _embed_batch(self, texts: list[str], kind: Kind) -> np.ndarray:  # pragma: no cover - embed() is overridden
+        return self.inner.embed(texts, kind)
 
 
 def _l2_normalise(matrix: np.ndarray) -> np.ndarray:
