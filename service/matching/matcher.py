@@ -264,19 +264,24 @@ class Matcher:
                 if values and not values & wanted:
                     c.mismatch *= taxonomy.dimension(dim).mismatch_penalty
 
+    def _default_to_first_chunk(self, candidates: list[Candidate]) -> None:
+        """A candidate no chunk-level channel found (tag channel, non-personalised list) gets its first
+        current chunk as its passage: which of its chunks is nearest the need is not known."""
+        missing = [c for c in candidates if c.best_chunk is None]
+        if not missing:
+            return
+        with self.db.session() as s:
+            rows = s.execute(select(Chunk.asset_id, Chunk.id).join(Asset, Asset.id == Chunk.asset_id)
+                             .where(Chunk.asset_id.in_([c.asset_id for c in missing]),
+                                    Chunk.version == Asset.current_version, Chunk.ordinal == 0))
+            first = {asset_id: chunk_id for asset_id, chunk_id in rows}
+        for c in missing:
+            if c.asset_id in first:
+                c.chunk_score[first[c.asset_id]] = 0.0
+
     def _attach_vectors(self, ranked: list[Candidate]) -> None:
-        """Each candidate's passage vector, for MMR; a candidate only the tag channel found gets its passage
-        here (its chunk nearest the query is not known, so its first chunk stands in)."""
-        missing = [c for c in ranked if c.best_chunk is None]
-        if missing:
-            with self.db.session() as s:
-                rows = s.execute(select(Chunk.asset_id, Chunk.id).join(Asset, Asset.id == Chunk.asset_id)
-                                 .where(Chunk.asset_id.in_([c.asset_id for c in missing]),
-                                        Chunk.version == Asset.current_version, Chunk.ordinal == 0))
-                first = {asset_id: chunk_id for asset_id, chunk_id in rows}
-            for c in missing:
-                if c.asset_id in first:
-                    c.chunk_score[first[c.asset_id]] = 0.0
+        """Each candidate's passage vector, for MMR."""
+        self._default_to_first_chunk(ranked)
         ids = {point_id(c.best_chunk): c for c in ranked if c.best_chunk is not None}
         for point in self.vectors.retrieve(list(ids), with_vectors=True):
             if len(point.vector):
@@ -336,24 +341,14 @@ class Matcher:
 
     # --- response --------------------------------------------------------------------------------
     def _passages(self, picked: list[Candidate]) -> dict[str, Chunk]:
+        self._default_to_first_chunk(picked)
         ids = [c.best_chunk for c in picked if c.best_chunk]
-        no_passage = [c.asset_id for c in picked if not c.best_chunk]
         with self.db.session() as s:
             rows = list(s.scalars(select(Chunk).where(Chunk.id.in_(ids)))) if ids else []
-            if no_passage:
-                rows += list(s.scalars(select(Chunk).join(Asset, Asset.id == Chunk.asset_id)
-                                       .where(Chunk.asset_id.in_(no_passage), Chunk.ordinal == 0,
-                                              Chunk.version == Asset.current_version)))
             for row in rows:
                 s.expunge(row)
         by_id = {r.id: r for r in rows}
-        out: dict[str, Chunk] = {}
-        for c in picked:
-            chunk = by_id.get(c.best_chunk or "") or next((r for r in rows if r.asset_id == c.asset_id
-                                                          and r.ordinal == 0), None)
-            if chunk is not None:
-                out[c.asset_id] = chunk
-        return out
+        return {c.asset_id: by_id[c.best_chunk] for c in picked if c.best_chunk in by_id}
 
     def _response(self, request: MatchRequest, picked: list[Candidate], taxonomy: Taxonomy, basis: Basis,
                   share: float | None, need: Need | None) -> MatchResponse:

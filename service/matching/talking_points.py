@@ -267,19 +267,17 @@ class TalkingPointWriter:
         used = {(c.chunk_id, c.quote) for p in have for c in p.citations}
         pool = [s for s in sources if (s.chunk.id, s.text) not in used]
         pool.sort(key=lambda s: (not in_language(s.text, language), -s.score))
-        out: list[TalkingPoint] = []
+        chosen: list[Source] = []
         assets_used: set[str] = {c.asset_id for p in have for c in p.citations}
         for fresh_only in (True, False):
             for s in pool:
-                if len(out) == count:
-                    return out
-                if any(p.citations[0].chunk_id == s.chunk.id and p.text == s.text for p in out):
+                if len(chosen) == count:
+                    break
+                if s in chosen or (fresh_only and s.asset.id in assets_used):
                     continue
-                if fresh_only and s.asset.id in assets_used:
-                    continue
-                out.append(TalkingPoint(text=s.text, citations=[_citation(s)], method="extractive"))
+                chosen.append(s)
                 assets_used.add(s.asset.id)
-        return out
+        return [TalkingPoint(text=s.text, citations=[_citation(s)], method="extractive") for s in chosen]
 
 
 def _citation(source: Source) -> Citation:
