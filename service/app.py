@@ -12,9 +12,10 @@ from service import __version__
 from service.api import health
 from service.api.auth import RateLimiter
 from service.api.errors import install_error_handlers
-from service.api.routes import assets, audit, jobs, matching, reviews, tagging, taxonomy
+from service.api.routes import assets, audit, jobs, matching, reports, reviews, tagging, taxonomy
 from service.runtime import Components, build_components
 from service.settings import Settings, get_settings
+from service.web.console import mount_console
 
 
 def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (assets, jobs, tagging, taxonomy, reviews, matching, audit):
+    for module in (assets, jobs, tagging, taxonomy, reviews, matching, reports, audit):
         app.include_router(module.router)
+    if (settings or (components.settings if components else get_settings())).console_enabled:
+        mount_console(app)
     return app

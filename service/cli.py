@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,9 +16,13 @@ from rich.console import Console
 from service.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
+    from service.core.embeddings import Embedder
+    from service.core.taxonomy import Taxonomy
     from service.ingest import Ingestor, IngestOutcome
+    from service.reports.runs import Run
     from service.runtime import Components
     from service.store.db import Database
+    from service.tagging.engine import TaggingEngine
 
 app = typer.Typer(help="hcp-content: tag life-sciences content and match it to HCP needs.", no_args_is_help=True)
 models_app = typer.Typer(help="Model files for the local LLM.", no_args_is_help=True)
@@ -501,6 +507,134 @@ def eval_matching(
         out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
+@eval_app.command("report")
+def eval_report(
+    gold: Annotated[str, typer.Option(help="`reviewed` (the reviewers' decisions in the database, scoring the stored "
+                                      "proposals) or a gold file (the project's YAML, HoC TSV, CHIP-CTC JSON).")] = (
+        "reviewed"),
+    taxonomy: Annotated[Path | None, typer.Option(help="Taxonomy for a gold file (default: the service's).")] = None,
+    mode: Annotated[str, typer.Option(help="With a gold file: embedding | learned | llm | full. `learned` "
+                                      "without --train is cross-validated over the gold file.")] = "embedding",
+    baseline_mode: Annotated[str | None, typer.Option(help="With a gold file: also run this mode on the same items "
+                                                      "and compare (A = baseline mode, B = --mode).")] = None,
+    baseline: Annotated[str | None, typer.Option(help="Compare with a saved report: its JSON file, or the id of a "
+                                                 "report stored in the database.")] = None,
+    train: Annotated[Path | None, typer.Option(help="Training split for `learned` (same format as --gold).")] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Folds for cross-validated `learned`.")] = 5,
+    limit: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N gold items.")] = None,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Auto-accept threshold to cost out.")] = 0.8,
+    title: Annotated[str | None, typer.Option(help="The report's title.")] = None,
+    lang: Annotated[str, typer.Option(help="Language of the page: en | zh.")] = "en",
+    out: Annotated[Path, typer.Option(help="Folder for report.json and report.html.")] = Path("var/reports"),
+    save: Annotated[bool, typer.Option(help="Also store it in the database (listed by GET /v1/eval/reports).")] = False,
+) -> None:
+    """A tagging-accuracy report for marketing: JSON plus a self-contained HTML page with its charts."""
+    from service.reports.build import build_report
+    from service.reports.render import render_html
+    from service.reports.schema import EvalReport
+    from service.store.reports import get_report, save_report
+
+    if lang not in ("en", "zh"):
+        console.print(f"[red]--lang is en or zh, not {lang!r}[/red]")
+        raise typer.Exit(2)
+    settings, db = _db_only()
+    base: EvalReport | None = None
+    base_id: str | None = None
+    if baseline is not None:
+        if Path(baseline).is_file():
+            base = EvalReport.model_validate_json(Path(baseline).read_text(encoding="utf-8"))
+            base_id = base.id
+        else:
+            base, base_id = get_report(db, baseline), baseline
+            if base is None:
+                console.print(f"[red]{baseline!r} is neither a report file nor a stored report id[/red]")
+                raise typer.Exit(2)
+    if gold == "reviewed":
+        from service.reports.runs import run_from_reviews
+        from service.store.taxonomies import activate_from_file
+
+        tax = activate_from_file(db, settings.taxonomy_path).taxonomy
+        run = run_from_reviews(db, tax)
+        if not run.gold:
+            console.print("[red]no reviewed tags in the database yet[/red]")
+            raise typer.Exit(1)
+    else:
+        from service.core.taxonomy import load_taxonomy
+
+        tax = load_taxonomy(taxonomy or settings.taxonomy_path)
+        runs = _gold_file_runs(settings, tax, Path(gold), [m for m in (baseline_mode, mode) if m], train, folds, limit)
+        if baseline_mode:
+            base = build_report(tax, runs[0], threshold=threshold)
+        run = runs[-1]
+    report = build_report(tax, run, title=title, threshold=threshold, baseline=base, baseline_id=base_id)
+    if save:
+        report = save_report(db, report, "cli")
+        typer.echo(f"stored as {report.id}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    (out / "report.html").write_text(render_html(report, lang), encoding="utf-8")  # type: ignore[arg-type]
+    typer.echo(f"{report.title}: F1 {report.overall.f1:.3f}, mean macro-F1 {report.overall.macro_f1_mean:.3f}, "
+               f"ECE {report.reliability.ece:.3f}; auto-accept at {threshold:g}: {report.auto_accept.accepted} tags, "
+               f"{report.auto_accept.wrong} wrong")
+    typer.echo(f"written {out / 'report.html'} and {out / 'report.json'}")
+
+
+def _gold_file_runs(settings: Settings, tax: Taxonomy, gold: Path, modes: list[str], train: Path | None,
+                    folds: int, limit: int | None) -> list[Run]:
+    """Tag the gold file's items in each mode (embedded once) and return one run per mode."""
+    from eval.datasets import load_gold
+    from eval.tagging import VectorCache, fit, prepare, report_run, tag_all, tag_cross_validated
+    from service.core.embeddings import build_embedder
+
+    if any(m not in ("embedding", "learned", "llm", "full") for m in modes):
+        console.print(f"[red]unknown mode in {modes}[/red]")
+        raise typer.Exit(2)
+    embedder = build_embedder(settings)
+    items = prepare(load_gold(gold, tax, limit=limit), embedder,
+                    cache=VectorCache(settings.data_dir / "eval-cache" / "vectors.npz", embedder))
+    with _eval_engine(settings, tax, embedder, modes) as engine:
+        if train is not None:
+            fit(engine, prepare(load_gold(train, tax), embedder))
+        runs = []
+        for m in modes:
+            if m == "learned" and train is None:
+                pooled, results = tag_cross_validated(engine, items, folds=folds)
+                label, scored = f"learned (cv{folds}) · {embedder.name}", pooled
+            else:
+                results, scored = tag_all(engine, items, m), items  # type: ignore[arg-type]
+                llm = engine.llm if m in ("llm", "full") else None
+                label = f"{m} · {embedder.name}" + (f" · {llm.model}" if llm else "")
+            runs.append(report_run(tax, scored, results, mode=m, source=gold.name, label=label))
+        return runs
+
+
+@contextmanager
+def _eval_engine(settings: Settings, tax: Taxonomy, embedder: Embedder, modes: list[str]) -> Iterator[TaggingEngine]:
+    """A tagging engine for an evaluation; with an LLM (and the local server, stopped after) when a mode needs
+    one. The LLM's answers are cached in the database, so a rerun of the same evaluation costs no tokens."""
+    from service.core.prompts import load_prompt
+    from service.runtime import build_llm, start_local_llm
+    from service.store.db import Database
+    from service.tagging.cache import TagCache
+    from service.tagging.engine import TaggingEngine
+
+    if not {"llm", "full"} & set(modes):
+        yield TaggingEngine(tax, embedder, prompt=load_prompt("tagging"))
+        return
+    if settings.effective_llm_mode == "off":
+        console.print("[red]modes llm and full need an LLM (HCP_LLM_MODE is off)[/red]")
+        raise typer.Exit(2)
+    server = start_local_llm(settings) if settings.effective_llm_mode == "local" else None
+    try:
+        cache_db = Database(settings.resolved_database_url)
+        cache_db.migrate()
+        yield TaggingEngine(tax, embedder, llm=build_llm(settings, server.base_url if server else None),
+                            prompt=load_prompt("tagging"), cache=TagCache(cache_db))
+    finally:
+        if server is not None:
+            server.stop()
+
+
 @eval_app.command("tagging")
 def eval_tagging(
     gold: Annotated[Path, typer.Option(help="Gold labels: the project's gold YAML, HoC TSV, CHIP-CTC JSON, or "
@@ -523,10 +657,7 @@ def eval_tagging(
     from eval.datasets import load_gold
     from eval.tagging import VectorCache, fit, prepare, run
     from service.core.embeddings import build_embedder
-    from service.core.prompts import load_prompt
     from service.core.taxonomy import load_taxonomy
-    from service.runtime import build_llm, start_local_llm
-    from service.tagging.engine import TaggingEngine
 
     modes = [m.strip() for m in mode.split(",") if m.strip()]
     if not modes or any(m not in ("embedding", "learned", "llm", "full") for m in modes):
@@ -556,25 +687,8 @@ def eval_tagging(
             task2 = progress.add_task("embedding training items", total=len(train_items))
             train_prepared = prepare(train_items, embedder, progress=lambda n: progress.advance(task2, n),
                                      cache=cache)
-        server = None
-        llm = None
-        if {"llm", "full"} & set(modes):
-            if settings.effective_llm_mode == "off":
-                console.print("[red]--mode llm/full needs an LLM (HCP_LLM_MODE is off)[/red]")
-                raise typer.Exit(2)
-            server = start_local_llm(settings) if settings.effective_llm_mode == "local" else None
-            llm = build_llm(settings, server.base_url if server else None)
-        try:
-            cache_db = None
-            if llm is not None:
-                from service.store.db import Database
-                from service.tagging.cache import TagCache
-
-                # the LLM's answers are cached, so a rerun of the same evaluation costs no tokens
-                cache_db = Database(settings.resolved_database_url)
-                cache_db.migrate()
-            engine = TaggingEngine(tax, embedder, llm=llm, prompt=load_prompt("tagging"),
-                                   cache=TagCache(cache_db) if cache_db else None)
+        with _eval_engine(settings, tax, embedder, modes) as engine:
+            llm = engine.llm
             if train_prepared is not None:
                 n_llm = calibrate_llm if llm is not None else 0
                 task4 = progress.add_task("LLM on training items", total=n_llm) if n_llm else None
@@ -591,9 +705,6 @@ def eval_tagging(
                                "train": str(train) if train else None, "embedder": embedder.name,
                                "llm": llm.model if llm and m in ("llm", "full") else None})
                 reports.append(report)
-        finally:
-            if server is not None:
-                server.stop()
     _emit_tagging_reports(reports, out)
 
 

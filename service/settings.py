@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level.")
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute one API key may make "
                                        "(429 beyond, with Retry-After).")
+    console_enabled: bool = Field(True, description="Serve the review console at `/console/` (static pages; "
+                                  "every call it makes needs a reviewer's API key).")
     bootstrap_admin_key_file: Path | None = Field(None, description="Where `serve` writes a first admin key "
                                                   "when the database has none. Unset: `<data_dir>/admin.key`.")
 

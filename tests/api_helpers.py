@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -70,4 +72,42 @@ def start_api(settings: Settings) -> Api:
 
 def stop_api(api: Api) -> None:
     api.client.__exit__(None, None, None)
+    api.components.close()
+
+
+@dataclass
+class HttpApi:
+    """The service on a real loopback port (for a browser), over real stores, with a key per role."""
+
+    base_url: str
+    components: Components
+    keys: dict[str, str]
+    key_ids: dict[str, str]
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def h(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+def start_http(settings: Settings) -> HttpApi:
+    components = build_components(settings)
+    created = {role: create_key(components.db, role, f"test {role}") for role in ("admin", "reviewer", "rep")}
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, components), host="127.0.0.1", port=0,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the service did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return HttpApi(f"http://127.0.0.1:{port}", components, {r: k.secret for r, k in created.items()},
+                   {r: k.principal.key_id for r, k in created.items()}, server, thread)
+
+
+def stop_http(api: HttpApi) -> None:
+    api.server.should_exit = True
+    api.thread.join(timeout=30)
     api.components.close()

@@ -97,6 +97,24 @@ class AssetDetail(AssetSummary):
     chunks: list[ChunkOut]
 
 
+class QueueAsset(BaseModel):
+    """An asset with the proposals that wait for a reviewer (filtered as asked)."""
+
+    id: str
+    title: str
+    language: str
+    format: str
+    product: str | None
+    approval_status: str
+    tags: list[TagOut]
+
+
+class ReviewQueue(BaseModel):
+    items: list[QueueAsset]
+    total_tags: int = Field(description="Proposals waiting for review that match the filters, over all pages.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
 class AssetPage(BaseModel):
     items: list[AssetSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

@@ -13,17 +13,18 @@ Permission = Literal[
     "assets:write",     # upload, ingest a path, delete
     "taxonomy:read", "taxonomy:write",
     "tags:review", "tag:run", "jobs:read", "eval:read", "match", "audit:read", "keys:admin",
+    "eval:write",       # make evaluation reports
     "hcp:opt_out",      # record or lift an HCP's opt-out from personalised recommendations
 ]
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     "admin": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read", "taxonomy:write",
-                        "tags:review", "tag:run", "jobs:read", "eval:read", "match", "audit:read", "keys:admin",
-                        "hcp:opt_out"}),
+                        "tags:review", "tag:run", "jobs:read", "eval:read", "eval:write", "match", "audit:read",
+                        "keys:admin", "hcp:opt_out"}),
     "content_editor": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read",
                                  "taxonomy:write", "tag:run", "jobs:read"}),
     "reviewer": frozenset({"assets:read", "assets:read_approved", "taxonomy:read", "tags:review", "tag:run",
-                           "jobs:read", "eval:read"}),
+                           "jobs:read", "eval:read", "eval:write"}),
     "rep": frozenset({"assets:read_approved", "taxonomy:read", "match", "hcp:opt_out"}),
 }
 

@@ -273,3 +273,17 @@ class JobItem(Base):
     job: Mapped[Job] = relationship(back_populates="items")
 
     __table_args__ = (UniqueConstraint("job_id", "ordinal", name="uq_job_items_ordinal"),)
+
+
+class EvalReportRow(Base):
+    """A tagging evaluation report: the JSON the HTML page is rendered from (so the page's numbers are the
+    JSON's), with who made it and from which gold."""
+
+    __tablename__ = "eval_reports"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)  # "reviewed" or the gold file's name
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    data: Mapped[dict[str, object]] = mapped_column(JSON)

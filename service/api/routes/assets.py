@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -12,6 +10,7 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from service.api.auth import require
+from service.api.cursors import decode_cursor, encode_cursor
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.api.schemas import AssetDetail, AssetPage, AssetSummary, ChunkOut, VersionOut
@@ -23,20 +22,6 @@ from service.store.models import Asset, AssetTag, Chunk
 from service.store.visibility import ACTIVE_TAG, rep_visible
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
-
-
-def _encode(asset_id: str) -> str:
-    return base64.urlsafe_b64encode(asset_id.encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> str:
-    try:
-        decoded = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(422, "invalid_cursor", "The cursor is not one this API returned.") from exc
-    if not decoded:
-        raise ApiError(422, "invalid_cursor", "The cursor is not one this API returned.")
-    return decoded
 
 
 def _like(text: str) -> str:
@@ -63,7 +48,7 @@ def _list(c: Components, principal: Principal, tag: list[str], source: str | Non
     if reps_only:
         query = query.where(rep_visible())
     if cursor:
-        query = query.where(Asset.id > _decode(cursor))
+        query = query.where(Asset.id > decode_cursor(cursor))
     for item in tag:
         dim, sep, value = item.partition(":")
         if not sep or not dim or not value:
@@ -88,7 +73,7 @@ def _list(c: Components, principal: Principal, tag: list[str], source: str | Non
         page, more = rows[:limit], len(rows) > limit
         tags = _tags(s, [a.id for a in page], reps_only)
         items = [AssetSummary.of(a, tags[a.id]) for a in page]
-    return AssetPage(items=items, next_cursor=_encode(page[-1].id) if more and page else None)
+    return AssetPage(items=items, next_cursor=encode_cursor(page[-1].id) if more and page else None)
 
 
 @router.get("", response_model=AssetPage, summary="List assets (reps: approved, unexpired only)")

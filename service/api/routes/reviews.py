@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from service.api.auth import require
+from service.api.cursors import decode_cursor, encode_cursor
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
-from service.api.schemas import AddTagRequest, JobOut, ReviewOut, ReviewRequest, TagOut
+from service.api.schemas import AddTagRequest, JobOut, QueueAsset, ReviewOut, ReviewQueue, ReviewRequest, TagOut
 from service.auth.keys import Principal
 from service.core.taxonomy import Taxonomy
 from service.jobs.queue import create_job
@@ -158,3 +159,46 @@ def _retrain_now(c: Components, principal: Principal) -> JobOut:
              summary="Retrain the learned heads and calibration on every reviewed tag now")
 async def retrain(c: ComponentsDep, principal: Annotated[Principal, Depends(require("tags:review"))]) -> JobOut:
     return await run_in_threadpool(_retrain_now, c, principal)
+
+
+def _queue(c: Components, dimension: str | None, min_confidence: float, max_confidence: float, limit: int,
+           cursor: str | None) -> ReviewQueue:
+    if dimension is not None and dimension not in {d.id for d in c.tagger.taxonomy.dimensions}:
+        raise ApiError(422, "unknown_dimension", f"{dimension!r} is not a dimension of the taxonomy.",
+                       {"allowed": [d.id for d in c.tagger.taxonomy.dimensions]})
+    if min_confidence > max_confidence:
+        raise ApiError(422, "invalid_range", "min_confidence is above max_confidence.")
+    waiting: list[ColumnElement[bool]] = [
+        AssetTag.needs_review.is_(True), AssetTag.status == "proposed", AssetTag.confidence >= min_confidence,
+        AssetTag.confidence <= max_confidence, AssetTag.version == Asset.current_version]
+    if dimension is not None:
+        waiting.append(AssetTag.dimension == dimension)
+    with c.db.session() as s:
+        base = select(AssetTag).join(Asset, Asset.id == AssetTag.asset_id).where(*waiting)
+        total = s.scalar(select(func.count()).select_from(base.subquery())) or 0
+        ids_q = select(AssetTag.asset_id).join(Asset, Asset.id == AssetTag.asset_id).where(*waiting)
+        if cursor:
+            ids_q = ids_q.where(AssetTag.asset_id > decode_cursor(cursor))
+        ids = list(s.scalars(ids_q.distinct().order_by(AssetTag.asset_id).limit(limit + 1)))
+        page, more = ids[:limit], len(ids) > limit
+        tags: dict[str, list[TagOut]] = {a: [] for a in page}
+        for t in s.scalars(base.where(AssetTag.asset_id.in_(page)).order_by(AssetTag.confidence, AssetTag.id)):
+            tags[t.asset_id].append(TagOut.of(t))
+        assets = {a.id: a for a in s.scalars(select(Asset).where(Asset.id.in_(page)))}
+        items = [QueueAsset(id=a, title=assets[a].title, language=assets[a].language, format=assets[a].format,
+                            product=assets[a].product, approval_status=assets[a].approval_status, tags=tags[a])
+                 for a in page]
+    return ReviewQueue(items=items, total_tags=total, next_cursor=encode_cursor(page[-1]) if more and page else None)
+
+
+@router.get("/review/queue", response_model=ReviewQueue,
+            summary="Assets with proposals waiting for review, least confident first within an asset")
+async def review_queue(
+    c: ComponentsDep, _: Annotated[Principal, Depends(require("tags:review"))],
+    dimension: Annotated[str | None, Query(max_length=64)] = None,
+    min_confidence: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+    max_confidence: Annotated[float, Query(ge=0.0, le=1.0)] = 1.0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> ReviewQueue:
+    return await run_in_threadpool(_queue, c, dimension, min_confidence, max_confidence, limit, cursor)
