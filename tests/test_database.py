@@ -1,6 +1,7 @@
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -85,3 +86,20 @@ def test_plain_postgresql_urls_use_the_psycopg_driver_and_passwords_stay_out_of_
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     assert db.dialect == "sqlite"
     assert "secret" not in redact("postgresql+psycopg://u:secret@db/hcp")
+
+
+def test_timestamps_come_back_in_utc_with_their_zone(database_url):
+    """SQLite keeps no time zone; the API must still say which one (RFC 3339 date-times need an offset)."""
+    db = Database(database_url)
+    db.migrate()
+    shanghai = timezone(timedelta(hours=8))
+    with db.session() as s:
+        s.add(Asset(id="a_tz", title="t", language="en", source="internal", format="txt",
+                    updated_at=datetime(2026, 11, 23, 10, 0, tzinfo=shanghai)))
+    with db.session() as s:
+        asset = s.get(Asset, "a_tz")
+        assert asset is not None
+        assert asset.updated_at == datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+        assert asset.updated_at.utcoffset() == timedelta(0)
+        # as pydantic writes it in every API response: with its offset
+        assert TypeAdapter(datetime).dump_python(asset.created_at, mode="json").endswith("Z")

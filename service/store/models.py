@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
@@ -15,6 +18,20 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """A stored timestamp as an aware UTC datetime (SQLite hands them back naive)."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back aware (SQLite keeps no zone and returns naive values,
+    which would reach API clients without an offset: not an RFC 3339 date-time)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value).astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 class Base(DeclarativeBase):
@@ -40,8 +57,8 @@ class Asset(Base):
     owner: Mapped[str | None] = mapped_column(String(128))
     published_at: Mapped[date | None] = mapped_column(Date)
     extra: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     versions: Mapped[list[AssetVersion]] = relationship(back_populates="asset", cascade="all, delete-orphan",
                                                         order_by="AssetVersion.version")
@@ -66,7 +83,7 @@ class AssetVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     content_hash: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     asset: Mapped[Asset] = relationship(back_populates="versions")
 
@@ -109,7 +126,7 @@ class LLMTagCache(Base):
     prompt_version: Mapped[str] = mapped_column(String(64))
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AssetTag(Base):
@@ -136,9 +153,9 @@ class AssetTag(Base):
     signals: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     tagging_status: Mapped[str] = mapped_column(String(24))  # ok, cached, llm_unavailable, llm_off
     reviewed_by: Mapped[str | None] = mapped_column(String(32))
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     review_comment: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     asset: Mapped[Asset] = relationship(back_populates="tags")
 
@@ -165,7 +182,7 @@ class TagReview(Base):
     method: Mapped[str | None] = mapped_column(String(16))
     comment: Mapped[str | None] = mapped_column(Text)
     reviewer: Mapped[str] = mapped_column(String(32))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class TaxonomyVersion(Base):
@@ -179,7 +196,7 @@ class TaxonomyVersion(Base):
     source: Mapped[str] = mapped_column(Text)  # the YAML as given
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("taxonomy_id", "version", name="uq_taxonomy_versions_version"),)
 
@@ -193,9 +210,9 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class HcpOptOut(Base):
@@ -205,7 +222,7 @@ class HcpOptOut(Base):
     __tablename__ = "hcp_opt_outs"
 
     hcp_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    opted_out_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     recorded_by: Mapped[str] = mapped_column(String(32))
 
 
@@ -215,7 +232,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(32))  # key id, or "cli"/"system"
     role: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(64))
@@ -244,10 +261,10 @@ class Job(Base):
     # the worker holding the job and when it last said so: a job whose heartbeat is stale (its process
     # died) is taken over by the next worker that looks
     worker_id: Mapped[str | None] = mapped_column(String(64))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     items: Mapped[list[JobItem]] = relationship(back_populates="job", cascade="all, delete-orphan",
                                                 order_by="JobItem.ordinal")
@@ -268,7 +285,7 @@ class JobItem(Base):
     asset_id: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     job: Mapped[Job] = relationship(back_populates="items")
 
@@ -285,5 +302,5 @@ class EvalReportRow(Base):
     title: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text)  # "reviewed" or the gold file's name
     created_by: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     data: Mapped[dict[str, object]] = mapped_column(JSON)
