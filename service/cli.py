@@ -568,7 +568,7 @@ def eval_report(
         run = runs[-1]
     report = build_report(tax, run, title=title, threshold=threshold, baseline=base, baseline_id=base_id)
     if save:
-        report = save_report(db, report, "cli")
+        report = save_report(db, report, "cli", "admin", base_id)
         typer.echo(f"stored as {report.id}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")

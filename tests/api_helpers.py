@@ -11,7 +11,8 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.auth.keys import create_key
+from service.auth.keys import CreatedKey, create_key
+from service.auth.roles import ROLES
 from service.runtime import Components, build_components
 from service.settings import Settings
 
@@ -61,13 +62,15 @@ class Api:
         return r.json()
 
 
+def _keys(components: Components) -> dict[str, CreatedKey]:
+    return {role: create_key(components.db, role, f"test {role}") for role in ROLES}
+
+
 def start_api(settings: Settings) -> Api:
     components = build_components(settings)
     client = TestClient(create_app(settings, components))
     client.__enter__()
-    keys = {role: create_key(components.db, role, f"test {role}").secret
-            for role in ("admin", "content_editor", "reviewer", "rep")}
-    return Api(client, components, keys)
+    return Api(client, components, {role: k.secret for role, k in _keys(components).items()})
 
 
 def stop_api(api: Api) -> None:
@@ -92,7 +95,7 @@ class HttpApi:
 
 def start_http(settings: Settings) -> HttpApi:
     components = build_components(settings)
-    created = {role: create_key(components.db, role, f"test {role}") for role in ("admin", "reviewer", "rep")}
+    created = _keys(components)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, components), host="127.0.0.1", port=0,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from service.auth.roles import ROLES
 from service.store.db import Database
-from service.store.models import ApiKey, as_utc, utcnow
+from service.store.models import ApiKey, utcnow
 
 
 class KeyError_(ValueError):
@@ -61,7 +61,7 @@ def verify_key(db: Database, presented: str) -> Principal | None:
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, _hash(presented)):
             return None
         now = utcnow()
-        if row.last_used_at is None or (now - as_utc(row.last_used_at)).total_seconds() > 60:
+        if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
             row.last_used_at = now  # coarse, so a busy key does not write on every request
         return Principal(row.id, row.name, row.role)
 

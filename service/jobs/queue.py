@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from service.store.db import Database
-from service.store.models import Job, JobItem, as_utc, utcnow
+from service.store.models import Job, JobItem, utcnow
 
 HOST = socket.gethostname()
 
@@ -61,7 +61,7 @@ def claim(db: Database, me: str, lease_s: float) -> str | None:
         rows = s.execute(select(Job.id, Job.status, Job.worker_id, Job.heartbeat_at)
                          .where(Job.status.in_(("queued", "running"))).order_by(Job.created_at).limit(50)).all()
     for job_id, status, holder, beat in rows:
-        if status == "running" and not (_dead_local_worker(holder) or beat is None or as_utc(beat) < stale):
+        if status == "running" and not (_dead_local_worker(holder) or beat is None or beat < stale):
             continue
         with db.session() as s:
             guard = or_(Job.status == "queued", Job.worker_id.is_(None), Job.worker_id == holder) \

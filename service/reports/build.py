@@ -25,7 +25,7 @@ from service.reports.schema import (
     RunInfo,
     ThresholdPoint,
 )
-from service.reports.scores import score, summary
+from service.reports.scores import LabelScore, score, summary
 
 NONE = "(none)"
 BINS = 10
@@ -43,9 +43,8 @@ def _ratio(a: int, b: int) -> float | None:
 
 
 def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    return _r(p), _r(r), _r(2 * p * r / (p + r) if p + r else 0.0)
+    total = LabelScore("all", tp, fp, fn)
+    return _r(total.precision), _r(total.recall), _r(total.f1)
 
 
 def _predicted_sets(run: Run) -> dict[str, dict[str, set[str]]]:
@@ -109,8 +108,7 @@ def _confusion(taxonomy: Taxonomy, run: Run) -> dict[str, Confusion]:
     return out
 
 
-def _reliability(run: Run) -> Reliability:
-    scored = run.scored()
+def _reliability(run: Run, scored: list[Prediction]) -> Reliability:
     bins: list[list[Prediction]] = [[] for _ in range(BINS)]
     for p in scored:
         bins[min(int(p.confidence * BINS), BINS - 1)].append(p)
@@ -131,39 +129,38 @@ def _gold_count(run: Run) -> int:
     return sum(len(values) for labels in run.gold.values() for values in labels.values())
 
 
-def _at(run: Run, threshold: float) -> tuple[int, int]:
-    kept = [p for p in run.scored() if p.confidence >= threshold - 1e-9]
+def _at(run: Run, scored: list[Prediction], threshold: float) -> tuple[int, int]:
+    kept = [p for p in scored if p.confidence >= threshold - 1e-9]
     return len(kept), sum(run.correct(p) for p in kept)
 
 
-def _thresholds(run: Run) -> list[ThresholdPoint]:
-    total, gold = len(run.scored()), _gold_count(run)
+def _thresholds(run: Run, scored: list[Prediction]) -> list[ThresholdPoint]:
+    total, gold = len(scored), _gold_count(run)
     points = []
     for step in range(round(1 / THRESHOLD_STEP)):
         t = _r(step * THRESHOLD_STEP)
-        kept, correct = _at(run, t)
+        kept, correct = _at(run, scored, t)
         points.append(ThresholdPoint(threshold=t, kept=kept, coverage=_ratio(kept, total) or 0.0,
                                      precision=_ratio(correct, kept), recall=_ratio(correct, gold) or 0.0))
     return points
 
 
-def _auto_accept(run: Run, threshold: float) -> AutoAccept:
-    total = len(run.scored())
-    correct_all = sum(run.correct(p) for p in run.scored())
-    kept, correct = _at(run, threshold)
+def _auto_accept(run: Run, scored: list[Prediction], threshold: float) -> AutoAccept:
+    total = len(scored)
+    correct_all = sum(run.correct(p) for p in scored)
+    kept, correct = _at(run, scored, threshold)
     return AutoAccept(threshold=threshold, accepted=kept, correct=correct, wrong=kept - correct,
                       to_review=total - kept, correct_to_review=correct_all - correct,
                       precision=_ratio(correct, kept), coverage=_ratio(kept, total) or 0.0)
 
 
-def _methods(run: Run) -> dict[str, MethodRow]:
-    scored = run.scored()
-    by: dict[str, list[Prediction]] = defaultdict(list)
+def _methods(run: Run, scored: list[Prediction]) -> dict[str, MethodRow]:
+    by: dict[str, list[bool]] = defaultdict(list)  # method -> whether each of its proposals is right
     for p in scored:
-        by[p.method].append(p)
-    return {m: MethodRow(count=len(ps), correct=sum(run.correct(p) for p in ps),
-                         precision=_r(sum(run.correct(p) for p in ps) / len(ps)), share=_r(len(ps) / len(scored)))
-            for m, ps in sorted(by.items(), key=lambda kv: -len(kv[1]))}
+        by[p.method].append(run.correct(p))
+    return {m: MethodRow(count=len(rights), correct=sum(rights), precision=_r(sum(rights) / len(rights)),
+                         share=_r(len(rights) / len(scored)))
+            for m, rights in sorted(by.items(), key=lambda kv: -len(kv[1]))}
 
 
 def _acceptance(run: Run) -> list[AcceptanceDay]:
@@ -222,8 +219,9 @@ def build_report(taxonomy: Taxonomy, run: Run, *, title: str | None = None, thre
         run=RunInfo(label=run.label, source=run.source, mode=run.mode, taxonomy=run.taxonomy, models=run.models,
                     prompt_version=run.prompt_version, items=len(run.gold), predictions=len(scored)),
         threshold=threshold, overall=Overall(precision=p, recall=r, f1=f, tp=tp, fp=fp, fn=fn, macro_f1_mean=macro),
-        dimensions=dimensions, confusion=_confusion(taxonomy, run), reliability=_reliability(run),
-        thresholds=_thresholds(run), auto_accept=_auto_accept(run, threshold), methods=_methods(run),
+        dimensions=dimensions, confusion=_confusion(taxonomy, run), reliability=_reliability(run, scored),
+        thresholds=_thresholds(run, scored), auto_accept=_auto_accept(run, scored, threshold),
+        methods=_methods(run, scored),
         acceptance=_acceptance(run), notes=notes)
     if baseline is not None:
         report.comparison = compare(baseline, report, baseline_id)

@@ -7,16 +7,21 @@ import secrets
 from sqlalchemy import select
 
 from service.reports.schema import EvalReport, EvalReportSummary
+from service.store import audit
 from service.store.db import Database
 from service.store.models import EvalReportRow
 
 
-def save_report(db: Database, report: EvalReport, created_by: str | None) -> EvalReport:
-    """Store ``report`` under a new id; the stored JSON carries that id."""
+def save_report(db: Database, report: EvalReport, actor: str, role: str,
+                baseline_id: str | None = None) -> EvalReport:
+    """Store ``report`` under a new id (the stored JSON carries it), with its audit entry in the same commit."""
     report = report.model_copy(update={"id": f"rep_{secrets.token_hex(8)}"})
+    assert report.id is not None
     with db.session() as s:
-        s.add(EvalReportRow(id=report.id, title=report.title, source=report.run.source, created_by=created_by,
+        s.add(EvalReportRow(id=report.id, title=report.title, source=report.run.source, created_by=actor,
                             created_at=report.created_at, data=report.model_dump(mode="json")))
+        audit.record(s, actor, role, "eval_report.create", "eval_report", report.id, None,
+                     {"title": report.title, "baseline_id": baseline_id})
     return report
 
 

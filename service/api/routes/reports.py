@@ -18,7 +18,6 @@ from service.reports.render import REPORT_CSP, render_html
 from service.reports.runs import run_from_reviews
 from service.reports.schema import EvalReport, EvalReportSummary
 from service.runtime import Components
-from service.store import audit
 from service.store.reports import get_report, list_reports, save_report
 
 router = APIRouter(prefix="/v1/eval/reports", tags=["eval"])
@@ -45,11 +44,7 @@ def _create(c: Components, principal: Principal, body: ReportRequest) -> EvalRep
                        "make a report from the decisions.")
     report = build_report(c.tagger.taxonomy, run, title=body.title, threshold=body.threshold, baseline=baseline,
                           baseline_id=body.baseline_id)
-    report = save_report(c.db, report, principal.key_id)
-    with c.db.session() as s:
-        audit.record(s, principal.key_id, principal.role, "eval_report.create", "eval_report", report.id or "",
-                     None, {"title": report.title, "baseline_id": body.baseline_id})
-    return report
+    return save_report(c.db, report, principal.key_id, principal.role, body.baseline_id)
 
 
 @router.post("", response_model=EvalReport, status_code=201,

@@ -176,7 +176,7 @@ def _queue(c: Components, dimension: str | None, min_confidence: float, max_conf
     with c.db.session() as s:
         base = select(AssetTag).join(Asset, Asset.id == AssetTag.asset_id).where(*waiting)
         total = s.scalar(select(func.count()).select_from(base.subquery())) or 0
-        ids_q = select(AssetTag.asset_id).join(Asset, Asset.id == AssetTag.asset_id).where(*waiting)
+        ids_q = base.with_only_columns(AssetTag.asset_id)
         if cursor:
             ids_q = ids_q.where(AssetTag.asset_id > decode_cursor(cursor))
         ids = list(s.scalars(ids_q.distinct().order_by(AssetTag.asset_id).limit(limit + 1)))
