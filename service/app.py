@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
 from service.api import health
 from service.api.auth import RateLimiter
-from service.api.errors import install_error_handlers
+from service.api.errors import ERROR_RESPONSES, install_error_handlers
+from service.api.guards import BodyLimit, Utf8Url
 from service.api.routes import assets, audit, jobs, matching, reports, reviews, tagging, taxonomy
 from service.runtime import Components, build_components
 from service.settings import Settings, get_settings
@@ -38,13 +40,21 @@ def create_app(settings: Settings | None = None, components: Components | None =
             if owned:
                 await run_in_threadpool(app.state.components.close)
 
+    configured = settings or (components.settings if components else get_settings())
     app = FastAPI(title="hcp-content", version=__version__, lifespan=lifespan,
                   description="Tags life-sciences content against a taxonomy and matches it to HCP needs.")
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     app.include_router(health.router)
     for module in (assets, jobs, tagging, taxonomy, reviews, matching, reports, audit):
-        app.include_router(module.router)
-    if (settings or (components.settings if components else get_settings())).console_enabled:
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+    if configured.console_enabled:
         mount_console(app)
+    # bodies past the limit get a 413 while they stream in, before anything parses or spools them
+    app.add_middleware(BodyLimit, request_limit=configured.max_request_bytes,
+                       upload_limit=configured.max_upload_bytes)
+    app.add_middleware(Utf8Url)
+    if configured.cors_origins:  # closed unless an operator names the origins
+        app.add_middleware(CORSMiddleware, allow_origins=configured.cors_origins, allow_methods=["*"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     return app

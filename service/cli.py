@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -862,5 +863,22 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def main() -> None:
+    """The console entry point: a component that cannot be opened at start-up is a one-line error and exit
+    code 3, not a stack trace (the vector store folder held by another process, the database unreachable)."""
+    from sqlalchemy.exc import OperationalError
+
+    from service.store.vectors import VectorStoreError
+
+    try:
+        app()
+    except VectorStoreError as err:
+        console.print(f"[red]Cannot start: {err}[/red]", soft_wrap=True)
+        sys.exit(3)
+    except OperationalError as err:
+        console.print(f"[red]Cannot start: the database is unreachable ({err.orig or err}).[/red]", soft_wrap=True)
+        sys.exit(3)
+
+
 if __name__ == "__main__":
-    app()
+    main()

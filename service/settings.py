@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level.")
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute one API key may make "
                                        "(429 beyond, with Retry-After).")
+    max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body other than a "
+                                   "file upload (413 beyond, before it is parsed).")
+    max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024, description="Largest multipart upload request, "
+                                  "all files together (413 beyond); each file is also held to HCP_MAX_FILE_BYTES.")
+    cors_origins: list[str] = Field(default_factory=list, description="Browser origins allowed to call the API "
+                                    "from another site (JSON list); empty: none, cross-origin calls are refused.")
     console_enabled: bool = Field(True, description="Serve the review console at `/console/` (static pages; "
                                   "every call it makes needs a reviewer's API key).")
     bootstrap_admin_key_file: Path | None = Field(None, description="Where `serve` writes a first admin key "

@@ -48,3 +48,31 @@ def zip_bomb_docx(path: Path, expanded_mb: int = 300) -> None:
             block = b"\0" * (1 << 20)
             for _ in range(expanded_mb):
                 member.write(block)
+
+
+def malformed_uploads(folder: Path) -> dict[str, tuple[str, bytes]]:
+    """Every malformed upload the ingest tests refuse, as ``case → (file name, bytes)``; the zip bomb is written
+    under ``folder`` (300 MB expanded, under 2 MB on disk) and read back, so nothing big is held twice."""
+    pptx = bytearray(GOOD_PPTX.read_bytes())
+    pptx[200:4000] = b"\xff" * 3800
+    bomb = folder / "bomb.docx"
+    zip_bomb_docx(bomb, expanded_mb=300)
+    cases: dict[str, tuple[str, bytes]] = {f"empty {ext}": (f"empty.{ext}", b"") for ext in ("pdf", "docx", "pptx",
+                                                                                               "txt", "md")}
+    cases |= {
+        "corrupt pdf": ("c.pdf", b"%PDF-1.7\n" + b"\x00garbage" * 500 + b"\n%%EOF\n"),
+        "corrupt docx": ("c.docx", b"PK\x03\x04" + b"garbage" * 300 + b"PK\x05\x06" + b"\0" * 18),
+        "corrupt pptx": ("c.pptx", bytes(pptx)),
+        "encrypted pdf": ("locked.pdf", encrypted_pdf()),
+        "encrypted docx": ("locked.docx", encrypted_docx()),
+        "docx named pdf": ("report.pdf", GOOD_DOCX.read_bytes()),
+        "pdf named pptx": ("slides.pptx", GOOD_PDF.read_bytes()),
+        "pdf named html": ("page.html", GOOD_PDF.read_bytes()),
+        "scanned pdf": ("scan.pdf", blank_pdf()),
+        "video": ("movie.mp4", b"\0\0\0\x18ftypmp42"),
+        "zip bomb": ("bomb.docx", bomb.read_bytes()),
+    }
+    for good in (GOOD_PDF, GOOD_DOCX, GOOD_PPTX):
+        data = good.read_bytes()
+        cases[f"truncated {good.suffix}"] = (f"cut{good.suffix}", data[: len(data) // 2])
+    return cases

@@ -3,6 +3,7 @@ HTTP errors) that a real server will not produce on demand; every happy path use
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -68,3 +69,92 @@ class FaultyLLMServer:
     def __exit__(self, *_exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class TcpProxy:
+    """A loopback TCP forwarder to a real server (here: PostgreSQL) that can be cut and restored on the same
+    port, so the service sees the database go away (connections reset, new ones refused) and come back."""
+
+    def __init__(self, target: tuple[str, int] | str) -> None:
+        """``target``: (host, port), or a Unix socket path."""
+        import socket
+
+        self.target = target
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._listener: socket.socket | None = None
+        self._live: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> TcpProxy:
+        import socket
+
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: object) -> None:
+        import socket
+
+        assert isinstance(listener, socket.socket)
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                if isinstance(self.target, str):
+                    upstream = socket.socket(socket.AF_UNIX)
+                    upstream.settimeout(5)
+                    upstream.connect(self.target)
+                else:
+                    upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._live += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: object, dst: object) -> None:
+        import socket
+
+        assert isinstance(src, socket.socket) and isinstance(dst, socket.socket)
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Refuse new connections and reset every open one."""
+        import socket
+
+        if self._listener is not None:
+            # shutdown wakes the thread blocked in accept(); close alone would leave it accepting on Linux
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for s in self._live:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self._live.clear()
+
+    def close(self) -> None:
+        self.cut()

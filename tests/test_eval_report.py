@@ -178,7 +178,7 @@ def test_review_queue_and_reports_over_the_api(tmp_path):
         assert len(paged["items"]) == 1 and paged["next_cursor"]
         for params, code in (({"dimension": "colour"}, "unknown_dimension"),
                              ({"min_confidence": 0.9, "max_confidence": 0.1}, "invalid_range"),
-                             ({"cursor": "!!"}, "invalid_cursor")):
+                             ({"cursor": "!!"}, "invalid_request"), ({"cursor": "AAAA"}, "invalid_cursor")):
             r = api.client.get("/v1/review/queue", params=params, headers=api.h("reviewer"))
             assert r.status_code == 422 and r.json()["code"] == code, r.text
         assert api.client.get("/v1/review/queue", headers=api.h("rep")).status_code == 403

@@ -110,3 +110,75 @@ def test_sigkill_during_a_20_file_ingest_loses_nothing_and_a_resubmit_completes(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+def test_sigkill_during_a_taxonomy_retag_loses_no_tag_and_the_job_finishes_after_restart(tmp_path):
+    import yaml
+
+    data, port = tmp_path / "data", free_port()
+    base = f"http://127.0.0.1:{port}"
+    paths = _files(tmp_path / "upload")
+    proc = _start(data, port)
+    try:
+        wait_ready(f"{base}/readyz", proc)
+        headers = {"X-API-Key": (data / "admin.key").read_text().strip()}
+        assert _wait(base, headers, _upload(base, headers, paths))["status"] == "succeeded"
+        assets = httpx.get(f"{base}/v1/assets", params={"limit": 200}, headers=headers, timeout=30).json()["items"]
+        assert len(assets) == 20
+        # the change touches a dimension every asset is tagged in; a reviewer's decision on it must survive
+        shared = set.intersection(*({t["dimension"] for t in a["tags"]} for a in assets))
+        dim = "content_type" if "content_type" in shared else sorted(shared)[0]
+        gold = next(t for a in assets for t in a["tags"] if t["dimension"] == dim)
+        r = httpx.post(f"{base}/v1/tags/{gold['id']}/review", json={"action": "accept"}, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        before = {a["id"]: {(t["dimension"], t["value"]) for t in a["tags"] if t["dimension"] != dim}
+                  for a in assets}
+
+        current = httpx.get(f"{base}/v1/taxonomy", headers=headers, timeout=30).json()
+        doc = yaml.safe_load(current["source"])
+        doc["version"] = current["version"] + ".1"
+        changed = next(d for d in doc["dimensions"] if d["id"] == dim)
+        changed["values"][0]["definition"] = {"en": "Material written for the people who treat the patients.",
+                                              "zh": "为诊治患者的医生编写的材料。"}
+        r = httpx.put(f"{base}/v1/taxonomy", json={"source": yaml.safe_dump(doc, allow_unicode=True),
+                                                   "expected_version": current["version"]},
+                      headers=headers, timeout=60)
+        assert r.status_code == 200 and r.json()["changed_dimensions"] == [dim], r.text
+        job_id = r.json()["retag_job"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            job = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
+            if job["done"] >= 2:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert 2 <= job["done"] < job["total"], f"the kill must land mid-job: {job['done']} of {job['total']} done"
+
+    proc = _start(data, port)
+    try:
+        wait_ready(f"{base}/readyz", proc)
+        job = _wait(base, headers, job_id)
+        assert job["status"] == "succeeded" and job["done"] == job["total"] and job["failed"] == 0, job
+        after = httpx.get(f"{base}/v1/assets", params={"limit": 200}, headers=headers, timeout=30).json()["items"]
+        assert {a["id"] for a in after} == set(before), "every asset is still there"
+        for a in after:
+            retagged = [t for t in a["tags"] if t["dimension"] == dim]
+            assert retagged, f"{a['id']} lost its {dim} tags"
+            if a["id"] == gold_asset(assets, gold):
+                kept = next(t for t in retagged if t["id"] == gold["id"])
+                assert kept["status"] == "accepted", "a reviewed tag is gold: re-tagging never overwrites it"
+            else:
+                assert all(t["taxonomy_version"].endswith(doc["version"]) for t in retagged), a["id"]
+            others = {(t["dimension"], t["value"]) for t in a["tags"] if t["dimension"] != dim}
+            assert others == before[a["id"]], "dimensions the change did not touch keep their tags"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+def gold_asset(assets: list[dict], tag: dict) -> str:
+    return next(a["id"] for a in assets if any(t["id"] == tag["id"] for t in a["tags"]))

@@ -133,7 +133,8 @@ def test_a_withdrawal_in_sql_hides_the_asset_even_before_its_vectors_are_updated
         s.execute(update(Asset).where(Asset.id == top).values(approval_status="withdrawn"))
     try:
         assert top not in {r["asset_id"] for r in match(api, body)["results"]}
-        tp = api.client.post("/v1/talking-points", json={**body, "asset_ids": [top]}, headers=api.h("rep"))
+        tp = api.client.post("/v1/talking-points", json={"need_tags": body["need_tags"], "asset_ids": [top]},
+                             headers=api.h("rep"))
         assert tp.status_code == 404 and tp.json()["code"] == "asset_not_found"
     finally:
         with api.components.db.session() as s:
@@ -164,7 +165,7 @@ def test_external_news_loses_score_with_age(api, uri_of):
     ({"need_tags": {"hobby": ["golf"]}}, "unknown_dimension"),
     ({"need_tags": {"key_message": ["cardiovex_once_daily"]}}, "unknown_dimension"),  # content-only dimension
     ({"need_tags": {"value_driver": ["speed"]}}, "unknown_value"),
-    ({"need_tags": {"value_driver": {"safety": 9}}}, "invalid_weight"),
+    ({"need_tags": {"value_driver": {"safety": 9}}}, "invalid_request"),  # the schema bounds weights (0–5)
     ({"need_tags": {}}, "empty_need"),
     ({"need_tags": {"value_driver": ["safety"]}, "k": 0}, "invalid_request"),
     ({"need_tags": {"value_driver": ["safety"]}, "external_share": 1.5}, "invalid_request"),

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Annotated
+
+from fastapi import Query
 
 from service.api.errors import ApiError
+
+# The ``next_cursor`` of a previous page; only its alphabet is documented, as the content is opaque.
+CursorParam = Annotated[str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_-]+$",
+                                          description="next_cursor from the previous page")]
 
 
 def encode_cursor(row_id: str) -> str:
@@ -17,6 +24,6 @@ def decode_cursor(cursor: str) -> str:
         decoded = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ApiError(422, "invalid_cursor", "The cursor is not one this API returned.") from exc
-    if not decoded:
+    if not decoded or not decoded.isprintable():  # ids are printable; PostgreSQL refuses a NUL outright
         raise ApiError(422, "invalid_cursor", "The cursor is not one this API returned.")
     return decoded

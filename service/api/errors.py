@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,26 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     details: Any | None = None
+
+
+# Documented on every API route, so the spec promises the one error shape the service sends (not FastAPI's
+# default 422 body) and clients can generate one error type.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "The request is malformed"),
+        (401, "No API key, or an unknown or revoked one"),
+        (403, "The key's role may not do this"),
+        (404, "Not found (or not visible to this key)"),
+        (409, "Conflicts with what is stored"),
+        (413, "The request or a file in it is too large"),
+        (415, "The body's media type is not accepted"),
+        (422, "A parameter or the body is invalid"),
+        (429, "Too many requests for this key"),
+        (503, "A component the request needs (database, vector store, LLM) is unavailable"),
+        (507, "The server has no room left to store the upload"),
+    )
+}
 
 
 class ApiError(Exception):
@@ -56,6 +78,18 @@ def install_error_handlers(app: FastAPI) -> None:
                    for e in exc.errors()]
         return JSONResponse(_body("invalid_request", "The request does not match the expected format.", details),
                             status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(SqlPoolTimeout)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # the session rolled back, so nothing was half-written; the pool pings connections, so the first
+        # request after the database returns succeeds again
+        where = request.app.state.components.db.describe()
+        log.error("database unavailable (%s): %s", where, exc.__class__.__name__)
+        return JSONResponse(_body("database_unavailable", f"The database ({where}) is unavailable; nothing was "
+                                  "changed. Try again shortly.", {"component": "database"}),
+                            status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

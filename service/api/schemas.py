@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.core.fields import TaxonomyId, Text
 from service.store.models import Asset, AssetTag, AssetVersion, Chunk, Job, JobItem
 
 
@@ -160,13 +161,13 @@ class JobOut(BaseModel):
 
 class IngestPathRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Field(min_length=1, max_length=4096, description="A folder or file under one of HCP_INGEST_ROOTS.")
+    path: Text = Field(min_length=1, max_length=4096, description="A folder or file under one of HCP_INGEST_ROOTS.")
 
 
 class TagTextRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=200_000)
-    title: str = Field("", max_length=1000)
+    text: Text = Field(min_length=1, max_length=200_000)
+    title: Text = Field("", max_length=1000)
     language: Literal["zh", "en", "mixed"] | None = Field(None, description="Detected when omitted.")
     mode: Literal["embedding", "learned", "full"] | None = Field(None, description="Default: the service's.")
 
@@ -190,8 +191,8 @@ class TaxonomyOut(BaseModel):
 
 class TaxonomyReplace(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    source: str = Field(min_length=1, max_length=2_000_000, description="The new taxonomy as YAML.")
-    expected_version: str | None = Field(None, max_length=64, description="The version you read; 409 when the "
+    source: Text = Field(min_length=1, max_length=1_000_000, description="The new taxonomy as YAML.")
+    expected_version: Text | None = Field(None, max_length=64, description="The version you read; 409 when the "
                                          "active taxonomy has changed since.")
 
 
@@ -205,14 +206,14 @@ class TaxonomyReplaced(BaseModel):
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal["accept", "reject", "edit"]
-    value: str | None = Field(None, max_length=128, description="The corrected value id (edit only).")
-    comment: str | None = Field(None, max_length=4000)
+    value: TaxonomyId | None = Field(None, description="The corrected value id (edit only).")
+    comment: Text | None = Field(None, max_length=4000)
 
 
 class AddTagRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dimension: str = Field(min_length=1, max_length=64)
-    value: str = Field(min_length=1, max_length=128)
+    dimension: TaxonomyId
+    value: TaxonomyId
     comment: str | None = Field(None, max_length=4000)
 
 

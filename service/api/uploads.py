@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
@@ -22,10 +23,18 @@ def safe_name(name: str | None) -> str:
 def save_upload(upload: UploadFile, target: Path, limit: int) -> None:
     """Copy ``upload`` to ``target``, refusing it (413) as soon as it passes ``limit`` bytes."""
     written = 0
-    with target.open("wb") as out:
-        while chunk := upload.file.read(COPY_CHUNK):
-            written += len(chunk)
-            if written > limit:
-                raise ApiError(413, "file_too_large", f"{target.name} is larger than the {limit:,}-byte limit "
-                               "(HCP_MAX_FILE_BYTES).", {"file": target.name, "limit_bytes": limit})
-            out.write(chunk)
+    try:
+        with target.open("wb") as out:
+            while chunk := upload.file.read(COPY_CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    raise ApiError(413, "file_too_large", f"{target.name} is larger than the {limit:,}-byte "
+                                   "limit (HCP_MAX_FILE_BYTES).", {"file": target.name, "limit_bytes": limit})
+                out.write(chunk)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        target.unlink(missing_ok=True)
+        raise ApiError(507, "insufficient_storage", f"The server ran out of disk space while storing "
+                       f"{target.name}; nothing from this request was kept. Try again once space is freed.",
+                       {"file": target.name}) from err

@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.core.taxonomy import Taxonomy
-from service.matching.schemas import NeedTags
-
-MAX_VALUE_WEIGHT = 5.0
+from service.matching.schemas import MAX_VALUE_WEIGHT, NeedTags
 
 
 class NeedError(ValueError):

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.core.fields import HcpId, RecordId, TaxonomyId, Text
 
 Language = Literal["zh", "en"]
 # why a list is or is not personalised: the HCP's needs were used; the HCP is on the opt-out list; the
 # caller asked for a non-personalised list
 Basis = Literal["need_tags", "opted_out", "not_requested"]
 
-NeedTags = dict[str, list[str] | dict[str, float]]
+MAX_VALUE_WEIGHT = 5.0
+# at most 64 values per dimension; the taxonomy decides which dimensions and values exist
+NeedTags = dict[TaxonomyId, Annotated[list[TaxonomyId], Field(max_length=64)]
+                | Annotated[dict[TaxonomyId, Annotated[float, Field(ge=0, le=MAX_VALUE_WEIGHT)]], Field(max_length=64)]]
 
 
 class MatchRequest(BaseModel):
-    need_tags: NeedTags = Field(default_factory=dict, description=(
+    model_config = ConfigDict(extra="forbid")
+    need_tags: NeedTags = Field(default_factory=dict, max_length=32, description=(
         "The HCP's needs: dimension → values, or dimension → {value: weight} (weights 0–5, default 1). "
         "Dimensions and values come from the active taxonomy (`GET /v1/taxonomy`)."),
         examples=[{"therapy_area": ["cardiovascular"], "value_driver": {"safety": 2.0}}])
-    need_text: str | None = Field(None, max_length=2000, description="A free-text need, e.g. a question the "
+    need_text: Text | None = Field(None, max_length=2000, description="A free-text need, e.g. a question the "
                                   "HCP asked. Never include personal data.")
     language: Language = Field("zh", description="The HCP's language: reasons and notices are written in it.")
     only_language: bool = Field(False, description="Return only content in `language`.")
-    formats: list[str] = Field(default_factory=list, max_length=10, description="Preferred formats "
+    formats: list[TaxonomyId] = Field(default_factory=list, max_length=10, description="Preferred formats "
                                "(`format` taxonomy values or file formats such as `pptx`): ranked higher, "
                                "never required.")
     k: int = Field(10, ge=1, le=50, description="How many assets to return.")
@@ -32,7 +38,7 @@ class MatchRequest(BaseModel):
                                          "third-party) in the list; unset: the service default "
                                          "(`HCP_MATCH_EXTERNAL_SHARE`).")
     personalized: bool = Field(True, description="False: a list that uses nothing about the HCP (PIPL art. 24).")
-    hcp_id: str | None = Field(None, max_length=128, description="The CRM's pseudonymous HCP id, checked "
+    hcp_id: HcpId | None = Field(None, description="The CRM's pseudonymous HCP id, checked "
                                "against the opt-out list only; it is not stored.")
 
 
@@ -90,14 +96,15 @@ class MatchResponse(BaseModel):
 
 
 class TalkingPointsRequest(BaseModel):
-    need_tags: NeedTags = Field(default_factory=dict, description="As for `POST /v1/match`.")
-    need_text: str | None = Field(None, max_length=2000)
+    model_config = ConfigDict(extra="forbid")
+    need_tags: NeedTags = Field(default_factory=dict, max_length=32, description="As for `POST /v1/match`.")
+    need_text: Text | None = Field(None, max_length=2000)
     language: Language = Field("zh", description="The language the points are written in.")
-    asset_ids: list[str] | None = Field(None, min_length=1, max_length=10, description=(
+    asset_ids: list[RecordId] | None = Field(None, min_length=1, max_length=10, description=(
         "Draw on these assets (e.g. from a match the rep chose); unset: the top matches for the need."))
     n: int = Field(3, ge=3, le=5, description="How many points.")
     personalized: bool = True
-    hcp_id: str | None = Field(None, max_length=128, description="Checked against the opt-out list only.")
+    hcp_id: HcpId | None = Field(None, description="Checked against the opt-out list only.")
 
 
 class Citation(BaseModel):

@@ -6,22 +6,28 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
+from pydantic import StringConstraints
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from service.api.auth import require
-from service.api.cursors import decode_cursor, encode_cursor
+from service.api.cursors import CursorParam, decode_cursor, encode_cursor
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
+from service.api.params import RecordIdPath
 from service.api.schemas import AssetDetail, AssetPage, AssetSummary, ChunkOut, VersionOut
 from service.auth.keys import Principal
 from service.auth.roles import allows
+from service.core.fields import NO_CONTROL_CHARS
 from service.runtime import Components
 from service.store import assets as asset_store
 from service.store.models import Asset, AssetTag, Chunk
 from service.store.visibility import ACTIVE_TAG, rep_visible
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
+
+# ``dimension:value``, both parts non-empty; the spec says so, so a client learns it before it asks.
+TagFilter = Annotated[str, StringConstraints(pattern=r"^[^:\x00-\x1f\x7f]+:[^\x00-\x1f\x7f]+$", max_length=200)]
 
 
 def _like(text: str) -> str:
@@ -50,9 +56,7 @@ def _list(c: Components, principal: Principal, tag: list[str], source: str | Non
     if cursor:
         query = query.where(Asset.id > decode_cursor(cursor))
     for item in tag:
-        dim, sep, value = item.partition(":")
-        if not sep or not dim or not value:
-            raise ApiError(422, "invalid_tag_filter", f"Tag filters read dimension:value, not {item!r}.")
+        dim, _, value = item.partition(":")
         query = query.where(exists().where(AssetTag.asset_id == Asset.id, AssetTag.dimension == dim,
                                            AssetTag.value == value, AssetTag.status.in_(ACTIVE_TAG)))
     for column, wanted in ((Asset.source, source), (Asset.language, language), (Asset.format, fmt),
@@ -80,15 +84,16 @@ def _list(c: Components, principal: Principal, tag: list[str], source: str | Non
 async def list_assets(
     c: ComponentsDep,
     principal: Annotated[Principal, Depends(require("assets:read_approved"))],
-    tag: Annotated[list[str], Query(description="dimension:value; repeat to require several")] = [],  # noqa: B006
+    tag: Annotated[list[TagFilter], Query(description="dimension:value; repeat to require several")] = [],  # noqa: B006
     source: Literal["internal", "external"] | None = None,
     language: Literal["zh", "en", "mixed"] | None = None,
     format: Literal["pdf", "docx", "pptx", "html", "markdown", "txt", "news"] | None = None,
     approval_status: Literal["draft", "in_review", "approved", "withdrawn"] | None = None,
     needs_review: bool | None = None,
-    q: Annotated[str | None, Query(max_length=500, description="Text in the title or body")] = None,
+    q: Annotated[str | None, Query(max_length=500, pattern=NO_CONTROL_CHARS,
+                                   description="Text in the title or body")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    cursor: CursorParam = None,
 ) -> AssetPage:
     return await run_in_threadpool(_list, c, principal, tag, source, language, format, approval_status,
                                    needs_review, q, limit, cursor)
@@ -112,7 +117,7 @@ def _get(c: Components, principal: Principal, asset_id: str) -> AssetDetail:
 
 @router.get("/{asset_id}", response_model=AssetDetail, summary="One asset with its tags, versions and chunks")
 async def get_asset(c: ComponentsDep, principal: Annotated[Principal, Depends(require("assets:read_approved"))],
-                    asset_id: str) -> AssetDetail:
+                    asset_id: RecordIdPath) -> AssetDetail:
     return await run_in_threadpool(_get, c, principal, asset_id)
 
 
@@ -123,6 +128,6 @@ def _delete(c: Components, principal: Principal, asset_id: str) -> None:
 
 @router.delete("/{asset_id}", status_code=204, summary="Delete an asset, its versions, tags and vectors")
 async def delete_asset(c: ComponentsDep, principal: Annotated[Principal, Depends(require("assets:write"))],
-                       asset_id: str) -> None:
+                       asset_id: RecordIdPath) -> None:
     await run_in_threadpool(_delete, c, principal, asset_id)
 

@@ -12,6 +12,7 @@ from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.schemas import AuditOut, AuditPage
 from service.auth.keys import Principal
+from service.core.fields import INT32_MAX, NO_CONTROL_CHARS
 from service.runtime import Components
 from service.store.models import AuditEntry
 
@@ -38,7 +39,8 @@ def _page(c: Components, limit: int, before: int | None, action: str | None, tar
 @router.get("", response_model=AuditPage, summary="Every write, newest first (admins)")
 async def read_audit(c: ComponentsDep, _: Annotated[Principal, Depends(require("audit:read"))],
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     cursor: Annotated[int | None, Query(ge=0)] = None,
-                     action: Annotated[str | None, Query(max_length=64)] = None,
-                     target_id: Annotated[str | None, Query(max_length=96)] = None) -> AuditPage:
+                     cursor: Annotated[int | None, Query(ge=0, le=INT32_MAX)] = None,
+                     action: Annotated[str | None, Query(max_length=64, pattern=NO_CONTROL_CHARS)] = None,
+                     target_id: Annotated[str | None, Query(max_length=96, pattern=NO_CONTROL_CHARS)] = None,
+                     ) -> AuditPage:
     return await run_in_threadpool(_page, c, limit, cursor, action, target_id)

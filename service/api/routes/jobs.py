@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
@@ -18,6 +18,7 @@ from indexers.sidecar import is_sidecar
 from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
+from service.api.params import RecordIdPath
 from service.api.schemas import IngestPathRequest, JobOut
 from service.api.uploads import safe_name, save_upload
 from service.auth.keys import Principal
@@ -86,13 +87,9 @@ def _create_upload_job(c: Components, principal: Principal, files: list[UploadFi
 
 
 @router.post("/uploads", status_code=202, response_model=JobOut, summary="Upload files to ingest and tag")
-async def upload(request: Request, response: Response, c: ComponentsDep,
+async def upload(response: Response, c: ComponentsDep,
                  principal: Annotated[Principal, Depends(require("assets:write"))],
                  files: Annotated[list[UploadFile], File(description="One or many files (and sidecars).")]) -> JobOut:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and \
-            int(declared) > c.settings.max_file_bytes * c.settings.upload_max_files + 1_000_000:
-        raise ApiError(413, "payload_too_large", "The upload is larger than the service accepts.")
     job_id = await run_in_threadpool(_create_upload_job, c, principal, files)
     _wake(c)
     response.headers["Location"] = f"/v1/jobs/{job_id}"
@@ -132,7 +129,8 @@ async def ingest_path(body: IngestPathRequest, response: Response, c: Components
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job with its progress and per-item outcome")
-async def get_job(job_id: str, c: ComponentsDep, _: Annotated[Principal, Depends(require("jobs:read"))]) -> JobOut:
+async def get_job(job_id: RecordIdPath, c: ComponentsDep,
+                  _: Annotated[Principal, Depends(require("jobs:read"))]) -> JobOut:
     return await run_in_threadpool(_job_out, c, job_id)
 
 

@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.auth.keys import Principal
+from service.core.fields import HCP_ID_PATTERN, HcpId
 from service.matching.need import NeedError
 from service.matching.schemas import MatchRequest, MatchResponse, TalkingPointsRequest, TalkingPointsResponse
 from service.matching.talking_points import AssetsNotVisible
@@ -21,12 +22,12 @@ from service.store.models import HcpOptOut
 
 router = APIRouter(tags=["matching"])
 
-HcpId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[\w.:@-]+$")]
+HcpIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=HCP_ID_PATTERN)]
 
 
 class OptOutRequest(BaseModel):
-    hcp_id: str = Field(min_length=1, max_length=128, pattern=r"^[\w.:@-]+$",
-                        description="The CRM's pseudonymous HCP id.")
+    model_config = ConfigDict(extra="forbid")
+    hcp_id: HcpId = Field(description="The CRM's pseudonymous HCP id.")
 
 
 class OptOutOut(BaseModel):
@@ -95,14 +96,14 @@ async def opt_out(body: OptOutRequest, c: ComponentsDep,
 
 
 @router.get("/v1/opt-outs/{hcp_id}", response_model=OptOutOut, summary="Whether an HCP has opted out")
-async def read_opt_out(hcp_id: HcpId, c: ComponentsDep,
+async def read_opt_out(hcp_id: HcpIdPath, c: ComponentsDep,
                        _: Annotated[Principal, Depends(require("hcp:opt_out"))]) -> OptOutOut:
     return OptOutOut(hcp_id=hcp_id, opted_out=await run_in_threadpool(c.matcher.is_opted_out, hcp_id))
 
 
 @router.delete("/v1/opt-outs/{hcp_id}", status_code=204, response_class=Response,
                summary="Lift an HCP's opt-out (they asked for personalised recommendations again)")
-async def opt_in(hcp_id: HcpId, c: ComponentsDep,
+async def opt_in(hcp_id: HcpIdPath, c: ComponentsDep,
                  principal: Annotated[Principal, Depends(require("hcp:opt_out"))]) -> Response:
     if not await run_in_threadpool(_opt_in, c, hcp_id, principal):
         raise ApiError(404, "not_opted_out", f"HCP {hcp_id} is not on the opt-out list.")

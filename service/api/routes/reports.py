@@ -7,12 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.auth.keys import Principal
+from service.core.fields import Text
 from service.reports.build import build_report
 from service.reports.render import REPORT_CSP, render_html
 from service.reports.runs import run_from_reviews
@@ -26,7 +27,8 @@ ReportId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-
 
 
 class ReportRequest(BaseModel):
-    title: str | None = Field(None, min_length=1, max_length=200)
+    model_config = ConfigDict(extra="forbid")
+    title: Text | None = Field(None, min_length=1, max_length=200)
     baseline_id: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
                                     description="A stored report to compare with (run A; this report is run B).")
     threshold: float = Field(0.8, ge=0.0, le=1.0, description="The auto-accept threshold to cost out.")

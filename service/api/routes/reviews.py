@@ -11,12 +11,13 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from service.api.auth import require
-from service.api.cursors import decode_cursor, encode_cursor
+from service.api.cursors import CursorParam, decode_cursor, encode_cursor
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
+from service.api.params import RecordIdPath, TagIdPath
 from service.api.schemas import AddTagRequest, JobOut, QueueAsset, ReviewOut, ReviewQueue, ReviewRequest, TagOut
 from service.auth.keys import Principal
-from service.core.taxonomy import Taxonomy
+from service.core.taxonomy import ID_PATTERN, Taxonomy
 from service.jobs.queue import create_job
 from service.runtime import Components
 from service.store import audit
@@ -114,7 +115,7 @@ def _add(c: Components, principal: Principal, asset_id: str, body: AddTagRequest
 
 @router.post("/assets/{asset_id}/tags", response_model=ReviewOut, status_code=201,
              summary="Add a tag the engine missed (a reviewed gold label)")
-async def add_tag(asset_id: str, body: AddTagRequest, c: ComponentsDep,
+async def add_tag(asset_id: RecordIdPath, body: AddTagRequest, c: ComponentsDep,
                   principal: Annotated[Principal, Depends(require("tags:review"))]) -> ReviewOut:
     return await run_in_threadpool(_add, c, principal, asset_id, body)
 
@@ -142,7 +143,7 @@ def _queue_retrain(c: Components, principal: Principal) -> str:
 
 
 @router.post("/tags/{tag_id}/review", response_model=ReviewOut, summary="Accept, reject or edit a tag")
-async def review_tag(tag_id: int, body: ReviewRequest, c: ComponentsDep,
+async def review_tag(tag_id: TagIdPath, body: ReviewRequest, c: ComponentsDep,
                      principal: Annotated[Principal, Depends(require("tags:review"))]) -> ReviewOut:
     return await run_in_threadpool(_review, c, principal, tag_id, body)
 
@@ -195,10 +196,10 @@ def _queue(c: Components, dimension: str | None, min_confidence: float, max_conf
             summary="Assets with proposals waiting for review, least confident first within an asset")
 async def review_queue(
     c: ComponentsDep, _: Annotated[Principal, Depends(require("tags:review"))],
-    dimension: Annotated[str | None, Query(max_length=64)] = None,
+    dimension: Annotated[str | None, Query(max_length=128, pattern=ID_PATTERN)] = None,
     min_confidence: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
     max_confidence: Annotated[float, Query(ge=0.0, le=1.0)] = 1.0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    cursor: CursorParam = None,
 ) -> ReviewQueue:
     return await run_in_threadpool(_queue, c, dimension, min_confidence, max_confidence, limit, cursor)

@@ -1,0 +1,92 @@
+"""Guards in front of the app: URLs must be UTF-8, and the request-body limit holds while the body streams in,
+so a client cannot make the service parse (or spool to disk) more than it will ever accept. Multipart uploads
+get their own, larger limit.
+
+Starlette ships a body limiter, but it answers in plain text (and replaces any response to an oversized
+declared body with it); this one answers with the service's JSON error body like every other refusal."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import ErrorBody
+
+
+class Utf8Url:
+    """400 ``invalid_encoding`` for a path or query string that percent-decodes to invalid UTF-8 (the server
+    would otherwise turn the bytes into U+FFFD and search for that)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            try:
+                for part in (raw_path, scope.get("query_string", b"")):
+                    unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                await JSONResponse(ErrorBody(code="invalid_encoding", message="The URL is not valid UTF-8 once "
+                                             "percent-decoded.").model_dump(), status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Pure ASGI middleware: 413 ``payload_too_large`` past ``request_limit`` (``upload_limit`` for multipart)."""
+
+    def __init__(self, app: ASGIApp, request_limit: int, upload_limit: int) -> None:
+        self.app, self.request_limit, self.upload_limit = app, request_limit, upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        multipart = headers.get("content-type", "").lower().startswith("multipart/")
+        limit = self.upload_limit if multipart else self.request_limit
+        refusal = JSONResponse(ErrorBody(
+            code="payload_too_large", details={"limit_bytes": limit},
+            message=f"The request body is larger than the {limit:,}-byte limit "
+                    f"({'HCP_MAX_UPLOAD_BYTES' if multipart else 'HCP_MAX_REQUEST_BYTES'})."
+        ).model_dump(), status_code=413)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await refusal(scope, receive, send)
+            return
+
+        received, exceeded, answered = 0, False, False
+
+        async def counted() -> Message:
+            # a chunked body declares no length: past the limit the app sees the client leave, whatever it then
+            # answers is replaced by the 413 below
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal answered
+            if not exceeded:
+                await send(message)
+            elif not answered:
+                answered = True
+                await refusal(scope, receive, send)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not exceeded or answered:
+                raise
+        if exceeded and not answered:
+            await refusal(scope, receive, send)
