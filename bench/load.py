@@ -1,0 +1,206 @@
+"""Load: `/v1/match` and `/v1/tag` driven together against a real `hcp-content serve` process on loopback, over a
+100k-chunk corpus, for a bounded time. Reports requests/s, p50/p99 and errors per endpoint, and the service's
+memory (RSS) over the run.
+
+    python bench/load.py [--chunks 100000] [--seconds 120] [--match-clients 8] [--tag-clients 2]
+                         [--tag-mode embedding|learned|full] [--llm-url URL --llm-model NAME]
+
+Baseline, measured in the same run: first `/v1/match` alone (a third of --seconds), then both endpoints together;
+the script prints the mixed run's match latency as a ratio of the match-only one. Memory is sampled once a second
+from the service process; the first fifth of the mixed run is warm-up (caches fill), and growth is measured from
+its end to the end of the run, with a least-squares slope in MB/min. Exit code 1 when any request failed or the
+memory grew more than --max-growth-pct (default 5 %) after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from matching import NEEDS, base_chunks, build_corpus, pct
+
+from service.auth.keys import create_key
+from service.llm.local_server import free_port
+from service.settings import Settings
+
+
+def prepare(data: Path, chunks: int) -> tuple[dict[str, str], list[str]]:
+    """The 100k-chunk corpus in ``data``; keys for a rep and a content editor; texts to tag."""
+    settings = Settings(data_dir=data, llm_mode="off", worker_enabled=False, rate_limit_per_minute=10**9)
+    base, texts, c = base_chunks(settings)
+    try:
+        build_corpus(c, chunks, base, texts)
+        keys = {role: create_key(c.db, role, f"load {role}").secret for role in ("rep", "content_editor")}
+    finally:
+        c.close()
+    return keys, sorted({t for t in texts if len(t) > 200})
+
+
+def start_service(data: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "HCP_DATA_DIR": str(data), "HCP_PORT": str(port), "HCP_RATE_LIMIT_PER_MINUTE": "1000000000",
+           "HCP_LOG_LEVEL": "warning", "HF_HUB_OFFLINE": "1"}
+    if args.llm_url:
+        env |= {"HCP_LLM_MODE": "remote", "HCP_LLM_BASE_URL": args.llm_url, "HCP_LLM_MODEL": args.llm_model}
+    else:
+        env["HCP_LLM_MODE"] = "off"
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the service exited with {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the service did not become ready")
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors: dict[str, int] = {}
+
+    def record(self, started: float, status: int | str) -> None:
+        self.latencies.append(time.perf_counter() - started)
+        if status != 200:
+            self.errors[str(status)] = self.errors.get(str(status), 0) + 1
+
+    def summary(self, elapsed: float) -> dict[str, Any]:
+        n = len(self.latencies)
+        return {"requests": n, "rps": n / elapsed if elapsed else 0.0,
+                "p50_ms": pct(self.latencies, 50) if n else float("nan"),
+                "p99_ms": pct(self.latencies, 99) if n else float("nan"),
+                "errors": sum(self.errors.values()), "by_status": self.errors}
+
+
+async def drive(url: str, keys: dict[str, str], texts: list[str], match_clients: int, tag_clients: int,
+                seconds: float, tag_mode: str | None) -> tuple[dict[str, Tally], float]:
+    tallies = {"match": Tally(), "tag": Tally()}
+    deadline = time.perf_counter() + seconds
+    bodies = [{"need_tags": NEEDS[i % len(NEEDS)], "language": "zh" if i % 2 else "en", "k": 10,
+               "need_text": texts[i % len(texts)][:120]} for i in range(200)]
+
+    async def call(client: httpx.AsyncClient, name: str, path: str, body: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        try:
+            r = await client.post(f"{url}{path}", json=body)
+            tallies[name].record(started, r.status_code)
+        except httpx.HTTPError as exc:
+            tallies[name].record(started, type(exc).__name__)
+
+    async def matcher(i: int, client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline:
+            await call(client, "match", "/v1/match", bodies[i % len(bodies)])
+            i += match_clients
+
+    async def tagger(i: int, client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline:
+            body: dict[str, Any] = {"text": texts[i % len(texts)], "title": f"load {i}"}
+            if tag_mode:
+                body["mode"] = tag_mode
+            await call(client, "tag", "/v1/tag", body)
+            i += tag_clients
+
+    limits = httpx.Limits(max_connections=match_clients + tag_clients + 4)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as rep, \
+            httpx.AsyncClient(timeout=600, limits=limits) as editor:
+        rep.headers["Authorization"] = f"Bearer {keys['rep']}"
+        editor.headers["Authorization"] = f"Bearer {keys['content_editor']}"
+        started = time.perf_counter()
+        await asyncio.gather(*(matcher(i, rep) for i in range(match_clients)),
+                             *(tagger(i, editor) for i in range(tag_clients)))
+        elapsed = time.perf_counter() - started
+    return tallies, elapsed
+
+
+def sample_memory(pid: int, stop: threading.Event, into: list[tuple[float, float]]) -> None:
+    process = psutil.Process(pid)
+    t0 = time.perf_counter()
+    while not stop.is_set():
+        into.append((time.perf_counter() - t0, process.memory_info().rss / 2**20))
+        stop.wait(1.0)
+
+
+def line(name: str, s: dict[str, Any]) -> str:
+    return (f"  {name:<6} {s['rps']:8.1f} req/s  p50 {s['p50_ms']:8.1f} ms  p99 {s['p99_ms']:8.1f} ms  "
+            f"{s['requests']:6d} requests  {s['errors']} errors {s['by_status'] or ''}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=120.0, help="Length of the mixed run.")
+    parser.add_argument("--match-clients", type=int, default=8)
+    parser.add_argument("--tag-clients", type=int, default=2)
+    parser.add_argument("--tag-mode", choices=["embedding", "learned", "full"], default=None)
+    parser.add_argument("--llm-url", default=None, help="An OpenAI-compatible endpoint for --tag-mode full.")
+    parser.add_argument("--llm-model", default="default")
+    parser.add_argument("--max-growth-pct", type=float, default=5.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="hcp-bench-load-") as tmp:
+        data = Path(tmp)
+        t0 = time.perf_counter()
+        keys, texts = prepare(data, args.chunks)
+        print(f"corpus: {args.chunks:,} chunks built and indexed in {time.perf_counter() - t0:.0f} s")
+        proc, url = start_service(data, args)
+        try:
+            base, base_s = asyncio.run(drive(url, keys, texts, args.match_clients, 0, args.seconds / 3, None))
+            samples: list[tuple[float, float]] = []
+            stop = threading.Event()
+            sampler = threading.Thread(target=sample_memory, args=(proc.pid, stop, samples), daemon=True)
+            sampler.start()
+            mixed, mixed_s = asyncio.run(drive(url, keys, texts, args.match_clients, args.tag_clients,
+                                               args.seconds, args.tag_mode))
+            stop.set()
+            sampler.join()
+        finally:
+            proc.terminate()
+            proc.wait(60)
+
+    match_only = base["match"].summary(base_s)
+    results = {name: t.summary(mixed_s) for name, t in mixed.items()}
+    print(f"\nbaseline: /v1/match alone, {args.match_clients} clients, {base_s:.0f} s")
+    print(line("match", match_only))
+    print(f"mixed: /v1/match ({args.match_clients} clients) + /v1/tag ({args.tag_clients} clients, mode "
+          f"{args.tag_mode or 'service default'}), {mixed_s:.0f} s")
+    print(line("match", results["match"]))
+    print(line("tag", results["tag"]))
+    print(f"  match p50 under mixed load / alone: {results['match']['p50_ms'] / match_only['p50_ms']:.2f}x")
+
+    times = np.array([t for t, _ in samples])
+    rss = np.array([m for _, m in samples])
+    warm = times >= times[-1] * 0.2
+    start_mb, end_mb, peak_mb = float(rss[warm][0]), float(rss[-1]), float(rss.max())
+    slope = float(np.polyfit(times[warm] / 60, rss[warm], 1)[0]) if warm.sum() > 2 else 0.0
+    growth = (end_mb - start_mb) / start_mb * 100
+    print(f"memory (service RSS, {len(samples)} samples): {rss[0]:.0f} MB at start, {start_mb:.0f} MB after warm-up, "
+          f"{end_mb:.0f} MB at the end, peak {peak_mb:.0f} MB; growth after warm-up {growth:+.1f}% "
+          f"({slope:+.1f} MB/min)")
+    errors = match_only["errors"] + results["match"]["errors"] + results["tag"]["errors"]
+    ok = errors == 0 and growth <= args.max_growth_pct
+    print("PASS" if ok else f"FAIL: {errors} errors, memory growth {growth:+.1f}% (limit {args.max_growth_pct}%)")
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
