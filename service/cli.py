@@ -872,11 +872,12 @@ def main() -> None:
 
     try:
         app()
-    except VectorStoreError as err:
-        console.print(f"[red]Cannot start: {err}[/red]", soft_wrap=True)
+    except VectorStoreError as err:  # no markup: a path may hold brackets
+        console.print(f"Cannot start: {err}", style="red", markup=False, soft_wrap=True)
         sys.exit(3)
     except OperationalError as err:
-        console.print(f"[red]Cannot start: the database is unreachable ({err.orig or err}).[/red]", soft_wrap=True)
+        console.print(f"Cannot start: the database is unreachable ({err.orig or err}).", style="red", markup=False,
+                      soft_wrap=True)
         sys.exit(3)
 
 
