@@ -7,12 +7,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.auth.keys import CreatedKey, create_key
 from service.auth.roles import ROLES
+from service.ingest import Ingestor
 from service.runtime import Components, build_components
 from service.settings import Settings
 
@@ -91,6 +93,25 @@ class HttpApi:
 
     def h(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = httpx.get(f"{self.base_url}/v1/jobs/{job_id}", headers=self.h("admin"), timeout=30).json()
+            if job["status"] in ("succeeded", "partial", "failed"):
+                return dict(job)
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} did not finish")
+
+    def ingest(self, rels: list[str]) -> None:
+        """Ingest sample files straight through the service's own components (no job, no HTTP)."""
+        ingest_samples(self.components, rels)
+
+
+def ingest_samples(c: Components, rels: list[str]) -> None:
+    ingestor = Ingestor(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger)
+    for rel in rels:
+        ingestor.ingest_path(SAMPLES / rel)
 
 
 def start_http(settings: Settings) -> HttpApi:

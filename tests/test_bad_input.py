@@ -11,11 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
-from service.ingest import Ingestor
 from service.settings import Settings
 from service.store.models import Asset, AssetTag
 
-from .api_helpers import SAMPLES, SUBSET, HttpApi, start_http, stop_http
+from .api_helpers import SUBSET, HttpApi, start_http, stop_http
 from .badfiles import malformed_uploads
 from .badinput import (
     CONTROL_STRINGS,
@@ -38,10 +37,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApi]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("badinput") / "data", llm_mode="off", worker_poll_s=0.1,
                         retrain_after_reviews=10_000, rate_limit_per_minute=1_000_000)
     api = start_http(settings)
-    c = api.components
-    ingestor = Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger)
-    for rel in SUBSET[:3]:
-        ingestor.ingest_path(SAMPLES / rel)
+    api.ingest(SUBSET[:3])
     yield api
     stop_http(api)
 
@@ -191,7 +187,7 @@ def test_malformed_uploads_are_refused_at_the_door_or_fail_in_their_job_and_stor
         if r.status_code != 202:
             assert_refused(r, f"upload {case}", (413, 415, 422))
             continue
-        job = _wait(http, r.json()["id"])
+        job = live.wait_job(r.json()["id"])
         assert job["status"] == "failed" and job["failed"] == 1, (case, job)
         item = job["items"][0]
         assert item["error_code"] and item["error_message"][0].isupper() and item["asset_id"] is None, (case, item)
@@ -207,15 +203,3 @@ def test_malformed_multipart_is_refused(http, unchanged):
         ("json instead", {"Content-Type": "application/json"}, b'{"files": ["a.pdf"]}'),
     ):
         assert_refused(http.post("/v1/uploads", content=content, headers=headers), case)
-
-
-def _wait(http: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = http.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "partial", "failed"):
-            return dict(job)
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")

@@ -19,11 +19,10 @@ import yaml
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
 from sqlalchemy import select
 
-from service.ingest import Ingestor
 from service.settings import Settings
 from service.store.models import AssetTag, TagReview
 
-from .api_helpers import ROOT, SAMPLES, SUBSET, HttpApi, start_http, stop_http
+from .api_helpers import ROOT, SUBSET, HttpApi, start_http, stop_http
 
 # As root and with no network: no sandbox (needs user namespaces), no background calls to Google's services.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,9 +43,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApi]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("console") / "data", llm_mode="off", worker_poll_s=0.1,
                         retrain_after_reviews=10_000)
     api = start_http(settings)
-    c = api.components
-    for rel in SUBSET:
-        Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger).ingest_path(SAMPLES / rel)
+    api.ingest(SUBSET)
     yield api
     stop_http(api)
 

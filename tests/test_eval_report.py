@@ -16,7 +16,6 @@ from eval.datasets import load_gold
 from eval.tagging import prepare, report_run, tag_all, tag_cross_validated
 from service.core.prompts import load_prompt
 from service.core.taxonomy import load_taxonomy
-from service.ingest import Ingestor
 from service.reports.build import build_report
 from service.reports.render import render_html
 from service.reports.runs import Prediction, ReviewEvent, Run
@@ -24,7 +23,7 @@ from service.reports.schema import EvalReport
 from service.settings import Settings
 from service.tagging.engine import TaggingEngine
 
-from .api_helpers import ROOT, SAMPLES, SUBSET, start_api, stop_api
+from .api_helpers import ROOT, SUBSET, ingest_samples, start_api, stop_api
 from .report_checks import mismatches, page_numbers
 
 TAXONOMY = load_taxonomy(ROOT / "taxonomy" / "pharma.yaml")
@@ -158,9 +157,7 @@ def test_review_queue_and_reports_over_the_api(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", llm_mode="off", worker_poll_s=0.1, retrain_after_reviews=10_000)
     api = start_api(settings)
     try:
-        c = api.components
-        for rel in SUBSET:
-            Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger).ingest_path(SAMPLES / rel)
+        ingest_samples(api.components, SUBSET)
         r = api.client.post("/v1/eval/reports", json={}, headers=api.h("reviewer"))
         assert r.status_code == 409 and r.json()["code"] == "no_reviewed_tags"
 

@@ -24,7 +24,6 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from service.ingest import Ingestor
 from service.llm.local_server import LocalLLMServer, free_port
 from service.settings import Settings
 from service.store.db import normalise_url
@@ -46,13 +45,6 @@ def _counts(api: HttpApi) -> dict[str, int]:
                 "vectors": api.components.vectors.count()}
 
 
-def _ingest(api: HttpApi, rels: list[str]) -> None:
-    c = api.components
-    ingestor = Ingestor(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger)
-    for rel in rels:
-        ingestor.ingest_path(SAMPLES / rel)
-
-
 def _llm_settings(tmp: Path, base_url: str, timeout_s: float, **extra: Any) -> Settings:
     return Settings(data_dir=tmp / "data", llm_mode="remote", llm_base_url=base_url, llm_model=SMOLLM_ALIAS,
                     llm_structured_output="json_object", llm_timeout_s=timeout_s, llm_max_retries=0,
@@ -64,7 +56,7 @@ def test_llm_server_killed_mid_request_degrades_to_the_other_signals_and_keeps_d
     server.start(timeout_s=120)
     api = start_http(_llm_settings(tmp_path, server.base_url, 300))
     try:
-        _ingest(api, SUBSET[:2])
+        api.ingest(SUBSET[:2])
         before = _counts(api)
         answers: dict[str, httpx.Response] = {}
 
@@ -104,7 +96,7 @@ def test_llm_garbage_or_slower_than_the_timeout_degrades_and_stores_nothing(tmp_
     with FaultyLLMServer(fault, delay_s=5) as fake:
         api = start_http(_llm_settings(tmp_path, fake.base_url, 1.0))
         try:
-            _ingest(api, SUBSET[:1])
+            api.ingest(SUBSET[:1])
             before = _counts(api)
             started = time.monotonic()
             r = httpx.post(f"{api.base_url}/v1/tag", json={"text": LONG_TEXT, "mode": "full"},
@@ -143,7 +135,7 @@ def test_database_down_is_a_503_naming_it_and_the_service_recovers_when_it_retur
     url, proxy = proxied_postgres
     api = start_http(Settings(data_dir=tmp_path / "data", llm_mode="off", database_url=url, worker_poll_s=0.1))
     try:
-        _ingest(api, SUBSET[:2])
+        api.ingest(SUBSET[:2])
         before = _counts(api)
         http = httpx.Client(base_url=api.base_url, timeout=60)
         assert http.get("/v1/assets", headers=api.h("rep")).status_code == 200
@@ -173,7 +165,7 @@ def test_database_down_is_a_503_naming_it_and_the_service_recovers_when_it_retur
 def test_disk_full_while_writing_an_upload_is_a_507_and_leaves_nothing_behind(tmp_path, monkeypatch):
     api = start_http(Settings(data_dir=tmp_path / "data", llm_mode="off", worker_poll_s=0.1))
     try:
-        _ingest(api, SUBSET[:1])
+        api.ingest(SUBSET[:1])
         before = _counts(api)
         uploads = api.components.settings.uploads_dir
         real_open = Path.open

@@ -23,10 +23,9 @@ from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
 from service.auth.roles import ROLES
-from service.ingest import Ingestor
 from service.settings import Settings
 
-from .api_helpers import SAMPLES, SUBSET, HttpApi, start_http, stop_http
+from .api_helpers import SUBSET, HttpApi, start_http, stop_http
 from .conftest import SMOLLM_ALIAS
 
 EXAMPLES = int(os.environ.get("HCP_FUZZ_EXAMPLES", "12"))
@@ -39,10 +38,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, llm_server) -> Iterator[HttpA
                         llm_structured_output="json_object", llm_timeout_s=300, worker_poll_s=0.1,
                         retrain_after_reviews=10_000, rate_limit_per_minute=1_000_000)
     api = start_http(settings)
-    c = api.components
-    ingestor = Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger)
-    for rel in SUBSET[:4]:  # approved and draft content, both languages
-        ingestor.ingest_path(SAMPLES / rel)
+    api.ingest(SUBSET[:4])
     yield api
     stop_http(api)
 

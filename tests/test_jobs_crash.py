@@ -62,6 +62,20 @@ def _wait(base: str, headers: dict[str, str], job_id: str, timeout: float = 300)
     raise AssertionError(f"job did not finish: {job}")
 
 
+def _kill_once_done(proc: subprocess.Popen[str], base: str, headers: dict[str, str], job_id: str,
+                    done: int) -> dict:
+    """SIGKILL the service as soon as ``done`` items of the job have finished; the job as last seen."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
+        if job["done"] >= done:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    return dict(job)
+
+
 def test_sigkill_during_a_20_file_ingest_loses_nothing_and_a_resubmit_completes(tmp_path):
     data, port = tmp_path / "data", free_port()
     base = f"http://127.0.0.1:{port}"
@@ -71,14 +85,7 @@ def test_sigkill_during_a_20_file_ingest_loses_nothing_and_a_resubmit_completes(
         wait_ready(f"{base}/readyz", proc)
         headers = {"X-API-Key": (data / "admin.key").read_text().strip()}
         job_id = _upload(base, headers, paths)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            job = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
-            if job["done"] >= 3:
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        job = _kill_once_done(proc, base, headers, job_id, 3)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -145,14 +152,7 @@ def test_sigkill_during_a_taxonomy_retag_loses_no_tag_and_the_job_finishes_after
                       headers=headers, timeout=60)
         assert r.status_code == 200 and r.json()["changed_dimensions"] == [dim], r.text
         job_id = r.json()["retag_job"]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            job = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
-            if job["done"] >= 2:
-                break
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        job = _kill_once_done(proc, base, headers, job_id, 2)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -16,12 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from service.ingest import Ingestor
 from service.llm.local_server import free_port
 from service.settings import Settings
 from service.store.models import ApiKey, Asset, AssetTag, Chunk, Job
 
-from .api_helpers import DRAFT_OR_EXPIRED, SAMPLES, SUBSET, HttpApi, start_http, stop_http
+from .api_helpers import DRAFT_OR_EXPIRED, SUBSET, HttpApi, start_http, stop_http
 from .test_serve import wait_ready
 
 
@@ -98,10 +97,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApi]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("security") / "data", llm_mode="off", worker_poll_s=0.1,
                         retrain_after_reviews=10_000, rate_limit_per_minute=1_000_000)
     api = start_http(settings)
-    c = api.components
-    ingestor = Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger)
-    for rel in SUBSET:
-        ingestor.ingest_path(SAMPLES / rel)
+    api.ingest(SUBSET)
     yield api
     stop_http(api)
 

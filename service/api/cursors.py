@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import Query
 
 from service.api.errors import ApiError
+from service.core.fields import RECORD_ID_PATTERN
 
 # The ``next_cursor`` of a previous page; only its alphabet is documented, as the content is opaque.
-CursorParam = Annotated[str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_-]+$",
+CursorParam = Annotated[str | None, Query(max_length=400, pattern=RECORD_ID_PATTERN,
                                           description="next_cursor from the previous page")]
 
 

@@ -49,14 +49,17 @@ class BodyLimit:
         headers = Headers(scope=scope)
         multipart = headers.get("content-type", "").lower().startswith("multipart/")
         limit = self.upload_limit if multipart else self.request_limit
-        refusal = JSONResponse(ErrorBody(
-            code="payload_too_large", details={"limit_bytes": limit},
-            message=f"The request body is larger than the {limit:,}-byte limit "
-                    f"({'HCP_MAX_UPLOAD_BYTES' if multipart else 'HCP_MAX_REQUEST_BYTES'})."
-        ).model_dump(), status_code=413)
+
+        async def refuse() -> None:  # built only for a refused request, not on every one
+            await JSONResponse(ErrorBody(
+                code="payload_too_large", details={"limit_bytes": limit},
+                message=f"The request body is larger than the {limit:,}-byte limit "
+                        f"({'HCP_MAX_UPLOAD_BYTES' if multipart else 'HCP_MAX_REQUEST_BYTES'})."
+            ).model_dump(), status_code=413)(scope, receive, send)
+
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await refusal(scope, receive, send)
+            await refuse()
             return
 
         received, exceeded, answered = 0, False, False
@@ -81,7 +84,7 @@ class BodyLimit:
                 await send(message)
             elif not answered:
                 answered = True
-                await refusal(scope, receive, send)
+                await refuse()
 
         try:
             await self.app(scope, counted, guarded)
@@ -89,4 +92,4 @@ class BodyLimit:
             if not exceeded or answered:
                 raise
         if exceeded and not answered:
-            await refusal(scope, receive, send)
+            await refuse()

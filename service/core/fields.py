@@ -21,8 +21,8 @@ HCP_ID_PATTERN = r"^[\w.:@-]+$"
 Text = Annotated[str, StringConstraints(pattern=NO_CONTROL_CHARS)]
 TaxonomyId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
 HcpId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=HCP_ID_PATTERN)]
-# asset, tag, job and report ids are hex or UUID-like; nothing else can name one
 # integer row ids are 32-bit in PostgreSQL; a larger number can name no row (and must not reach the driver)
 INT32_MAX = 2**31 - 1
+# asset, job and report ids are hex or UUID-like (and cursors URL-safe base64); nothing else can name one
 RECORD_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=RECORD_ID_PATTERN)]

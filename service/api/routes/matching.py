@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
+from service.api.params import HcpIdPath
 from service.auth.keys import Principal
-from service.core.fields import HCP_ID_PATTERN, HcpId
+from service.core.fields import HcpId
 from service.matching.need import NeedError
 from service.matching.schemas import MatchRequest, MatchResponse, TalkingPointsRequest, TalkingPointsResponse
 from service.matching.talking_points import AssetsNotVisible
@@ -21,9 +22,6 @@ from service.store import audit
 from service.store.models import HcpOptOut
 
 router = APIRouter(tags=["matching"])
-
-HcpIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=HCP_ID_PATTERN)]
-
 
 class OptOutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")

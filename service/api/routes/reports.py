@@ -13,7 +13,7 @@ from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.auth.keys import Principal
-from service.core.fields import Text
+from service.core.fields import RECORD_ID_PATTERN, Text
 from service.reports.build import build_report
 from service.reports.render import REPORT_CSP, render_html
 from service.reports.runs import run_from_reviews
@@ -23,13 +23,13 @@ from service.store.reports import get_report, list_reports, save_report
 
 router = APIRouter(prefix="/v1/eval/reports", tags=["eval"])
 
-ReportId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
+ReportId = Annotated[str, Path(min_length=1, max_length=40, pattern=RECORD_ID_PATTERN)]
 
 
 class ReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: Text | None = Field(None, min_length=1, max_length=200)
-    baseline_id: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$",
+    baseline_id: str | None = Field(None, min_length=1, max_length=40, pattern=RECORD_ID_PATTERN,
                                     description="A stored report to compare with (run A; this report is run B).")
     threshold: float = Field(0.8, ge=0.0, le=1.0, description="The auto-accept threshold to cost out.")
 
