@@ -214,7 +214,7 @@ class AddTagRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dimension: TaxonomyId
     value: TaxonomyId
-    comment: str | None = Field(None, max_length=4000)
+    comment: Text | None = Field(None, max_length=4000)
 
 
 class ReviewOut(BaseModel):
