@@ -87,15 +87,17 @@ def ingest_limits(settings: Settings) -> Limits:
 
 def tag_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, text: str, *, title: str,
                  language: str | None, blocks: list[TextBlock], metadata: Mapping[str, str],
-                 mode: Mode | None = None) -> TaggingResult:
-    """Tag a document as ingest would (same chunks, same embedding text), storing nothing."""
+                 mode: Mode | None = None, deadline_s: float | None = None) -> TaggingResult:
+    """Tag a document as ingest would (same chunks, same embedding text), storing nothing. ``deadline_s``: the
+    most the LLM may take in all (see ``TaggingEngine.tag``)."""
     doc = ParsedDocument(format="txt", blocks=blocks).finalise()
     chunks = chunk_blocks(doc.text, doc.blocks, max_tokens=settings.chunk_tokens,
                           overlap_tokens=settings.chunk_overlap_tokens, encoding=settings.tokenizer_encoding)
     texts = [c.text for c in chunks] or [text]
     vectors = embedder.embed_passages([embedding_text(title, t) for t in texts])
     return tagger.tag(doc.text or text, title=title, language=language or detect_language(text), chunks=texts,
-                      chunk_vectors=vectors, content_hash=None, metadata=dict(metadata), mode=mode)
+                      chunk_vectors=vectors, content_hash=None, metadata=dict(metadata), mode=mode,
+                      deadline_s=deadline_s)
 
 
 def asset_payload(asset: Asset) -> dict[str, Any]:

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
                            "(the alias of the local server's model).")
     llm_timeout_s: float = Field(120.0, gt=0, description="Per-request LLM timeout in seconds.")
     llm_max_retries: int = Field(1, ge=0, description="Retries of a failed LLM HTTP request.")
+    llm_interactive_deadline_s: float = Field(
+        20.0, gt=0, description="The most a request a person waits on (`POST /v1/tag`, `/v1/tag/file`) spends on "
+        "the LLM, every window and repair together; past it the other signals decide and the result says "
+        "`llm_unavailable`. Background jobs wait `HCP_LLM_TIMEOUT_S` per call instead.")
     llm_structured_output: Literal["auto", "json_schema", "json_object"] = Field(
         "auto", description="`json_schema`: OpenAI/vLLM structured outputs; `json_object`: "
         "`{type: json_object, schema}` as llama.cpp servers take it; `auto`: json_object for the local "

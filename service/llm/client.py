@@ -55,6 +55,7 @@ class LLMClient:
         self.base_url = base_url
         self.model = model
         self.structured_mode = structured_mode
+        self.timeout_s = timeout_s
         self._client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries)
 
     def response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
@@ -117,5 +118,6 @@ class LLMClient:
         """A copy with another timeout (health probes must not wait two minutes)."""
         clone = object.__new__(LLMClient)
         clone.base_url, clone.model, clone.structured_mode = self.base_url, self.model, self.structured_mode
+        clone.timeout_s = timeout_s
         clone._client = self._client.with_options(timeout=timeout_s, max_retries=0)
         return clone

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -179,7 +180,11 @@ class TaggingEngine:
     # --- the whole decision --------------------------------------------------------------------
     def tag(self, text: str, *, title: str = "", language: str = "en", chunks: Sequence[str] | None = None,
             chunk_vectors: np.ndarray | None = None, content_hash: str | None = None,
-            metadata: dict[str, str] | None = None, mode: Mode = "full") -> TaggingResult:
+            metadata: dict[str, str] | None = None, mode: Mode = "full", deadline_s: float | None = None
+            ) -> TaggingResult:
+        """``deadline_s``: the most the LLM may take in all (every window and repair), for a person waiting on
+        the answer; None for background work, where each call waits the client's own timeout."""
+        deadline = None if deadline_s is None else time.monotonic() + deadline_s
         chunks = list(chunks) if chunks else [text]
         if chunk_vectors is None:
             chunk_vectors = self.embedder.embed_passages(chunks)
@@ -195,7 +200,7 @@ class TaggingEngine:
             result.models["llm"] = self.llm.model
             # a dimension the file's metadata already decides is not worth the LLM's tokens
             open_cands = {d: c for d, c in cands.items() if d not in known_dims}
-            llm_choices = self._ask_llm(text, title, language, chunks, open_cands, content_hash, result)
+            llm_choices = self._ask_llm(text, title, language, chunks, open_cands, content_hash, result, deadline)
         decided = self._decide(text, chunks, chunk_vectors, cands, llm_choices, mode)
         result.tags = [*known, *[t for t in decided if t.dimension not in known_dims]]
         return result
@@ -336,7 +341,8 @@ class TaggingEngine:
         return [truncate_to_tokens(w, room, self.encoding) for w in windows]
 
     def _ask_llm(self, text: str, title: str, language: str, chunks: list[str], cands: dict[str, list[Candidate]],
-                 content_hash: str | None, result: TaggingResult) -> dict[tuple[str, str], tuple[float, str]] | None:
+                 content_hash: str | None, result: TaggingResult, deadline: float | None = None
+                 ) -> dict[tuple[str, str], tuple[float, str]] | None:
         assert self.llm is not None and self.prompt is not None
         # only the dimensions still open: those read from the file's metadata (format, source) are not asked
         dims = [dim for dim in self.taxonomy.dimensions if dim.id in cands]
@@ -361,7 +367,7 @@ class TaggingEngine:
         merged: dict[tuple[str, str], tuple[float, str]] = {}
         for window in windows:
             messages = self.prompt.messages(lang, dimensions=context_dims, title=title, text=window)
-            answer = self._call_with_repair(messages, model, result)
+            answer = self._call_with_repair(messages, model, result, deadline)
             if answer is None:
                 result.status = "llm_unavailable"
                 return None
@@ -385,12 +391,20 @@ class TaggingEngine:
         return merged
 
     def _call_with_repair(self, messages: list[dict[str, str]], model: type[BaseModel],
-                          result: TaggingResult) -> BaseModel | None:
+                          result: TaggingResult, deadline: float | None = None) -> BaseModel | None:
         assert self.llm is not None
         attempt_messages = messages
         for attempt in range(2):
+            llm = self.llm
+            if deadline is not None:  # each attempt waits only what is left of the caller's deadline
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    result.llm_error = "llm_deadline: the LLM did not finish within the request's deadline"
+                    log.warning("LLM tagging stopped: %s", result.llm_error)
+                    return None
+                llm = llm.with_timeout(min(remaining, llm.timeout_s))
             try:
-                answer = self.llm.structured(attempt_messages, model, max_tokens=self.max_answer_tokens)
+                answer = llm.structured(attempt_messages, model, max_tokens=self.max_answer_tokens)
             except LLMError as exc:
                 result.llm_calls += 1
                 result.llm_error = f"{exc.code}: {exc}"

@@ -51,10 +51,12 @@ class Tagger:
         self.engine = self._build(taxonomy)
 
     def tag(self, text: str, *, title: str, language: str, chunks: Sequence[str], chunk_vectors: np.ndarray,
-            content_hash: str | None, metadata: dict[str, str], mode: Mode | None = None) -> TaggingResult:
+            content_hash: str | None, metadata: dict[str, str], mode: Mode | None = None,
+            deadline_s: float | None = None) -> TaggingResult:
         engine = self.engine  # one engine for the whole call, even if a retrain swaps it meanwhile
         return engine.tag(text, title=title, language=language, chunks=chunks, chunk_vectors=chunk_vectors,
-                          content_hash=content_hash, metadata=metadata, mode=mode or self.default_mode)
+                          content_hash=content_hash, metadata=metadata, mode=mode or self.default_mode,
+                          deadline_s=deadline_s)
 
     def retrain(self, items: Sequence[training.LabelledItem]) -> dict[str, int]:
         """Fit heads and calibration on reviewed items, save them and start using them."""

@@ -37,8 +37,9 @@ def _out(result: TaggingResult) -> TagResultOut:
 
 def _tag(c: Components, text: str, title: str, language: str | None, blocks: list[TextBlock],
          metadata: dict[str, str], mode: Mode | None) -> TagResultOut:
+    # a person is waiting: the LLM gets the interactive deadline, not a background job's per-call timeout
     return _out(tag_unstored(c.tagger, c.embedder, c.settings, text, title=title, language=language, blocks=blocks,
-                             metadata=metadata, mode=mode))
+                             metadata=metadata, mode=mode, deadline_s=c.settings.llm_interactive_deadline_s))
 
 
 @router.post("", response_model=TagResultOut, summary="Tag text (nothing is stored)")
