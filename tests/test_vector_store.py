@@ -148,6 +148,7 @@ def test_background_hnsw_build_never_blocks_queries_and_keeps_writes_made_meanwh
 
         latencies: list[float] = []
         late_writes = 0
+        build_started = time.perf_counter()
         while store.rebuilding:
             t0 = time.perf_counter()
             hits = store.search(vectors[42], 5)
@@ -157,12 +158,15 @@ def test_background_hnsw_build_never_blocks_queries_and_keeps_writes_made_meanwh
                 store.upsert([VectorPoint(point_id(f"late{late_writes}"), vectors[late_writes], {"late": "yes"})])
                 late_writes += 1
             time.sleep(0.01)
+        build_s = time.perf_counter() - build_started
         assert store.last_rebuild_error is None
         info = store.info()
         assert info["generation"] != first_gen and store.rebuilds == 1
         assert info["indexed_vectors"] >= n  # the HNSW graph is live
         assert len(latencies) > 20, "queries must keep flowing while the index is built"
-        assert max(latencies) < 1.0, f"a query waited {max(latencies):.2f}s during the build"
+        # A build that held the GIL in this process would stall a query for about the whole build; bounded by a
+        # share of the build's own time, so a loaded machine (a slower build) does not make the bound tight.
+        assert max(latencies) < build_s / 4, f"a query waited {max(latencies):.2f}s of a {build_s:.1f}s build"
         assert store.count() == n + late_writes
         assert store.count(Where(equals={"late": "yes"})) == late_writes
         assert not (tmp_path / "s" / first_gen).exists()
