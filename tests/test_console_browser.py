@@ -157,6 +157,16 @@ def test_console_accepts_and_rejects_from_the_keyboard(service: HttpApi, browser
 
     # edit from the keyboard: E opens the values of the tag's dimension, Enter saves the chosen one
     edited = _current_tag(page)
+    # the editor has the focus the moment it opens: E then Enter typed at once saves (a deferred focus lost the
+    # Enter to the page under load); checked within one task of the page, so no timing decides it
+    focused = page.evaluate("""() => {
+        document.dispatchEvent(new KeyboardEvent("keydown", { key: "e", bubbles: true }));
+        return document.activeElement.id;
+    }""")
+    assert focused == "edit-value"
+    page.keyboard.press("Escape")  # closes the editor without saving
+    page.wait_for_selector("#edit-value", state="detached")
+    assert _current_tag(page) == edited
     page.keyboard.press("e")
     page.wait_for_selector("#edit-value")
     new_value = page.eval_on_selector("#edit-value", "s => s.options[s.selectedIndex].value")

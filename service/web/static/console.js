@@ -185,6 +185,10 @@ function renderDetail() {
     el("ol", { class: "tags" }, ...items), renderText(tags[state.tagIndex]));
   const mark = box.querySelector("mark");
   if (mark) mark.scrollIntoView({ block: "center" });
+  // Focused in the same task that shows it: a reviewer who types E then Enter at once must not lose the Enter
+  // (with a deferred focus the Enter reached the page, not the editor, and nothing was saved).
+  const editor = box.querySelector("#edit-value");
+  if (editor) editor.focus();
 }
 
 function renderTag(tag, current) {
@@ -212,7 +216,6 @@ function renderEditor(tag) {
     if (e.key === "Enter") { e.preventDefault(); review(tag, "edit", select.value); }
     if (e.key === "Escape") { e.preventDefault(); state.editing = null; renderDetail(); }
   });
-  setTimeout(() => select.focus(), 0);
   return el("div", { class: "actions" }, select,
     el("button", { type: "button", onclick: () => review(tag, "edit", select.value) }, t("save")),
     el("button", { type: "button", onclick: () => { state.editing = null; renderDetail(); } }, t("cancel")));
