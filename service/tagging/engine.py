@@ -184,7 +184,6 @@ class TaggingEngine:
             ) -> TaggingResult:
         """``deadline_s``: the most the LLM may take in all (every window and repair), for a person waiting on
         the answer; None for background work, where each call waits the client's own timeout."""
-        deadline = None if deadline_s is None else time.monotonic() + deadline_s
         chunks = list(chunks) if chunks else [text]
         if chunk_vectors is None:
             chunk_vectors = self.embedder.embed_passages(chunks)
@@ -200,6 +199,8 @@ class TaggingEngine:
             result.models["llm"] = self.llm.model
             # a dimension the file's metadata already decides is not worth the LLM's tokens
             open_cands = {d: c for d, c in cands.items() if d not in known_dims}
+            # the clock starts at the LLM, as the setting says: the signals' own time is not the LLM's budget
+            deadline = None if deadline_s is None else time.monotonic() + deadline_s
             llm_choices = self._ask_llm(text, title, language, chunks, open_cands, content_hash, result, deadline)
         decided = self._decide(text, chunks, chunk_vectors, cands, llm_choices, mode)
         result.tags = [*known, *[t for t in decided if t.dimension not in known_dims]]
