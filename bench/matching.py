@@ -5,8 +5,11 @@ brute-force numpy scan of the same vectors, plus requests/s under concurrent loa
 
 The corpus is synthetic but shaped like the real one: each chunk is a sample chunk's vector plus noise,
 with that chunk's words for BM25, grouped ten chunks to an asset with tags, 10% of assets hidden from reps
-(draft or expired) and 20% external. Query vectors are embedded once up front (the embedder is the same in
-both runs and is timed on its own), so the ratio is about retrieval and ranking.
+(draft or expired) and 20% external; 80% name the product of their therapy area, the rest are
+product-agnostic. Query vectors are embedded once up front (the embedder is the same in both runs and is
+timed on its own), so the ratio is about retrieval and ranking. The same requests also run under a rep
+key scoped to one product (Cardiovex), in the same run, beside the unscoped timing: a scope is a
+prefilter on the vectors plus a predicate in SQL, and should cost next to nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from service.settings import PROJECT_ROOT, Settings
 from service.store.edge_store import EdgeVectorStore
 from service.store.models import Asset, AssetTag, Chunk
 from service.store.vectors import VectorHit, VectorStore, Where, point_id
+from service.store.visibility import Scope, resolve_scope, scope_tokens
 
+PRODUCT_OF = {"cardiovascular": "cardiovex", "metabolism": "glucora", "oncology": "oncotinib"}
 NEEDS = [
     {"therapy_area": [area], "value_driver": [driver]}
     for area in ("cardiovascular", "metabolism", "oncology")
@@ -124,7 +129,7 @@ def build_corpus(c: Components, n: int, base: np.ndarray, texts: list[str], seed
                        "uri": f"bench/{a}", "current_version": 1,
                        "approval_status": "draft" if roll < 0.05 else "approved",
                        "valid_until": today - timedelta(days=30) if 0.05 <= roll < 0.1 else today + timedelta(days=365),
-                       "published_at": today - timedelta(days=int(rng.integers(0, 400))), "extra": {}})
+                       "published_at": today - timedelta(days=int(rng.integers(0, 400))), "extra": {}, "product": None})
     chunks = [{"id": f"b{i // 10}:1:{i % 10}", "asset_id": f"b{i // 10}", "version": 1, "ordinal": i % 10,
                "text": texts[pick[i]][:500], "char_start": 0, "char_end": 500, "token_count": 100} for i in range(n)]
     tags = [{"asset_id": f"b{a}", "version": 1, "dimension": dim,
@@ -132,11 +137,16 @@ def build_corpus(c: Components, n: int, base: np.ndarray, texts: list[str], seed
              "confidence": float(rng.uniform(0.4, 1.0)), "method": "embedding", "status": "proposed",
              "taxonomy_version": "bench", "tagging_status": "ok", "models": {}, "signals": {}}
             for a in range(n_assets) for dim in ("therapy_area", "value_driver")]
+    for tag in tags:
+        if tag["dimension"] == "therapy_area" and rng.random() < 0.8:
+            assets[int(str(tag["asset_id"])[1:])]["product"] = PRODUCT_OF[str(tag["value"])]
     with c.db.session() as s:
         s.execute(insert(Asset), assets)
         s.execute(insert(Chunk), chunks)
         s.execute(insert(AssetTag), tags)
-        rows = {a.id: asset_payload(a) for a in s.scalars(select(Asset).where(Asset.id.like("b%")))}
+        bench_assets = list(s.scalars(select(Asset).where(Asset.id.like("b%"))))
+        scopes = scope_tokens(s, [a.id for a in bench_assets], c.tagger.taxonomy)
+        rows = {a.id: asset_payload(a, scopes[a.id]) for a in bench_assets}
     ids, payloads = [], []
     for start in range(0, n, 2000):
         batch = []
@@ -152,11 +162,12 @@ def build_corpus(c: Components, n: int, base: np.ndarray, texts: list[str], seed
     return NumpyScan(c.vectors, ids, vectors, payloads)
 
 
-def timed(matcher: Matcher, taxonomy: Any, requests: list[MatchRequest]) -> list[float]:
+def timed(matcher: Matcher, taxonomy: Any, requests: list[MatchRequest], scope: Scope | None = None
+          ) -> list[float]:
     out = []
     for request in requests:
         started = time.perf_counter()
-        matcher.match(request, taxonomy)
+        matcher.match(request, taxonomy, scope=scope)
         out.append(time.perf_counter() - started)
     return out
 
@@ -224,6 +235,8 @@ def main() -> None:
                 timed(hybrid, taxonomy, requests)  # warm: embeds each distinct need once
                 embed_s = (time.perf_counter() - t0) / len({str(r.need_tags) for r in requests})
                 store_t = timed(hybrid, taxonomy, requests)
+                scoped = resolve_scope(["cardiovex"], [], taxonomy)
+                scoped_t = timed(hybrid, taxonomy, requests, scoped)
                 scan_t = timed(Matcher(c.db, scan, embedder, settings), taxonomy, requests)
                 points = c.vectors.count()
                 print(f"\n{n:,} chunks ({points:,} points incl. the samples'; built and indexed in {build_s:.0f} s); "
@@ -231,6 +244,9 @@ def main() -> None:
                 print(f"  /match on qdrant-edge (HNSW): p50 {pct(store_t, 50):7.1f} ms  p99 {pct(store_t, 99):7.1f} ms")
                 print(f"  /match on a numpy scan:       p50 {pct(scan_t, 50):7.1f} ms  p99 {pct(scan_t, 99):7.1f} ms")
                 print(f"  ratio numpy/edge: p50 {statistics.median(scan_t) / statistics.median(store_t):.2f}x")
+                print(f"  /match, rep key scoped to one product: p50 {pct(scoped_t, 50):7.1f} ms  "
+                      f"p99 {pct(scoped_t, 99):7.1f} ms; scoped/unscoped p50 "
+                      f"{statistics.median(scoped_t) / statistics.median(store_t):.2f}x")
                 c._matcher = hybrid  # the service's matcher, with the warmed query cache
                 key = create_key(c.db, "rep", "bench").secret
                 server, url = serve(c)

@@ -130,7 +130,7 @@ def index_titles(components: Components, titles: list[str], cache: VectorCache,
             s.add_all(assets)
             s.add_all(Chunk(id=f"t{i}:1:0", asset_id=f"t{i}", version=1, ordinal=0, text=t, char_start=0,
                             char_end=len(t), token_count=len(t)) for i, t in part)
-            c.vectors.upsert([chunk_point(f"t{i}:1:0", v, asset_payload(a), 1, None, None, t)
+            c.vectors.upsert([chunk_point(f"t{i}:1:0", v, asset_payload(a, []), 1, None, None, t)
                               for (i, t), v, a in zip(part, vectors, assets, strict=True)])
             s.flush()
             if progress:

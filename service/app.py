@@ -14,7 +14,7 @@ from service.api import health
 from service.api.auth import RateLimiter
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.guards import BodyLimit, Utf8Url
-from service.api.routes import assets, audit, jobs, matching, reports, reviews, tagging, taxonomy
+from service.api.routes import assets, audit, jobs, keys, matching, reports, reviews, tagging, taxonomy
 from service.runtime import Components, build_components
 from service.settings import Settings, get_settings
 from service.web.console import mount_console
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (assets, jobs, tagging, taxonomy, reviews, matching, reports, audit):
+    for module in (assets, jobs, tagging, taxonomy, reviews, matching, reports, audit, keys):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     if configured.console_enabled:
         mount_console(app)

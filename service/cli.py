@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,6 +17,7 @@ from rich.console import Console
 from service.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
+    from service.auth.keys import KeyError_, KeyScope
     from service.core.embeddings import Embedder
     from service.core.taxonomy import Taxonomy
     from service.ingest import Ingestor, IngestOutcome
@@ -212,41 +213,100 @@ def _db_only() -> tuple[Settings, Database]:
     return settings, db
 
 
+def _id_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _key_scope(products: str, therapy_areas: str) -> KeyScope:
+    from service.auth.keys import KeyScope
+
+    return KeyScope(_id_list(products), _id_list(therapy_areas))
+
+
+def _active_taxonomy(settings: Settings, db: Database) -> Taxonomy:
+    from service.store.taxonomies import activate_from_file
+
+    return activate_from_file(db, settings.taxonomy_path).taxonomy
+
+
+def _key_refused(err: KeyError_) -> NoReturn:
+    allowed = err.details.get("allowed")
+    console.print(f"{err}" + (f" Allowed: {', '.join(allowed)}." if allowed else ""), markup=False)
+    raise typer.Exit(2) from err
+
+
+ProductsOption = Annotated[str, typer.Option(help="Comma-separated product ids (taxonomy values) the key may be "
+                                             "shown, e.g. cardiovex,glucora. Rep keys only.")]
+AreasOption = Annotated[str, typer.Option(help="Comma-separated therapy-area ids the key may be shown. Rep keys "
+                                          "only.")]
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="admin | content_editor | reviewer | rep")],
     name: Annotated[str, typer.Option(help="Who or what uses the key (shown in the audit log).")] = "",
+    products: ProductsOption = "",
+    therapy_areas: AreasOption = "",
 ) -> None:
     """Create a key. It is printed once, to stdout; only its hash is stored."""
     from service.auth.keys import KeyError_, create_key
-    from service.store import audit
 
-    _, db = _db_only()
+    settings, db = _db_only()
+    scope = _key_scope(products, therapy_areas)
     try:
-        created = create_key(db, role, name or role)
+        created = create_key(db, role, name or role, scope=scope,
+                             taxonomy=_active_taxonomy(settings, db) if not scope.empty else None)
     except KeyError_ as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2) from err
-    with db.session() as s:
-        audit.record(s, "cli", "admin", "key.create", "api_key", created.principal.key_id, None,
-                     {"role": role, "name": created.principal.name})
-    console.print(f"key {created.principal.key_id} ({role}) created; store it now, it is not shown again:")
+        _key_refused(err)
+    scoped = f", scope {_scope_text(created.principal.scope.stored())}" if not scope.empty else ""
+    console.print(f"key {created.principal.key_id} ({role}{scoped}) created; store it now, it is not shown again:",
+                  markup=False)
     typer.echo(created.secret)
+
+
+@keys_app.command("scope")
+def keys_scope(
+    key_id: Annotated[str, typer.Argument(help="The key's id (the part after hcp_).")],
+    products: ProductsOption = "",
+    therapy_areas: AreasOption = "",
+) -> None:
+    """Replace a rep key's scope (give neither option to lift it). Applies from the key's next request."""
+    from service.auth.keys import KeyError_, set_scope
+
+    settings, db = _db_only()
+    try:
+        row = set_scope(db, key_id, _key_scope(products, therapy_areas), _active_taxonomy(settings, db),
+                        ("cli", "admin"))
+    except KeyError_ as err:
+        _key_refused(err)
+    if row is None:
+        console.print(f"no key {key_id}", markup=False)
+        raise typer.Exit(1)
+    console.print(f"key {key_id} scope: {_scope_text(row.scope)}", markup=False)
+
+
+def _scope_text(scope: dict[str, list[str]] | None) -> str:
+    if not scope:
+        return "all products"
+    parts = [f"products {','.join(scope['products'])}" if scope.get("products") else "",
+             f"therapy areas {','.join(scope['therapy_areas'])}" if scope.get("therapy_areas") else ""]
+    return "; ".join(p for p in parts if p)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """Keys with their role and state (never the secret)."""
+    """Keys with their role, scope and state (never the secret)."""
     from rich.table import Table
 
     from service.auth.keys import list_keys
 
     _, db = _db_only()
     table = Table()
-    for column in ("id", "name", "role", "created", "last used", "revoked"):
+    table.add_column("id", no_wrap=True, min_width=12)  # ids are what `keys revoke` and `keys scope` take
+    for column in ("name", "role", "scope", "created", "last used", "revoked"):
         table.add_column(column)
     for k in list_keys(db):
-        table.add_row(k.id, k.name, k.role, f"{k.created_at:%Y-%m-%d %H:%M}",
+        table.add_row(k.id, k.name, k.role, _scope_text(k.scope), f"{k.created_at:%Y-%m-%d %H:%M}",
                       f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
                       f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
     Console().print(table)
@@ -256,14 +316,11 @@ def keys_list() -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (the part after hcp_).")]) -> None:
     """Revoke a key: it is refused from the next request on."""
     from service.auth.keys import revoke_key
-    from service.store import audit
 
     _, db = _db_only()
     if not revoke_key(db, key_id):
         console.print(f"[red]no key {key_id}[/red]")
         raise typer.Exit(1)
-    with db.session() as s:
-        audit.record(s, "cli", "admin", "key.revoke", "api_key", key_id)
     console.print(f"key {key_id} revoked")
 
 
@@ -402,7 +459,7 @@ def reindex() -> None:
     try:
         with Progress(console=console) as progress:
             task = progress.add_task("re-embedding chunks", total=None)
-            stats = rebuild(components.db, components.vectors, components.embedder,
+            stats = rebuild(components.db, components.vectors, components.embedder, components.tagger.taxonomy,
                             progress=lambda done, total: progress.update(task, completed=done, total=total))
         console.print(f"{stats['chunks']} chunks re-embedded; {stats['removed']} stray vectors removed")
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from indexers.chunker import chunk_blocks
 from indexers.document import ComplianceMeta, Document, ParsedDocument, TextBlock, detect_language
@@ -31,6 +32,7 @@ from service.store.db import Database
 from service.store.models import Asset, AssetVersion, Chunk
 from service.store.tags import write_proposals
 from service.store.vectors import IndexType, VectorPoint, VectorStore, Where, point_id
+from service.store.visibility import scope_tokens
 from service.tagging.engine import Mode, TaggingResult
 from service.tagging.tagger import Tagger
 
@@ -42,7 +44,7 @@ Status = Literal["created", "new_version", "unchanged", "duplicate", "metadata_u
 PAYLOAD_INDEXES: dict[str, IndexType] = {
     "asset_id": "keyword", "source": "keyword", "language": "keyword", "format": "keyword",
     "approval_status": "keyword", "product": "keyword", "valid_until": "integer", "published": "integer",
-    "version": "integer",
+    "version": "integer", "scope": "keyword",
 }
 NO_EXPIRY = 99_991_231
 
@@ -100,9 +102,11 @@ def tag_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, text: s
                       deadline_s=deadline_s)
 
 
-def asset_payload(asset: Asset) -> dict[str, Any]:
+def asset_payload(asset: Asset, scope: list[str]) -> dict[str, Any]:
+    """What every chunk vector of ``asset`` carries for filtering; ``scope``: its scope tokens
+    (``service.store.visibility.scope_tokens``)."""
     return {"asset_id": asset.id, "source": asset.source, "language": asset.language, "format": asset.format,
-            "approval_status": asset.approval_status, "product": asset.product or "",
+            "approval_status": asset.approval_status, "product": asset.product or "", "scope": scope,
             "valid_until": day_number(asset.valid_until, NO_EXPIRY), "published": day_number(asset.published_at, 0)}
 
 
@@ -130,7 +134,9 @@ class Ingestor:
                 before = _summary(asset)
                 if self._apply_metadata(asset, doc):
                     audit.record(s, *self.actor, "asset.metadata_update", "asset", asset.id, before, _summary(asset))
-                    self.vectors.set_payload(Where(equals={"asset_id": asset.id}), asset_payload(asset))
+                    s.flush()
+                    self.vectors.set_payload(Where(equals={"asset_id": asset.id}),
+                                             asset_payload(asset, self._scope(s, asset.id)))
                     return IngestOutcome(doc.source_key, "metadata_updated", asset.id, asset.current_version,
                                          title=asset.title)
                 return IngestOutcome(doc.source_key, "unchanged", asset.id, asset.current_version, title=asset.title)
@@ -174,7 +180,8 @@ class Ingestor:
                     write_proposals(s, asset_id, version, tagged)
                 audit.record(s, *self.actor, "asset.new_version" if found else "asset.create", "asset", asset_id,
                              None, {**_summary(asset), "version": version, "chunks": len(chunks)})
-                payload = asset_payload(asset)
+                s.flush()
+                payload = asset_payload(asset, self._scope(s, asset_id))
                 points = [chunk_point(cid, vec, payload, version, c.page, c.slide, text)
                           for cid, vec, c, text in zip(chunk_ids, embeddings, chunks, texts, strict=True)]
                 self.vectors.upsert(points)
@@ -188,6 +195,10 @@ class Ingestor:
         return IngestOutcome(doc.source_key, "new_version" if version > 1 else "created", asset_id, version,
                              len(chunks), doc.title, tags=len(tagged.tags) if tagged else 0,
                              tagging_status=tagged.status if tagged else None)
+
+    def _scope(self, session: Session, asset_id: str) -> list[str]:
+        taxonomy = self.tagger.taxonomy if self.tagger is not None else None
+        return scope_tokens(session, [asset_id], taxonomy).get(asset_id, [])
 
     @staticmethod
     def _apply_metadata(asset: Asset, doc: Document) -> bool:

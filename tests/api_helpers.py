@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from service.app import create_app
 from service.auth.keys import CreatedKey, create_key
@@ -17,6 +20,7 @@ from service.auth.roles import ROLES
 from service.ingest import Ingestor
 from service.runtime import Components, build_components
 from service.settings import Settings
+from service.store.models import Asset, AssetTag, Chunk, Job
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "content"
@@ -135,3 +139,75 @@ def stop_http(api: HttpApi) -> None:
     api.server.should_exit = True
     api.thread.join(timeout=30)
     api.components.close()
+
+
+@dataclass
+class Hidden:
+    """An asset a key must not reach: its id, title, tag ids and telling passages (40-character openings)."""
+
+    id: str
+    title: str
+    tags: list[int]
+    passages: list[str]
+
+    @property
+    def needles(self) -> list[str]:
+        return [self.id, self.title, *self.passages]
+
+
+def hidden_assets(c: Components, chosen: Callable[[Asset], bool]) -> list[Hidden]:
+    """The stored assets ``chosen`` picks, as :class:`Hidden` (every chunk's 40-character opening)."""
+    out = []
+    with c.db.session() as s:
+        for asset in s.scalars(select(Asset).order_by(Asset.id)):
+            if not chosen(asset):
+                continue
+            chunks = list(s.scalars(select(Chunk.text).where(Chunk.asset_id == asset.id)))
+            tags = list(s.scalars(select(AssetTag.id).where(AssetTag.asset_id == asset.id)))
+            out.append(Hidden(asset.id, asset.title, tags, [t.strip()[:40] for t in chunks if len(t.strip()) >= 40]))
+    return out
+
+
+def first_job_id(c: Components) -> str:
+    with c.db.session() as s:
+        return s.scalars(select(Job.id)).first() or "nojob"
+
+
+def _probe_bodies(op_path: str, method: str, hidden: Hidden) -> list[dict[str, Any] | None]:
+    """Requests a rep could try to reach ``hidden``: by id, by its title and by two passages of its words."""
+    words = [hidden.title, *hidden.passages[:2]]
+    if op_path in ("/v1/match", "/v1/talking-points"):
+        asks: list[dict[str, Any] | None] = [{"need_text": w[:2000], "language": lang, "k": 50} if op_path ==
+                                             "/v1/match" else {"need_text": w[:2000], "language": lang}
+                                             for w in words for lang in ("zh", "en")]
+        if op_path == "/v1/talking-points":
+            asks.append({"asset_ids": [hidden.id], "language": "en"})
+        return asks
+    if method in ("POST", "PUT"):
+        return [{}]
+    return [None]
+
+
+def probe_every_path(base_url: str, headers: dict[str, str], hidden: list[Hidden], job_id: str) -> int:
+    """Try every path and method of the OpenAPI spec with ``headers`` against each hidden asset (by id in
+    the path, by title as ``q``, by passages as need text, by id as talking-point ``asset_ids``) and fail on
+    any answer that shows one; a refusal may echo the id it was sent. Returns how many answers were 200."""
+    spec = httpx.get(f"{base_url}/openapi.json", timeout=30).json()
+    reached = 0
+    with httpx.Client(base_url=base_url, headers=headers, timeout=300) as http:
+        for asset in hidden:
+            for path, ops in spec["paths"].items():
+                for method in ops:
+                    url = (path.replace("{asset_id}", asset.id).replace("{job_id}", job_id)
+                           .replace("{report_id}", "rep_0").replace("{hcp_id}", "hcp-1")
+                           .replace("{key_id}", "nokey").replace("{tag_id}", str(asset.tags[0] if asset.tags else 1)))
+                    params = {"q": asset.title[:100], "limit": 200} if path == "/v1/assets" else None
+                    for body in _probe_bodies(path, method.upper(), asset):
+                        r = http.request(method.upper(), url, params=params, json=body)
+                        assert r.status_code < 500, (method, url, r.text[:300])
+                        if r.status_code == 200:
+                            reached += 1
+                        leaked = [n for n in asset.needles if n and n in r.text
+                                  and not (n == asset.id and r.status_code >= 400)]
+                        assert not leaked, f"{method.upper()} {url} showed {leaked} to a key that may not see it"
+    return reached

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,9 +17,18 @@ from sqlalchemy import select
 
 from service.llm.local_server import free_port
 from service.settings import Settings
-from service.store.models import ApiKey, Asset, AssetTag, Chunk, Job
+from service.store.models import ApiKey
 
-from .api_helpers import DRAFT_OR_EXPIRED, SUBSET, HttpApi, start_http, stop_http
+from .api_helpers import (
+    DRAFT_OR_EXPIRED,
+    SUBSET,
+    HttpApi,
+    first_job_id,
+    hidden_assets,
+    probe_every_path,
+    start_http,
+    stop_http,
+)
 from .test_serve import wait_ready
 
 
@@ -102,59 +110,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApi]:
     stop_http(api)
 
 
-def _hidden(api: HttpApi) -> list[dict[str, Any]]:
-    """The drafts, withdrawn and expired assets, each with its id, title, tag ids and telling passages."""
-    out = []
-    with api.components.db.session() as s:
-        for asset in s.scalars(select(Asset)):
-            if Path(asset.uri or "").name not in DRAFT_OR_EXPIRED:
-                continue
-            chunks = list(s.scalars(select(Chunk.text).where(Chunk.asset_id == asset.id)))
-            tags = list(s.scalars(select(AssetTag.id).where(AssetTag.asset_id == asset.id)))
-            out.append({"id": asset.id, "title": asset.title, "tags": tags,
-                        "passages": [c.strip()[:40] for c in chunks if len(c.strip()) >= 40]})
-    assert len(out) == len(DRAFT_OR_EXPIRED)
-    return out
-
-
-def _bodies(op_path: str, method: str, hidden: dict[str, Any]) -> list[dict[str, Any] | None]:
-    """Requests a rep could try to reach ``hidden``: by id, by its title and by its own words."""
-    words = [hidden["title"], *hidden["passages"][:2]]
-    if op_path in ("/v1/match", "/v1/talking-points"):
-        asks: list[dict[str, Any] | None] = [{"need_text": w[:2000], "language": lang, "k": 50} if op_path ==
-                                             "/v1/match" else {"need_text": w[:2000], "language": lang}
-                                             for w in words for lang in ("zh", "en")]
-        if op_path == "/v1/talking-points":
-            asks.append({"asset_ids": [hidden["id"]], "language": "en"})
-        return asks
-    if method in ("POST", "PUT"):
-        return [{}]
-    return [None]
-
-
 def test_a_rep_reaches_no_unapproved_content_through_any_endpoint(live):
-    spec = httpx.get(f"{live.base_url}/openapi.json", timeout=30).json()
-    with live.components.db.session() as s:
-        job_id = s.scalars(select(Job.id)).first() or "nojob"
-    reached = 0
-    with httpx.Client(base_url=live.base_url, headers=live.h("rep"), timeout=300) as http:
-        for hidden in _hidden(live):
-            needles = [hidden["id"], hidden["title"], *hidden["passages"]]
-            for path, ops in spec["paths"].items():
-                for method in ops:
-                    url = (path.replace("{asset_id}", hidden["id"]).replace("{job_id}", job_id)
-                           .replace("{report_id}", "rep_0").replace("{hcp_id}", "hcp-1")
-                           .replace("{tag_id}", str(hidden["tags"][0] if hidden["tags"] else 1)))
-                    params = {"q": hidden["title"][:100], "limit": 200} if path == "/v1/assets" else None
-                    for body in _bodies(path, method.upper(), hidden):
-                        r = http.request(method.upper(), url, params=params, json=body)
-                        assert r.status_code < 500, (method, url, r.text[:300])
-                        if r.status_code == 200:
-                            reached += 1
-                        # a refusal may repeat the id the rep sent; nothing else of the asset may show
-                        leaked = [n for n in needles if n and n in r.text
-                                  and not (n == hidden["id"] and r.status_code >= 400)]
-                        assert not leaked, f"{method.upper()} {url} showed a rep unapproved content: {leaked}"
+    hidden = hidden_assets(live.components, lambda a: Path(a.uri or "").name in DRAFT_OR_EXPIRED)
+    assert len(hidden) == len(DRAFT_OR_EXPIRED)
+    reached = probe_every_path(live.base_url, live.h("rep"), hidden, first_job_id(live.components))
     assert reached >= 20, "the rep's own routes answered, so the checks above looked at real results"
 
 

@@ -18,6 +18,8 @@ from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.auth.keys import Principal, verify_key
 from service.auth.roles import Permission, allows
+from service.runtime import Components
+from service.store.visibility import Scope
 
 
 class RateLimiter:
@@ -71,6 +73,12 @@ def require(permission: Permission) -> Callable[..., object]:
                            f"(needs permission '{permission}').")
         return principal
     return dependency
+
+
+def scope_of(principal: Principal, components: Components) -> Scope | None:
+    """The caller's scope against the active taxonomy (None: unscoped). Read from the key on every request,
+    so a scope change applies from the key's next request."""
+    return principal.scope.resolve(components.tagger.taxonomy)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -238,3 +238,32 @@ class AuditOut(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditOut]
     next_cursor: str | None
+
+
+class KeyScopeBody(BaseModel):
+    """A rep key's scope: the products and therapy areas (taxonomy value ids) it may be shown. Both empty:
+    unscoped (every approved product)."""
+
+    model_config = ConfigDict(extra="forbid")
+    products: list[TaxonomyId] = Field(default_factory=list, max_length=100)
+    therapy_areas: list[TaxonomyId] = Field(default_factory=list, max_length=100)
+
+
+class KeyCreate(KeyScopeBody):
+    role: Literal["admin", "content_editor", "reviewer", "rep"]
+    name: Text = Field(min_length=1, max_length=200, description="Who or what uses the key (in the audit log).")
+
+
+class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    role: str
+    scope: dict[str, list[str]] | None = Field(description="Products and therapy areas; null: unscoped.")
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    secret: str = Field(description="The whole key. Shown in this answer only; store it now.")

@@ -178,6 +178,9 @@ class Taxonomy(_Strict):
                 return dim
         raise KeyError(dimension_id)
 
+    def has_dimension(self, dimension_id: str) -> bool:
+        return any(d.id == dimension_id for d in self.dimensions)
+
     def has(self, dimension_id: str, value_id: str) -> bool:
         return any(d.id == dimension_id and d.value(value_id) is not None for d in self.dimensions)
 

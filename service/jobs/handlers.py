@@ -11,6 +11,7 @@ from service.jobs.material import load_material
 from service.jobs.worker import Handler, ItemResult
 from service.store.models import Job, JobItem
 from service.store.tags import reviewed_gold, write_proposals
+from service.store.visibility import sync_scope_payload
 from service.tagging.training import LabelledItem
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ def retag_item(c: Components, job: Job, item: JobItem) -> ItemResult:
     with c.db.session() as s:
         n = write_proposals(s, material.asset_id, material.version, result,
                             dims if isinstance(dims, list) else None)
+        s.flush()
+        sync_scope_payload(s, c.vectors, [material.asset_id], tagger.taxonomy)
     return ItemResult(True, outcome=f"tagged:{n}", asset_id=item.name)
 
 

@@ -43,7 +43,7 @@ from service.settings import Settings
 from service.store.db import Database
 from service.store.models import Asset, AssetTag, Chunk, HcpOptOut
 from service.store.vectors import VectorHit, VectorStore, Where, point_id
-from service.store.visibility import ACTIVE_TAG, rep_visible
+from service.store.visibility import ACTIVE_TAG, Scope, rep_visible
 
 Channel = Literal["dense", "lexical", "tags"]
 CHANNELS: tuple[Channel, ...] = ("dense", "lexical", "tags")
@@ -84,20 +84,22 @@ class Matcher:
         self.encoder = encoder or default_encoder()
 
     # --- entry point -----------------------------------------------------------------------------
-    def match(self, request: MatchRequest, taxonomy: Taxonomy, *,
+    def match(self, request: MatchRequest, taxonomy: Taxonomy, *, scope: Scope | None = None,
               channels: Iterable[Channel] = CHANNELS, diversify: bool = True) -> MatchResponse:
-        """``channels`` / ``diversify``: for evaluation (the dense-only baseline); the API uses all."""
+        """``scope``: the caller key's products and therapy areas (None: unscoped); every channel is filtered
+        by it before ranking, so a scoped top-k is as full as an unscoped one.
+        ``channels`` / ``diversify``: for evaluation (the dense-only baseline); the API uses all."""
         need = parse_need(taxonomy, request.need_tags, request.need_text)
         basis = self.basis(request.personalized, request.hcp_id)
         share = self.settings.match_external_share if request.external_share is None else request.external_share
         if basis != "need_tags":
-            picked = self._mix(self._by_recency(request), request.k, share, diversify=False)
+            picked = self._mix(self._by_recency(request, scope), request.k, share, diversify=False)
             return self._response(request, picked, taxonomy, basis, share, need=None)
         if need.empty:
             raise NeedError("empty_need", "Give need_tags or need_text, or ask for a non-personalised list "
                             "(personalized: false).")
-        candidates = self._retrieve(request, need, taxonomy, set(channels))
-        self._load_assets(candidates)
+        candidates = self._retrieve(request, need, taxonomy, set(channels), scope)
+        self._load_assets(candidates, scope)
         ranked = [c for c in candidates.values() if c.asset is not None]
         self._fuse(ranked, request, taxonomy, set(channels))
         self._penalise_mismatches(ranked, need, taxonomy)
@@ -118,16 +120,19 @@ class Matcher:
             return s.get(HcpOptOut, hcp_id.strip()) is not None
 
     # --- retrieval -------------------------------------------------------------------------------
-    def _where(self, request: MatchRequest) -> Where:
+    def _where(self, request: MatchRequest, scope: Scope | None) -> Where:
         equals: dict[str, str | int | float | list[str | int | float]] = {"approval_status": "approved"}
         if request.only_language:
             equals["language"] = request.language
+        if scope is not None:  # the payload's scope tokens (see service.store.visibility.scope_tokens)
+            tokens: list[str | int | float] = [*scope.tokens]
+            equals["scope"] = tokens
         return Where(equals=equals, ranges={"valid_until": (day_number(date.today(), 0), None)})
 
     def _retrieve(self, request: MatchRequest, need: Need, taxonomy: Taxonomy,
-                  channels: set[Channel]) -> dict[str, Candidate]:
+                  channels: set[Channel], scope: Scope | None) -> dict[str, Candidate]:
         n = self.settings.match_candidates
-        where = self._where(request)
+        where = self._where(request, scope)
         found: dict[str, Candidate] = {}
         chunk_lists: list[list[VectorHit]] = []
         if "dense" in channels:
@@ -146,7 +151,7 @@ class Matcher:
                 cand = found[str(hit.payload["asset_id"])]
                 chunk = str(hit.payload.get("chunk_id"))
                 cand.chunk_score[chunk] = cand.chunk_score.get(chunk, 0.0) + 1.0 / (k + rank + 1)
-        self._tag_channel(found, need, taxonomy, request, rank_it="tags" in channels)
+        self._tag_channel(found, need, taxonomy, request, scope, rank_it="tags" in channels)
         return found
 
     @staticmethod
@@ -161,7 +166,7 @@ class Matcher:
                 rank += 1
 
     def _tag_channel(self, found: dict[str, Candidate], need: Need, taxonomy: Taxonomy, request: MatchRequest,
-                     *, rank_it: bool) -> None:
+                     scope: Scope | None, *, rank_it: bool) -> None:
         """Score assets by the need-tags they carry. With ``rank_it`` False only explains (matched tags) the
         candidates the other channels found."""
         pairs = need.pairs()
@@ -178,7 +183,7 @@ class Matcher:
         query = (select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value, AssetTag.confidence, AssetTag.status)
                  .join(Asset, Asset.id == AssetTag.asset_id)
                  .where(wanted, AssetTag.status.in_(ACTIVE_TAG), AssetTag.version == Asset.current_version,
-                        rep_visible()))
+                        rep_visible(scope)))
         if request.only_language:
             query = query.where(Asset.language == request.language)
         if not rank_it:
@@ -203,13 +208,13 @@ class Matcher:
                                        confidence=round(conf, 4), reviewed=reviewed)
                             for (d, v), (conf, reviewed) in sorted(tags.items(), key=lambda kv: -weight[kv[0]])]
 
-    def _load_assets(self, candidates: dict[str, Candidate]) -> None:
-        """The SQL row of each candidate; a candidate SQL does not show as approved and unexpired is dropped
-        (a vector payload can lag behind a withdrawal for a moment; SQL is the truth)."""
+    def _load_assets(self, candidates: dict[str, Candidate], scope: Scope | None) -> None:
+        """The SQL row of each candidate; a candidate SQL does not show as approved, unexpired and in scope is
+        dropped (a vector payload can lag behind a withdrawal or a review for a moment; SQL is the truth)."""
         if not candidates:
             return
         with self.db.session() as s:
-            rows = s.scalars(select(Asset).where(Asset.id.in_(list(candidates)), rep_visible()))
+            rows = s.scalars(select(Asset).where(Asset.id.in_(list(candidates)), rep_visible(scope)))
             for asset in rows:
                 s.expunge(asset)
                 candidates[asset.id].asset = asset
@@ -321,11 +326,11 @@ class Matcher:
         return sorted(picked, key=lambda c: (-c.relevance, c.asset_id))
 
     # --- the non-personalised list ----------------------------------------------------------------
-    def _by_recency(self, request: MatchRequest) -> list[Candidate]:
+    def _by_recency(self, request: MatchRequest, scope: Scope | None) -> list[Candidate]:
         """Approved, unexpired content, newest first: the same list for every HCP (it uses nothing about
         them), mixed and explained like the personalised one."""
         limit = max(5 * request.k, 50)
-        query = select(Asset).where(rep_visible())
+        query = select(Asset).where(rep_visible(scope))
         if request.only_language:
             query = query.where(Asset.language == request.language)
         out: list[Candidate] = []

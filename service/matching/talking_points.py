@@ -38,7 +38,7 @@ from service.matching.schemas import (
 )
 from service.store.models import Asset, Chunk
 from service.store.vectors import point_id
-from service.store.visibility import rep_visible
+from service.store.visibility import Scope, rep_visible
 from service.tagging.quotes import QuoteChecker
 
 CHUNKS_PER_ASSET = 3
@@ -111,13 +111,14 @@ class TalkingPointWriter:
         self.prompt = prompt or load_prompt("talking_points")
         self.guardrails = guardrails or Guardrails.load()
 
-    def write(self, request: TalkingPointsRequest, taxonomy: Taxonomy) -> TalkingPointsResponse:
+    def write(self, request: TalkingPointsRequest, taxonomy: Taxonomy, *, scope: Scope | None = None
+              ) -> TalkingPointsResponse:
         basis = self.matcher.basis(request.personalized, request.hcp_id)
         need = parse_need(taxonomy, request.need_tags, request.need_text) if basis == "need_tags" else Need()
         if basis == "need_tags" and need.empty and not request.asset_ids:
             raise NeedError("empty_need", "Give need_tags, need_text or asset_ids, or ask for non-personalised "
                             "points (personalized: false).")
-        assets = self._assets(request, taxonomy)
+        assets = self._assets(request, taxonomy, scope)
         sources = self._sources(assets, need, taxonomy, request.language)
         points: list[TalkingPoint] = []
         dropped: dict[str, int] = {}
@@ -137,17 +138,17 @@ class TalkingPointWriter:
             llm_error=llm_error, dropped=dropped)
 
     # --- what the points may draw on ------------------------------------------------------------
-    def _assets(self, request: TalkingPointsRequest, taxonomy: Taxonomy) -> list[Asset]:
+    def _assets(self, request: TalkingPointsRequest, taxonomy: Taxonomy, scope: Scope | None) -> list[Asset]:
         ids = request.asset_ids
         if not ids:
             match = self.matcher.match(MatchRequest(need_tags=request.need_tags, need_text=request.need_text,
                                                     language=request.language, k=5,
                                                     personalized=request.personalized, hcp_id=request.hcp_id),
-                                       taxonomy)
+                                       taxonomy, scope=scope)
             ids = [r.asset_id for r in match.results]
         ids = list(dict.fromkeys(ids))
         with self.matcher.db.session() as s:
-            rows = {a.id: a for a in s.scalars(select(Asset).where(Asset.id.in_(ids), rep_visible()))}
+            rows = {a.id: a for a in s.scalars(select(Asset).where(Asset.id.in_(ids), rep_visible(scope)))}
             for row in rows.values():
                 s.expunge(row)
         missing = [i for i in ids if i not in rows]

@@ -213,6 +213,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # {"products": [...], "therapy_areas": [...]} (taxonomy value ids); None: unscoped
+    scope: Mapped[dict[str, list[str]] | None] = mapped_column(JSON)
 
 
 class HcpOptOut(Base):

@@ -3,7 +3,8 @@
 Ingest writes vectors before committing the SQL rows, so a crash between the two can leave vectors whose
 chunk rows never committed; ``drop_orphans`` removes them. ``reindex`` rebuilds every vector from the SQL
 rows (the source of truth), for a lost or replaced vector store. ``backfill_lexical`` gives the points of a
-store written before lexical search their BM25 terms, from the SQL chunk text, without re-embedding."""
+store written before lexical search their BM25 terms, from the SQL chunk text, without re-embedding;
+``backfill_scope`` gives the points of a store written before key scopes their scope tokens."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from sqlalchemy import select
 
 from service.core.embeddings import Embedder
 from service.core.lexical import default_encoder
+from service.core.taxonomy import Taxonomy
 from service.ingest import PAYLOAD_INDEXES, asset_payload, chunk_point, embedding_text
 from service.store.db import Database
 from service.store.models import Asset, Chunk
 from service.store.vectors import VectorPoint, VectorStore, point_id
+from service.store.visibility import scope_tokens, sync_scope_payload
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,15 @@ def drop_orphans(db: Database, vectors: VectorStore) -> int:
     return len(orphans)
 
 
-def reindex(db: Database, vectors: VectorStore, embedder: Embedder, batch: int = 64,
+def reindex(db: Database, vectors: VectorStore, embedder: Embedder, taxonomy: Taxonomy | None, batch: int = 64,
             progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Embed every current chunk again from SQL and upsert it; then drop vectors SQL does not know."""
     for name, kind in PAYLOAD_INDEXES.items():
         vectors.ensure_index(name, kind)
     with db.session() as s:
-        assets = {a.id: (a.title, asset_payload(a)) for a in s.scalars(select(Asset))}
+        rows = list(s.scalars(select(Asset)))
+        scopes = scope_tokens(s, [a.id for a in rows], taxonomy)
+        assets = {a.id: (a.title, asset_payload(a, scopes.get(a.id, []))) for a in rows}
         chunks = list(s.execute(select(Chunk.id, Chunk.asset_id, Chunk.version, Chunk.text, Chunk.page, Chunk.slide)
                                 .join(Asset, Asset.id == Chunk.asset_id)
                                 .where(Chunk.version == Asset.current_version).order_by(Chunk.id)))
@@ -79,4 +84,17 @@ def backfill_lexical(db: Database, vectors: VectorStore, batch: int = 256) -> in
     vectors.needs_lexical_backfill = False
     if missing:
         log.warning("gave %d vectors their lexical terms", len(missing))
+    return len(missing)
+
+
+def backfill_scope(db: Database, vectors: VectorStore, taxonomy: Taxonomy) -> int:
+    """Give every asset whose points lack scope tokens its tokens (a store from before key scopes; without
+    them a scoped key's prefilter would skip those points). Returns how many assets were updated."""
+    vectors.ensure_index("scope", "keyword")
+    missing = sorted({str(p.payload["asset_id"]) for p in vectors.scroll() if "scope" not in p.payload
+                      and "asset_id" in p.payload})
+    if missing:
+        with db.session() as s:
+            sync_scope_payload(s, vectors, missing, taxonomy)
+        log.warning("gave the vectors of %d assets their scope tokens", len(missing))
     return len(missing)

@@ -10,7 +10,7 @@ from pydantic import StringConstraints
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from service.api.auth import require
+from service.api.auth import require, scope_of
 from service.api.cursors import CursorParam, decode_cursor, encode_cursor
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
@@ -52,7 +52,7 @@ def _list(c: Components, principal: Principal, tag: list[str], source: str | Non
     query = select(Asset).order_by(Asset.id).limit(limit + 1)
     reps_only = not allows(principal.role, "assets:read")
     if reps_only:
-        query = query.where(rep_visible())
+        query = query.where(rep_visible(scope_of(principal, c)))
     if cursor:
         query = query.where(Asset.id > decode_cursor(cursor))
     for item in tag:
@@ -104,9 +104,9 @@ def _get(c: Components, principal: Principal, asset_id: str) -> AssetDetail:
     with c.db.session() as s:
         query = select(Asset).where(Asset.id == asset_id)
         if reps_only:
-            query = query.where(rep_visible())
+            query = query.where(rep_visible(scope_of(principal, c)))
         asset = s.scalar(query)
-        if asset is None:  # an unapproved asset is as absent to a rep as a missing one
+        if asset is None:  # an unapproved or out-of-scope asset is as absent to a rep as a missing one
             raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
         tags = _tags(s, [asset.id], reps_only)[asset.id]
         summary = AssetSummary.of(asset, tags)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.auth import require
+from service.api.auth import require, scope_of
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.api.params import HcpIdPath
@@ -37,34 +37,34 @@ def _need_error(err: NeedError) -> ApiError:
     return ApiError(422, err.code, err.message, err.details)
 
 
-def _match(c: Components, body: MatchRequest) -> MatchResponse:
+def _match(c: Components, principal: Principal, body: MatchRequest) -> MatchResponse:
     try:
-        return c.matcher.match(body, c.tagger.taxonomy)
+        return c.matcher.match(body, c.tagger.taxonomy, scope=scope_of(principal, c))
     except NeedError as err:
         raise _need_error(err) from err
 
 
 @router.post("/v1/match", response_model=MatchResponse, summary="Approved content for an HCP's need")
 async def match(body: MatchRequest, c: ComponentsDep,
-                _: Annotated[Principal, Depends(require("match"))]) -> MatchResponse:
-    return await run_in_threadpool(_match, c, body)
+                principal: Annotated[Principal, Depends(require("match"))]) -> MatchResponse:
+    return await run_in_threadpool(_match, c, principal, body)
 
 
-def _talking_points(c: Components, body: TalkingPointsRequest) -> TalkingPointsResponse:
+def _talking_points(c: Components, principal: Principal, body: TalkingPointsRequest) -> TalkingPointsResponse:
     try:
-        return c.talking_points.write(body, c.tagger.taxonomy)
+        return c.talking_points.write(body, c.tagger.taxonomy, scope=scope_of(principal, c))
     except NeedError as err:
         raise _need_error(err) from err
     except AssetsNotVisible as err:
-        raise ApiError(404, "asset_not_found", "No approved, unexpired asset has these ids.",
+        raise ApiError(404, "asset_not_found", "No approved, unexpired asset you may be shown has these ids.",
                        {"asset_ids": err.asset_ids}) from err
 
 
 @router.post("/v1/talking-points", response_model=TalkingPointsResponse,
              summary="Talking points citing approved content")
 async def talking_points(body: TalkingPointsRequest, c: ComponentsDep,
-                         _: Annotated[Principal, Depends(require("match"))]) -> TalkingPointsResponse:
-    return await run_in_threadpool(_talking_points, c, body)
+                         principal: Annotated[Principal, Depends(require("match"))]) -> TalkingPointsResponse:
+    return await run_in_threadpool(_talking_points, c, principal, body)
 
 
 def _opt_out(c: Components, hcp_id: str, principal: Principal) -> OptOutOut:

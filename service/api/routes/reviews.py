@@ -22,6 +22,7 @@ from service.jobs.queue import create_job
 from service.runtime import Components
 from service.store import audit
 from service.store.models import Asset, AssetTag, Job, TagReview, utcnow
+from service.store.visibility import sync_scope_payload
 
 router = APIRouter(prefix="/v1", tags=["review"])
 
@@ -85,6 +86,7 @@ def _review(c: Components, principal: Principal, tag_id: int, body: ReviewReques
         audit.record(s, principal.key_id, principal.role, f"tag.{body.action}", "tag", str(tag.id), before,
                      {"value": body.value or tag.value, "status": tag.status, "comment": body.comment})
         s.flush()
+        sync_scope_payload(s, c.vectors, [tag.asset_id], c.tagger.taxonomy)  # a product tag can move scopes
         out = ReviewOut(tag=TagOut.of(tag), replaced_by=TagOut.of(replacement) if replacement else None)
     out.retrain_job = _maybe_retrain(c, principal)
     return out
@@ -108,6 +110,8 @@ def _add(c: Components, principal: Principal, asset_id: str, body: AddTagRequest
                         comment=body.comment, reviewer=principal.key_id, at=now))
         audit.record(s, principal.key_id, principal.role, "tag.add", "tag", str(tag.id), before,
                      {"asset_id": asset_id, "dimension": body.dimension, "value": body.value})
+        s.flush()
+        sync_scope_payload(s, c.vectors, [asset_id], taxonomy)
         out = ReviewOut(tag=TagOut.of(tag))
     out.retrain_job = _maybe_retrain(c, principal)
     return out
