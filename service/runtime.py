@@ -58,12 +58,9 @@ class Components:
         if self.worker is None:
             from service.jobs.handlers import HANDLERS
             from service.jobs.worker import Worker
-            from service.store.reconcile import backfill_lexical, backfill_scope, drop_orphans
+            from service.store.reconcile import reconcile_at_start
 
-            drop_orphans(self.db, self.vectors)
-            if self.vectors.needs_lexical_backfill:
-                backfill_lexical(self.db, self.vectors)
-            backfill_scope(self.db, self.vectors, self.tagger.taxonomy)
+            reconcile_at_start(self.db, self.vectors, self.tagger.taxonomy)
             self.worker = Worker(self, HANDLERS).start()
         return self.worker
 

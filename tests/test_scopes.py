@@ -82,17 +82,17 @@ def _agnostic(api: HttpApi) -> str:
     """The AF education asset's id, with its tags made what a reviewer would leave: no product, and the
     cardiovascular therapy area (the precondition this file's claims rest on)."""
     asset = next(a for a in _by_product(api)[None] if a.title.startswith("Atrial fibrillation"))
-    admin = api.h("reviewer")
+    reviewer = api.h("reviewer")
     with api.components.db.session() as s:
         tags = list(s.scalars(select(AssetTag).where(AssetTag.asset_id == asset.id, AssetTag.status == "proposed",
                                                      AssetTag.dimension.in_(["product", "therapy_area"]))))
     for tag in tags:
         if tag.dimension == "product" or tag.value != "cardiovascular":
-            r = httpx.post(f"{api.base_url}/v1/tags/{tag.id}/review", json={"action": "reject"}, headers=admin,
+            r = httpx.post(f"{api.base_url}/v1/tags/{tag.id}/review", json={"action": "reject"}, headers=reviewer,
                            timeout=30)
             assert r.status_code == 200, r.text
     r = httpx.post(f"{api.base_url}/v1/assets/{asset.id}/tags",
-                   json={"dimension": "therapy_area", "value": "cardiovascular"}, headers=admin, timeout=30)
+                   json={"dimension": "therapy_area", "value": "cardiovascular"}, headers=reviewer, timeout=30)
     assert r.status_code == 201, r.text
     return asset.id
 
@@ -254,7 +254,7 @@ def test_the_cli_creates_lists_and_changes_scoped_keys(tmp_path):
 def test_vectors_written_before_scopes_get_their_tokens_when_the_worker_starts(api):
     """An upgraded store has points without scope tokens: a scoped prefilter would skip them until the
     start-up backfill gives them theirs."""
-    from service.store.reconcile import backfill_scope
+    from service.store.reconcile import reconcile_at_start
     from service.store.vectors import VectorPoint
 
     c = api.components
@@ -271,7 +271,8 @@ def test_vectors_written_before_scopes_get_their_tokens_when_the_worker_starts(a
         return {r.asset_id for r in c.matcher.match(need, c.tagger.taxonomy, scope=scope, channels=("dense",)).results}
 
     assert own not in dense_hits(), "without tokens the prefilter skips the asset's points"
-    assert backfill_scope(c.db, c.vectors, c.tagger.taxonomy) == 1
+    assert reconcile_at_start(c.db, c.vectors, c.tagger.taxonomy)["scope"] == 1
     assert {tuple(p.payload["scope"]) for p in c.vectors.retrieve([p.id for p in old])} == {("product:cardiovex",)}
     assert own in dense_hits()
-    assert backfill_scope(c.db, c.vectors, c.tagger.taxonomy) == 0, "a second start has nothing to do"
+    assert reconcile_at_start(c.db, c.vectors, c.tagger.taxonomy) == {"orphans": 0, "lexical": 0, "scope": 0}, \
+        "a second start has nothing to do"

@@ -4,7 +4,8 @@ Ingest writes vectors before committing the SQL rows, so a crash between the two
 chunk rows never committed; ``drop_orphans`` removes them. ``reindex`` rebuilds every vector from the SQL
 rows (the source of truth), for a lost or replaced vector store. ``backfill_lexical`` gives the points of a
 store written before lexical search their BM25 terms, from the SQL chunk text, without re-embedding;
-``backfill_scope`` gives the points of a store written before key scopes their scope tokens."""
+``reconcile_at_start`` runs the repairs a start needs in one pass over the points, scope tokens for a store
+written before key scopes included."""
 
 from __future__ import annotations
 
@@ -32,14 +33,30 @@ def _current_chunk_ids(db: Database) -> set[str]:
         return {point_id(cid) for cid in rows}
 
 
-def drop_orphans(db: Database, vectors: VectorStore) -> int:
-    """Delete vectors with no current chunk row behind them; returns how many."""
+def _sweep(db: Database, vectors: VectorStore) -> tuple[list[str], set[str]]:
+    """One pass over every point: the ids with no current chunk row behind them, and the assets whose
+    (kept) points lack scope tokens."""
     keep = _current_chunk_ids(db)
-    orphans = [p.id for p in vectors.scroll() if p.id not in keep]
+    orphans: list[str] = []
+    unscoped: set[str] = set()
+    for p in vectors.scroll():
+        if p.id not in keep:
+            orphans.append(p.id)
+        elif "scope" not in p.payload and "asset_id" in p.payload:
+            unscoped.add(str(p.payload["asset_id"]))
+    return orphans, unscoped
+
+
+def _delete_orphans(vectors: VectorStore, orphans: list[str]) -> int:
     if orphans:
         vectors.delete(orphans)
         log.warning("removed %d vectors without SQL rows (a write interrupted by a crash)", len(orphans))
     return len(orphans)
+
+
+def drop_orphans(db: Database, vectors: VectorStore) -> int:
+    """Delete vectors with no current chunk row behind them; returns how many."""
+    return _delete_orphans(vectors, _sweep(db, vectors)[0])
 
 
 def reindex(db: Database, vectors: VectorStore, embedder: Embedder, taxonomy: Taxonomy | None, batch: int = 64,
@@ -87,14 +104,21 @@ def backfill_lexical(db: Database, vectors: VectorStore, batch: int = 256) -> in
     return len(missing)
 
 
-def backfill_scope(db: Database, vectors: VectorStore, taxonomy: Taxonomy) -> int:
-    """Give every asset whose points lack scope tokens its tokens (a store from before key scopes; without
-    them a scoped key's prefilter would skip those points). Returns how many assets were updated."""
+def _sync_unscoped(db: Database, vectors: VectorStore, taxonomy: Taxonomy, assets: set[str]) -> int:
     vectors.ensure_index("scope", "keyword")
-    missing = sorted({str(p.payload["asset_id"]) for p in vectors.scroll() if "scope" not in p.payload
-                      and "asset_id" in p.payload})
-    if missing:
+    if assets:
         with db.session() as s:
-            sync_scope_payload(s, vectors, missing, taxonomy)
-        log.warning("gave the vectors of %d assets their scope tokens", len(missing))
-    return len(missing)
+            sync_scope_payload(s, vectors, sorted(assets), taxonomy)
+        log.warning("gave the vectors of %d assets their scope tokens", len(assets))
+    return len(assets)
+
+
+def reconcile_at_start(db: Database, vectors: VectorStore, taxonomy: Taxonomy) -> dict[str, int]:
+    """What the worker does before its first job, in one pass over the points: drop the vectors a crash
+    orphaned, give the points a lexical vector where they lack one, and give the assets of a store from
+    before key scopes their scope tokens (without them a scoped key's prefilter would skip those points).
+    Returns how many of each it fixed."""
+    orphans, unscoped = _sweep(db, vectors)
+    removed = _delete_orphans(vectors, orphans)
+    lexical = backfill_lexical(db, vectors) if vectors.needs_lexical_backfill else 0
+    return {"orphans": removed, "lexical": lexical, "scope": _sync_unscoped(db, vectors, taxonomy, unscoped)}

@@ -49,6 +49,13 @@ class Scope:
         return sorted([f"product:{p}" for p in self.products] + [f"area:{a}" for a in self.areas])
 
 
+def _implied_areas(taxonomy: Taxonomy, dimension: str, value: str) -> set[str]:
+    """The therapy areas ``dimension:value`` implies (none for a value the taxonomy does not have)."""
+    if not taxonomy.has(dimension, value):
+        return set()
+    return {v for d, v in taxonomy.implications(dimension, value) if d == AREA_DIMENSION}
+
+
 def resolve_scope(products: Sequence[str], areas: Sequence[str], taxonomy: Taxonomy) -> Scope | None:
     """The scope of a key that lists ``products`` and/or ``areas``; None when it lists neither (unscoped).
 
@@ -60,13 +67,10 @@ def resolve_scope(products: Sequence[str], areas: Sequence[str], taxonomy: Taxon
     allowed_areas = set(areas)
     if allowed_products:
         for product in allowed_products:
-            if taxonomy.has(PRODUCT_DIMENSION, product):
-                allowed_areas |= {v for d, v in taxonomy.implications(PRODUCT_DIMENSION, product)
-                                  if d == AREA_DIMENSION}
+            allowed_areas |= _implied_areas(taxonomy, PRODUCT_DIMENSION, product)
     elif taxonomy.has_dimension(PRODUCT_DIMENSION):
         allowed_products = {v.id for v in taxonomy.dimension(PRODUCT_DIMENSION).values
-                            if {a for d, a in taxonomy.implications(PRODUCT_DIMENSION, v.id)
-                                if d == AREA_DIMENSION} & allowed_areas}
+                            if _implied_areas(taxonomy, PRODUCT_DIMENSION, v.id) & allowed_areas}
     area_tags = {(AREA_DIMENSION, a) for a in allowed_areas}
     for area in allowed_areas:
         area_tags |= {(d, v) for d, v in taxonomy.implied_by(AREA_DIMENSION, area) if d != PRODUCT_DIMENSION}
@@ -146,8 +150,7 @@ def _tokens(named: str | None, tags: list[tuple[str, str, str]], taxonomy: Taxon
     areas = {v for d, v, _ in tags if d == AREA_DIMENSION}
     if taxonomy is not None:
         for dim, value, _ in tags:
-            if taxonomy.has(dim, value):
-                areas |= {v for d, v in taxonomy.implications(dim, value) if d == AREA_DIMENSION}
+            areas |= _implied_areas(taxonomy, dim, value)
     return sorted(f"area:{a}" for a in areas)
 
 
