@@ -19,6 +19,7 @@ from service.core.prompts import load_prompt
 from service.core.taxonomy import load_taxonomy
 from service.core.tokens import count_tokens
 from service.llm.client import LLMClient
+from service.llm.gateway import LLMGateway
 from service.tagging.engine import TaggingEngine
 
 
@@ -49,7 +50,8 @@ def main() -> None:
           f"ratio {raw / full:.2f} ({sum(len(p.chunks) for p in prepared)} chunks)")
 
     if args.llm_url:
-        llm = LLMClient(args.llm_url, args.llm_model, structured_mode="json_object", timeout_s=600)
+        llm = LLMGateway(LLMClient(args.llm_url, args.llm_model, structured_mode="json_object", timeout_s=600),
+                         background_timeout_s=600)
         engine = TaggingEngine(taxonomy, embedder, llm=llm, prompt=load_prompt("tagging"))
         ratios, seconds = [], []
         for p in prepared[: args.llm_items]:

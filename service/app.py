@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
         finally:
             if started_worker and not owned:
                 worker, app.state.components.worker = app.state.components.worker, None
-                await run_in_threadpool(worker.close)
+                await run_in_threadpool(worker.close, app.state.components.settings.shutdown_grace_s / 2)
             if owned:
                 await run_in_threadpool(app.state.components.close)
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -17,6 +18,8 @@ from rich.console import Console
 from service.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from service.auth.keys import KeyError_, KeyScope
     from service.core.embeddings import Embedder
     from service.core.taxonomy import Taxonomy
@@ -90,12 +93,28 @@ def serve(
         console.print(f"hcp-content on http://{host or settings.host}:{port or settings.port} "
                       f"(embedder {components.embedder.name}, store {components.vectors.backend}, "
                       f"database {components.db.dialect}, LLM {components.llm.model if components.llm else 'off'})")
-        uvicorn.run(create_app(settings, components), host=host or settings.host, port=port or settings.port,
-                    log_level=settings.log_level)
+        config = uvicorn.Config(create_app(settings, components), host=host or settings.host,
+                                port=port or settings.port, log_level=settings.log_level,
+                                timeout_graceful_shutdown=settings.shutdown_grace_s)  # type: ignore[arg-type]
+        _graceful_server(config, components).run()
     except KeyboardInterrupt:
         pass
     finally:
-        components.close()
+        components.close(timeout_s=settings.shutdown_grace_s / 2)
+
+
+def _graceful_server(config: uvicorn.Config, components: Components) -> uvicorn.Server:
+    """uvicorn's server, told on the signal itself to call off the LLM and stop the worker, so requests in
+    flight answer at once (with their fallback, or a 503) and the graceful wait is not spent on an LLM call."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if not self.should_exit:
+                components.begin_shutdown()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def _bootstrap_admin_key(components: Components) -> None:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from service.core.embeddings import Embedder, build_embedder
 from service.llm.client import LLMClient
-from service.llm.local_server import LocalLLMServer
+from service.llm.gateway import LLMGateway
+from service.llm.local_server import GgufPromptCounter, LocalLLMServer
 from service.settings import Settings
 from service.store.db import Database
 from service.store.factory import build_vector_store
@@ -30,7 +31,7 @@ class Components:
     embedder: Embedder
     vectors: VectorStore
     db: Database
-    llm: LLMClient | None
+    llm: LLMGateway | None
     tagger: Tagger
     llm_server: LocalLLMServer | None = None
     worker: Worker | None = None
@@ -50,7 +51,10 @@ class Components:
     def talking_points(self) -> TalkingPointWriter:
         if self._writer is None:
             from service.matching.talking_points import TalkingPointWriter
-            self._writer = TalkingPointWriter(self.matcher, self.llm)
+            self._writer = TalkingPointWriter(self.matcher, self.llm,
+                                              deadline_s=self.settings.talking_points_deadline_s,
+                                              followup_s=self.settings.llm_timeout_s,
+                                              followup_ttl_s=self.settings.talking_points_followup_ttl_s)
         return self._writer
 
     def start_worker(self) -> Worker:
@@ -64,26 +68,45 @@ class Components:
             self.worker = Worker(self, HANDLERS).start()
         return self.worker
 
-    def close(self) -> None:
+    def begin_shutdown(self) -> None:
+        """The first thing on SIGTERM: LLM calls are called off (their callers fall back or leave their job item
+        for the next start) and the worker takes no new item."""
+        if self.llm is not None:
+            self.llm.close()
+        if self.worker is not None:
+            self.worker.stop()
+
+    def close(self, timeout_s: float = 30.0) -> None:
         if self.closed:
             return
         self.closed = True
+        self.begin_shutdown()
         if self.worker is not None:
-            self.worker.close()
+            self.worker.close(timeout_s)
+        if self._writer is not None:
+            self._writer.close()
         self.vectors.close()
         self.db.dispose()
         if self.llm_server is not None:
-            self.llm_server.stop()
+            self.llm_server.stop(grace_s=1.0)  # nothing to save; a request it still serves would hold it
 
 
-def build_llm(settings: Settings, base_url: str | None = None) -> LLMClient | None:
+def build_llm(settings: Settings, base_url: str | None = None) -> LLMGateway | None:
+    """The LLM gateway every call goes through (None with the LLM off)."""
     if settings.effective_llm_mode == "off":
         return None
     url = base_url or settings.llm_base_url
     if not url:
         raise RuntimeError("no LLM endpoint: set HCP_LLM_BASE_URL, or HCP_LLM_MODE=local/off")
-    return LLMClient(url, settings.llm_model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
-                     max_retries=settings.llm_max_retries, structured_mode=settings.structured_output_mode)
+    # the local server's streamed answers carry no token counts: its own tokenizer counts the prompt
+    counter = GgufPromptCounter(settings.resolved_llm_model_path) if settings.effective_llm_mode == "local" else None
+    client = LLMClient(url, settings.llm_model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
+                       max_retries=settings.llm_max_retries, structured_mode=settings.structured_output_mode,
+                       prompt_counter=counter)
+    return LLMGateway(client, concurrency=settings.effective_llm_concurrency,
+                      preempt_after_s=settings.llm_preempt_after_s,
+                      interactive_timeout_s=settings.llm_interactive_deadline_s,
+                      background_timeout_s=settings.llm_timeout_s)
 
 
 def start_local_llm(settings: Settings) -> LocalLLMServer:

@@ -84,12 +84,23 @@ class Settings(BaseSettings):
     llm_api_key: str = Field("not-needed", description="API key sent to the LLM endpoint.")
     llm_model: str = Field("qwen2.5-coder-1.5b-instruct", description="Model name sent to the endpoint "
                            "(the alias of the local server's model).")
-    llm_timeout_s: float = Field(120.0, gt=0, description="Per-request LLM timeout in seconds.")
+    llm_timeout_s: float = Field(120.0, gt=0, description="Timeout of one background LLM call (ingest, "
+                                 "re-tag and retrain jobs), in seconds, not counting time it was preempted.")
     llm_max_retries: int = Field(1, ge=0, description="Retries of a failed LLM HTTP request.")
     llm_interactive_deadline_s: float = Field(
         20.0, gt=0, description="The most a request a person waits on (`POST /v1/tag`, `/v1/tag/file`) spends on "
-        "the LLM, every window and repair together; past it the other signals decide and the result says "
-        "`llm_unavailable`. Background jobs wait `HCP_LLM_TIMEOUT_S` per call instead.")
+        "the LLM, queueing, every window and repair together; past it the other signals decide and the result "
+        "says `llm_unavailable`. Background jobs wait `HCP_LLM_TIMEOUT_S` per call instead.")
+    llm_concurrency: int | None = Field(None, ge=1, le=256, description="Most LLM calls at the endpoint at once "
+                                        "(unset: 1 for the local server, which answers one at a time; 4 for a "
+                                        "remote endpoint).")
+    llm_preempt_after_s: float = Field(1.0, ge=0, description="An interactive LLM call that has queued this "
+                                       "long cancels a running background call to take its place (the "
+                                       "background call is retried).")
+    llm_required: bool = Field(False, description="`/readyz` answers 503 while the LLM is unreachable (default: "
+                               "200 `degraded`, since tagging and talking points fall back without it).")
+    llm_probe_timeout_s: float = Field(2.0, gt=0, le=30, description="How long `/readyz` waits for the LLM "
+                                       "endpoint's model list when no call is running.")
     llm_structured_output: Literal["auto", "json_schema", "json_object"] = Field(
         "auto", description="`json_schema`: OpenAI/vLLM structured outputs; `json_object`: "
         "`{type: json_object, schema}` as llama.cpp servers take it; `auto`: json_object for the local "
@@ -128,12 +139,21 @@ class Settings(BaseSettings):
     match_news_half_life_days: float = Field(180.0, gt=0, description="External news loses half its "
                                              "score every this many days.")
     match_format_boost: float = Field(0.1, ge=0, le=1, description="Score boost for a preferred format.")
+    talking_points_deadline_s: float = Field(
+        15.0, gt=0, le=300, description="`POST /v1/talking-points` answers within about this long: with the LLM's "
+        "points if they are ready, else at once with extractive ones and a `followup` id; `GET "
+        "/v1/talking-points/{id}` gives the LLM's points once drafted.")
+    talking_points_followup_ttl_s: float = Field(3600.0, gt=0, description="How long a follow-up's answer is "
+                                                 "kept for polling.")
     talking_points_context_sentences: int = Field(40, ge=5, le=200, description="Most source sentences "
                                                   "offered to the LLM when drafting talking points.")
 
     # --- jobs --------------------------------------------------------------------------------
     worker_enabled: bool = Field(True, description="Run the background job worker inside the service "
                                  "(off on API replicas when a separate `hcp-content worker` runs).")
+    shutdown_grace_s: float = Field(10.0, gt=0, le=300, description="On SIGTERM the service exits within "
+                                    "about this long: LLM calls are cancelled, unfinished job items are left "
+                                    "for the next start, requests still open after it get no answer.")
     worker_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs.")
     job_lease_s: float = Field(60.0, gt=0, description="A running job whose worker has not reported for "
                                "this long is taken over (its process died).")
@@ -188,6 +208,12 @@ class Settings(BaseSettings):
     @property
     def resolved_admin_key_file(self) -> Path:
         return self.bootstrap_admin_key_file or self.data_dir / "admin.key"
+
+    @property
+    def effective_llm_concurrency(self) -> int:
+        if self.llm_concurrency is not None:
+            return self.llm_concurrency
+        return 1 if self.effective_llm_mode == "local" else 4
 
     @property
     def models_dir(self) -> Path:

@@ -21,7 +21,7 @@ SMOLLM_ALIAS = "smollm2-135m"
 # Left out of the quick subset (`make test-quick`, `pytest -m "not slow"`): each starts real `serve` processes,
 # a browser, its own LLM server, or fuzzes the whole API. `make test` and CI run them all.
 SLOW_MODULES = {"test_fuzz_api", "test_console_browser", "test_security", "test_jobs_crash", "test_faults",
-                "test_serve", "test_cli_signals", "test_bad_input", "test_eval_report"}
+                "test_serve", "test_cli_signals", "test_bad_input", "test_eval_report", "test_interactive_serve"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -17,11 +17,14 @@ class FaultyLLMServer:
     """A fake endpoint that answers every chat completion with the chosen fault (or a scripted answer
     a real model would not give on demand)."""
 
-    def __init__(self, fault: Fault, delay_s: float = 5.0, script: str = "{}") -> None:
+    def __init__(self, fault: Fault, delay_s: float = 5.0, script: str = "{}", stream_chunks: int = 10) -> None:
         self.fault = fault
         self.script = script  # the content a "scripted" fake answers (an invented tag, a made-up quote...)
         self.delay_s = delay_s
+        self.stream_chunks = stream_chunks  # a streamed "slow" answer spreads its delay over this many chunks
         self.requests = 0
+        self.arrivals: list[str] = []  # each request's last message, in the order they arrived
+        self.finished: list[str] = []  # and in the order they were answered to the end (not dropped)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,19 +43,49 @@ class FaultyLLMServer:
             def do_GET(self) -> None:
                 self._send(200, {"object": "list", "data": [{"id": "faulty", "object": "model"}]})
 
+            def _stream(self, content: str, marker: str, delay_s: float) -> None:
+                """Server-sent events as OpenAI streams them; a "slow" fault spreads its delay over the chunks,
+                as a model generating tokens would, so a client closing the stream is noticed at the next one."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                n = max(1, outer.stream_chunks)
+                pieces = [content[i * len(content) // n:(i + 1) * len(content) // n] for i in range(n)]
+                try:
+                    for i, piece in enumerate(pieces):
+                        if outer.fault == "slow":
+                            time.sleep(delay_s / n)
+                        delta = {"content": piece} if piece else {}
+                        finish = "stop" if i == n - 1 else None
+                        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "faulty",
+                                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client called it off
+                outer.finished.append(marker)
+
             def do_POST(self) -> None:
                 outer.requests += 1
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                marker = str((body.get("messages") or [{}])[-1].get("content", ""))
+                outer.arrivals.append(marker)
                 if outer.fault == "http_500":
                     self._send(500, {"error": {"message": "boom"}})
                     return
+                content = {"garbage_json": "this is {not json", "scripted": outer.script}.get(outer.fault, "{}")
+                if body.get("stream"):  # the delay as it was when the request came (a test may change it)
+                    self._stream(content, marker, outer.delay_s)
+                    return
                 if outer.fault == "slow":
                     time.sleep(outer.delay_s)
-                content = {"garbage_json": "this is {not json", "scripted": outer.script}.get(outer.fault, "{}")
                 self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "faulty",
                                  "choices": [{"index": 0, "finish_reason": "stop",
                                               "message": {"role": "assistant", "content": content}}],
                                  "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}})
+                outer.finished.append(marker)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from datetime import date
 
 import pytest
@@ -39,7 +40,8 @@ def _free_port() -> int:
 def _start(tmp_path_factory: pytest.TempPathFactory, name: str, **llm: object) -> Api:
     # tagging without the LLM (seconds): the LLM here is for the talking points
     settings = Settings(data_dir=tmp_path_factory.mktemp(name) / "data", worker_enabled=False, tagging_mode="learned",
-                        talking_points_context_sentences=12, **llm)  # type: ignore[arg-type]
+                        talking_points_context_sentences=12, talking_points_deadline_s=300,
+                        **llm)  # type: ignore[arg-type]
     api = start_api(settings)
     c = api.components
     ingestor = Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger)
@@ -151,3 +153,104 @@ def test_with_the_llm_down_points_are_extractive_and_flagged_as_such(api_llm_dow
     assert api.client.post("/v1/opt-outs", json={"hcp_id": "crm-7"}, headers=api.h("rep")).status_code == 201
     out = api.client.post("/v1/talking-points", json={**body, "hcp_id": "crm-7"}, headers=api.h("rep")).json()
     assert out["personalized"] is False and out["basis"] == "opted_out" and len(out["points"]) == 3
+
+
+def test_with_the_llm_down_points_come_back_within_two_seconds(api_llm_down):
+    api = api_llm_down
+    body = {"need_tags": {"therapy_area": ["cardiovascular"], "value_driver": ["safety"]}, "language": "en", "n": 3}
+    started = time.monotonic()
+    r = api.client.post("/v1/talking-points", json=body, headers=api.h("rep"))
+    took = time.monotonic() - started
+    assert r.status_code == 200 and r.json()["llm_error"] == "llm_unreachable" and len(r.json()["points"]) == 3
+    assert took <= 2.0, f"{took:.2f}s"
+
+
+# Slides and PDF pages that open with a title: the detail aids and the study and guideline PDFs.
+TITLED = ("cardiovex_detail_aid_en.pptx", "cardiovex_detail_aid_zh.pptx", "glucora_detail_aid_zh.pptx",
+          "cardiovex_bleeding_safety_en.pdf", "af_guideline_2026_zh.pdf")
+
+
+def _titled_assets(api: Api) -> dict[str, tuple[str, set[str]]]:
+    """Asset id → (language, its title and every heading on its chunks) for the TITLED samples."""
+    out = {}
+    with api.components.db.session() as s:
+        for asset in s.query(Asset):
+            if asset.uri and any(asset.uri.endswith(name) for name in TITLED):
+                heads = {asset.title.strip()} | {part.strip() for c in asset.chunks for part in
+                                                 re.split(r"\s*[>/›»]\s*", c.section or "") if part.strip()}
+                out[asset.id] = (asset.language, heads)
+    assert len(out) == len(TITLED), out
+    return out
+
+
+def test_extractive_points_are_sentences_a_rep_could_say_never_titles_or_fragments(api_llm_down):
+    api = api_llm_down
+    titled = _titled_assets(api)
+    seen_assets: set[str] = set()
+    for language in ("zh", "en"):
+        ids = [a for a, (lang, _) in titled.items() if lang == language] or list(titled)
+        r = api.client.post("/v1/talking-points", json={"asset_ids": ids, "language": language, "n": 5},
+                            headers=api.h("rep"))
+        assert r.status_code == 200, r.text
+        points = r.json()["points"]
+        assert len(points) >= 3 and all(p["method"] == "extractive" for p in points)
+        for p in points:
+            text = p["text"].strip()
+            heads = titled[p["citations"][0]["asset_id"]][1]
+            assert text not in heads and text.rstrip("。.") not in heads, f"a heading: {text}"
+            assert re.search(r"[.!?。！？][\"'”’)）]*$", text), f"not a full sentence: {text}"
+            cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
+            assert (cjk >= 12) if cjk else (len(text.split()) >= 6), f"a fragment: {text}"
+        cited = {p["citations"][0]["asset_id"] for p in points}
+        assert len(cited) >= min(len(ids), 2), "the points must be spread across the assets"
+        seen_assets |= cited
+    assert seen_assets
+
+
+def test_sayable_tells_sentences_from_titles_headings_and_fragments():
+    from service.matching.talking_points import sayable
+
+    heads = {"bleeding risk by renal function"}
+    assert sayable("Major bleeding occurred in 2.1% of patients on Cardiovex versus 3.4% on warfarin.", heads)
+    assert sayable("与华法林相比，卡迪维克使颅内出血风险降低了一半。", heads)
+    assert not sayable("非瓣膜性房颤患者卒中预防", heads)  # a slide title: no full stop
+    assert not sayable("Bleeding risk by renal function.", heads)  # a heading, even with a stop
+    assert not sayable("Once-daily dosing.", heads)  # a fragment
+    assert not sayable("and 3.4% on warfarin over two years of follow-up in the trial.", heads)  # starts mid-way
+    assert not sayable("每日一次。", heads)  # too short to carry a claim
+
+
+def test_points_past_the_deadline_come_back_extractive_at_once_and_the_llm_points_follow(api):
+    writer = api.components.talking_points
+    body = {"need_tags": {"therapy_area": ["cardiovascular"], "value_driver": ["safety"]}, "language": "en", "n": 3}
+    saved = writer.deadline_s
+    writer.deadline_s = 0.01  # no LLM answers this fast: the draft must go on after the response
+    try:
+        started = time.monotonic()
+        r = api.client.post("/v1/talking-points", json=body, headers=api.h("rep"))
+        took = time.monotonic() - started
+    finally:
+        writer.deadline_s = saved
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["llm_error"] == "llm_deadline" and first["followup"] and first["extractive"] is True
+    assert len(first["points"]) == 3 and all(p["method"] == "extractive" for p in first["points"])
+    assert took < 5.0, f"{took:.2f}s"
+    url = f"/v1/talking-points/{first['followup']}"
+    assert api.client.get(url, headers=api.h("admin")).json()["code"] == "followup_not_found"  # not your request
+    deadline = time.monotonic() + 240
+    while True:
+        polled = api.client.get(url, headers=api.h("rep"))
+        assert polled.status_code == 200, polled.text
+        if polled.json()["status"] != "pending":
+            break
+        assert time.monotonic() < deadline, "the follow-up never finished"
+        time.sleep(0.5)
+    done = polled.json()
+    assert done["status"] == "ready" and done["error"] is None, done
+    result = done["result"]
+    assert result["llm_error"] is None and result["model"] == SMOLLM_ALIAS and result["followup"] is None
+    assert len(result["points"]) == 3
+    _check_citations(api, result["points"])
+    missing = api.client.get("/v1/talking-points/no-such-followup", headers=api.h("rep"))
+    assert missing.status_code == 404 and missing.json()["code"] == "followup_not_found"

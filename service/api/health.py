@@ -8,14 +8,16 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.api.deps import ComponentsDep
+from service.llm.client import LLMError
 from service.runtime import Components
 
 router = APIRouter(tags=["health"])
 
 Status = Literal["ok", "down", "disabled"]
+REQUIRED = ("database", "vector_store", "embedder")  # the service cannot answer anything without these
 
 
 class ComponentStatus(BaseModel):
@@ -26,7 +28,10 @@ class ComponentStatus(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"] = Field(description=(
+        "`ok`: every component works. `degraded` (HTTP 200): the LLM is unreachable, so tagging and talking "
+        "points fall back to the other signals and extractive points. `unavailable` (HTTP 503): the database, "
+        "the vector store or the embedder is down (or the LLM, with `HCP_LLM_REQUIRED`)."))
     down: list[str]
     components: dict[str, ComponentStatus]
 
@@ -50,6 +55,38 @@ def _timed(check: Any) -> ComponentStatus:
     return ComponentStatus(status="ok", details=details, latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
+def llm_status(c: Components) -> ComponentStatus:
+    """The LLM, probed cheaply and never counted down for being busy. A call running through the gateway proves
+    the server is up (and a model list would only queue behind it: llama.cpp answers one request at a time);
+    otherwise the model list is asked with a short timeout. A server that takes the connection but not the
+    question in time is busy (with someone else's work); one that refuses it, or is not there, is down."""
+    if c.llm is None:
+        return ComponentStatus(status="disabled", details={"mode": "off"})
+    gateway = c.llm
+    details: dict[str, Any] = {"endpoint": gateway.base_url, "model": gateway.model,
+                               "mode": c.settings.effective_llm_mode, "structured_output": gateway.structured_mode,
+                               "required": c.settings.llm_required, "gateway": gateway.snapshot()}
+    started = time.perf_counter()
+
+    def status(state: Status, activity: str, error: str | None = None) -> ComponentStatus:
+        return ComponentStatus(status=state, error=error, details={**details, "activity": activity},
+                               latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
+    if gateway.closed:
+        return status("down", "stopped", "the service is shutting down")
+    if c.llm_server is not None and not c.llm_server.is_running():
+        return status("down", "stopped", "the local LLM server process has exited")
+    if gateway.busy():
+        return status("ok", "busy")
+    try:
+        gateway.client.with_timeout(c.settings.llm_probe_timeout_s).ping()
+    except LLMError as err:
+        if err.code == "llm_timeout":
+            return status("ok", "busy")
+        return status("down", "unreachable", str(err))
+    return status("ok", "idle")
+
+
 def check_components(c: Components) -> dict[str, ComponentStatus]:
     def embedder() -> dict[str, Any]:
         vector = c.embedder.embed_query("readiness probe")
@@ -64,27 +101,16 @@ def check_components(c: Components) -> dict[str, ComponentStatus]:
         c.db.ping()
         return {"dialect": c.db.dialect, "url": c.db.describe()}
 
-    result = {"embedder": _timed(embedder), "vector_store": _timed(vector_store), "database": _timed(database)}
-    if c.llm is None:
-        result["llm"] = ComponentStatus(status="disabled", details={"mode": "off"})
-    else:
-        llm = c.llm
-
-        def ping_llm() -> dict[str, Any]:
-            llm.with_timeout(5.0).ping()
-            return {"endpoint": llm.base_url, "model": llm.model, "mode": c.settings.effective_llm_mode,
-                    "structured_output": llm.structured_mode}
-
-        result["llm"] = _timed(ping_llm)
-        result["llm"].details.setdefault("endpoint", llm.base_url)
-        result["llm"].details.setdefault("model", llm.model)
-    return result
+    return {"embedder": _timed(embedder), "vector_store": _timed(vector_store), "database": _timed(database),
+            "llm": llm_status(c)}
 
 
-@router.get("/readyz", response_model=Readiness, summary="Every component is usable",
-            responses={503: {"model": Readiness, "description": "At least one component is down"}})
+@router.get("/readyz", response_model=Readiness, summary="Whether the service can answer, and how well",
+            responses={503: {"model": Readiness, "description": "A component the service needs is down"}})
 async def readyz(components: ComponentsDep) -> JSONResponse:
     checks = await run_in_threadpool(check_components, components)
     down = [name for name, state in checks.items() if state.status == "down"]
-    body = Readiness(status="unavailable" if down else "ready", down=down, components=checks)
-    return JSONResponse(body.model_dump(), status_code=503 if down else 200)
+    required = (*REQUIRED, "llm") if components.settings.llm_required else REQUIRED
+    status = "unavailable" if set(down) & set(required) else "degraded" if down else "ok"
+    body = Readiness(status=status, down=down, components=checks)  # type: ignore[arg-type]
+    return JSONResponse(body.model_dump(), status_code=503 if status == "unavailable" else 200)

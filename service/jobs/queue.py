@@ -53,6 +53,14 @@ def create_retag_job(db: Database, actor: str, role: str, taxonomy_key: str, dim
                       [(a, None) for a in asset_ids])
 
 
+def release(db: Database, job_id: str, me: str) -> None:
+    """Give a job back unfinished (the worker is shutting down): queued again, so the next worker to look, here
+    after a restart or on another replica, resumes its pending items at once instead of waiting out the lease."""
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id, Job.worker_id == me, Job.status == "running")
+                  .values(status="queued", worker_id=None))
+
+
 def claim(db: Database, me: str, lease_s: float) -> str | None:
     """The id of a job this worker now holds, or None."""
     now = utcnow()

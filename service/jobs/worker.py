@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from service.jobs.queue import claim, heartbeat, worker_id
+from service.jobs.queue import claim, heartbeat, release, worker_id
+from service.llm.client import LLMCancelled
 from service.store.models import Job, JobItem, utcnow
 
 if TYPE_CHECKING:
@@ -59,11 +60,18 @@ class Worker:
     def notify(self) -> None:
         self._wake.set()
 
-    def close(self, timeout: float = 30.0) -> None:
+    def stop(self) -> None:
+        """No new item is started; the one running finishes (or is called off with the LLM's calls)."""
         self._stop.set()
         self._wake.set()
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop and wait up to ``timeout`` for the item in flight; False when it was still running."""
+        self.stop()
         if self._thread is not None:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -104,12 +112,17 @@ class Worker:
         if handler is None:
             raise ValueError(f"no handler for jobs of kind {job.kind!r}")
         for item in pending:
-            if self._stop.is_set():
-                return  # shutting down: the job stays running and is resumed at the next start
+            if self._stop.is_set():  # shutting down: the job is queued again and resumed at the next start
+                release(self.c.db, job_id, self.me)
+                return
             if not heartbeat(self.c.db, job_id, self.me):
                 raise LostLease(job_id)
             try:
                 result = handler(self.c, job, item)
+            except LLMCancelled:  # the service is stopping: this item stays pending, redone at the next start
+                log.info("job %s item %s left for the next start (shutting down)", job_id, item.name)
+                release(self.c.db, job_id, self.me)
+                return
             except Exception as exc:  # one bad item never stops the rest
                 log.exception("job %s item %s failed", job_id, item.name)
                 result = ItemResult(False, error_code="internal_error", error_message=f"{type(exc).__name__}: {exc}")

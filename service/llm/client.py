@@ -10,12 +10,14 @@ The answer is always validated against the pydantic model that produced the sche
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+import httpx
 import openai
 from openai import OpenAI
 from pydantic import BaseModel, ValidationError
@@ -26,17 +28,35 @@ T = TypeVar("T", bound=BaseModel)
 class LLMError(RuntimeError):
     """The LLM could not give a usable answer. ``code`` says why, for callers and API errors."""
 
-    def __init__(self, code: Literal["llm_timeout", "llm_unreachable", "llm_http_error",
-                                     "llm_invalid_json", "llm_schema_mismatch", "llm_disabled"],
+    def __init__(self, code: Literal["llm_timeout", "llm_unreachable", "llm_http_error", "llm_invalid_json",
+                                     "llm_schema_mismatch", "llm_disabled", "llm_interrupted", "llm_deadline",
+                                     "llm_cancelled", "llm_shutting_down"],
                  message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class LLMCancelled(LLMError):
+    """The call was called off by its caller (the gateway preempting a background call, or shutting down):
+    not the LLM's failure, so callers do not fall back on it as they do on an error."""
+
+
+PromptCounter = Callable[[list[dict[str, str]]], int]
+
+
+def estimated_prompt_tokens(messages: list[dict[str, str]]) -> int:
+    """Prompt tokens counted with cl100k (plus the chat template's few per message) for servers whose streamed
+    answers carry no usage: an estimate, used only where the server gives no count of its own."""
+    from service.core.tokens import count_tokens
+
+    return sum(count_tokens(m.get("content", "")) + 4 for m in messages) + 3
 
 
 @dataclass
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    estimated: bool = False  # the prompt count is ours, the server gave none (see PromptCounter)
 
 
 @dataclass
@@ -51,11 +71,12 @@ class LLMClient:
 
     def __init__(self, base_url: str, model: str, *, api_key: str = "not-needed", timeout_s: float = 120.0,
                  max_retries: int = 1, structured_mode: Literal["json_schema", "json_object"] = "json_schema",
-                 ) -> None:
+                 prompt_counter: PromptCounter | None = None) -> None:
         self.base_url = base_url
         self.model = model
         self.structured_mode = structured_mode
         self.timeout_s = timeout_s
+        self.prompt_counter = prompt_counter or estimated_prompt_tokens
         self._client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries)
 
     def response_format(self, schema: dict[str, Any], name: str) -> dict[str, Any]:
@@ -64,26 +85,88 @@ class LLMClient:
         return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 512, temperature: float = 0.0,
-             response_format: dict[str, Any] | None = None) -> tuple[str, Usage]:
-        """One chat completion; errors become :class:`LLMError` with a machine-readable code."""
+             response_format: dict[str, Any] | None = None, timeout_s: float | None = None,
+             cancel: threading.Event | None = None) -> tuple[str, Usage]:
+        """One chat completion; errors become :class:`LLMError` with a machine-readable code.
+
+        With ``cancel`` the answer is streamed and the call can be called off: setting the event makes this
+        return at once (:class:`LLMCancelled`), and the stream is closed at the next token, which is when a
+        llama.cpp server notices and frees its slot (a non-streamed request runs to its end however the client
+        gives up, and no server can interrupt the evaluation of a prompt it has started)."""
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
                                   "temperature": temperature}
         if response_format is not None:
             kwargs["response_format"] = response_format
+        client = self._client if timeout_s is None else self._client.with_options(timeout=timeout_s)
+        if cancel is not None:
+            return self._streamed(client, kwargs, cancel, timeout_s or self.timeout_s)
         with self._translated_errors():
-            completion = self._client.chat.completions.create(**kwargs)
+            completion = client.chat.completions.create(**kwargs)
         text = (completion.choices[0].message.content or "") if completion.choices else ""
         usage = Usage()
         if completion.usage:
             usage = Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
         return text, usage
 
+    def _streamed(self, client: OpenAI, kwargs: dict[str, Any], cancel: threading.Event,
+                  timeout_s: float) -> tuple[str, Usage]:
+        """The answer streamed in a helper thread while this one waits for it, the call being called off or the
+        timeout: httpx's timeout bounds each read, and a stream trickling a token at a time never trips it."""
+        box: dict[str, Any] = {}
+        finished, give_up = threading.Event(), threading.Event()
+        deadline = time.monotonic() + timeout_s
+
+        def run() -> None:
+            try:
+                with self._translated_errors():
+                    # include_usage: OpenAI and vLLM then send the counts; servers that do not know it ignore it
+                    stream = client.chat.completions.create(**kwargs, stream=True,
+                                                            stream_options={"include_usage": True})
+                    parts: list[str] = []
+                    tokens, finish, usage = 0, None, None
+                    for chunk in stream:
+                        if cancel.is_set() or give_up.is_set():
+                            stream.close()
+                            return
+                        if chunk.usage:
+                            usage = chunk.usage
+                        for choice in chunk.choices:
+                            if choice.delta and choice.delta.content:
+                                parts.append(choice.delta.content)
+                                tokens += 1
+                            finish = choice.finish_reason or finish
+                box["answer"] = ("".join(parts), tokens, finish, usage)
+            except BaseException as exc:  # handed to the caller's thread
+                box["error"] = exc
+            finally:
+                finished.set()
+
+        threading.Thread(target=run, name="hcp-llm-stream", daemon=True).start()
+        while not finished.wait(0.05):
+            if cancel.is_set():
+                raise LLMCancelled("llm_cancelled", "the call was called off before the LLM finished")
+            if time.monotonic() > deadline:
+                give_up.set()
+                raise LLMError("llm_timeout", f"the LLM at {self.base_url} did not answer in time")
+        if "error" in box:
+            raise box["error"]
+        if "answer" not in box:
+            raise LLMCancelled("llm_cancelled", "the call was called off before the LLM finished")
+        text, tokens, finish, usage = box["answer"]
+        if finish is None:  # the stream ended without a finish reason: the server cut it short
+            raise LLMError("llm_interrupted", f"the LLM at {self.base_url} ended its answer early")
+        if usage is not None and usage.prompt_tokens:
+            return text, Usage(usage.prompt_tokens, usage.completion_tokens or tokens)
+        return text, Usage(self.prompt_counter(kwargs["messages"]), tokens, estimated=True)
+
     def structured(self, messages: list[dict[str, str]], model: type[T], *, max_tokens: int = 512,
-                   temperature: float = 0.0) -> StructuredAnswer[T]:
+                   temperature: float = 0.0, timeout_s: float | None = None,
+                   cancel: threading.Event | None = None) -> StructuredAnswer[T]:
         """A chat completion constrained to ``model``'s JSON schema and validated by it."""
         schema = model.model_json_schema()
         text, usage = self.chat(messages, max_tokens=max_tokens, temperature=temperature,
-                                response_format=self.response_format(schema, model.__name__))
+                                response_format=self.response_format(schema, model.__name__), timeout_s=timeout_s,
+                                cancel=cancel)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -108,6 +191,8 @@ class LLMClient:
         try:
             yield
         except openai.APITimeoutError as exc:
+            if isinstance(exc.__cause__, httpx.ConnectTimeout):  # never connected: not there, not slow
+                raise LLMError("llm_unreachable", f"cannot reach the LLM at {self.base_url}") from exc
             raise LLMError("llm_timeout", f"the LLM at {self.base_url} did not answer in time") from exc
         except openai.APIConnectionError as exc:
             raise LLMError("llm_unreachable", f"cannot reach the LLM at {self.base_url}") from exc
@@ -118,6 +203,6 @@ class LLMClient:
         """A copy with another timeout (health probes must not wait two minutes)."""
         clone = object.__new__(LLMClient)
         clone.base_url, clone.model, clone.structured_mode = self.base_url, self.model, self.structured_mode
-        clone.timeout_s = timeout_s
+        clone.timeout_s, clone.prompt_counter = timeout_s, self.prompt_counter
         clone._client = self._client.with_options(timeout=timeout_s, max_retries=0)
         return clone

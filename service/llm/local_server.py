@@ -12,9 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -57,7 +59,10 @@ class LocalLLMServer:
         return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
                 "--model_alias", self.alias, "--host", self.host, "--port", str(self.port),
                 "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
-                "--n_threads_batch", str(self.threads)]
+                "--n_threads_batch", str(self.threads),
+                # the service decides what to interrupt (its gateway preempts background calls); left on, the
+                # server would cut a streamed answer short whenever any request arrives, a model list included
+                "--interrupt_requests", "False"]
 
     def start(self, timeout_s: float = 180.0) -> LocalLLMServer:
         if not self.model_path.is_file():
@@ -120,3 +125,32 @@ class LocalLLMServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+class GgufPromptCounter:
+    """Exact prompt tokens for the local server's streamed answers (llama-cpp-python's stream carries no usage):
+    the model's own chat template and tokenizer, read from the GGUF file without loading its weights."""
+
+    def __init__(self, model_path: Path) -> None:
+        self.model_path = model_path
+        self._lock = threading.Lock()
+        self._vocab: Any = None
+        self._formatter: Any = None
+
+    def _load(self) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        vocab = Llama(str(self.model_path), vocab_only=True, verbose=False)
+        eos = vocab.detokenize([vocab.token_eos()]).decode("utf-8", "ignore")
+        bos = vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore") if vocab.token_bos() >= 0 else ""
+        self._formatter = Jinja2ChatFormatter(vocab.metadata["tokenizer.chat_template"], eos_token=eos,
+                                              bos_token=bos)
+        self._vocab = vocab
+
+    def __call__(self, messages: list[dict[str, str]]) -> int:
+        with self._lock:
+            if self._vocab is None:
+                self._load()
+            prompt = self._formatter(messages=messages).prompt
+            return len(self._vocab.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))

@@ -135,4 +135,16 @@ class TalkingPointsResponse(BaseModel):
     llm_error: str | None = Field(None, description="Why no LLM points came back (e.g. `llm_timeout`).")
     dropped: dict[str, int] = Field(default_factory=dict, description="LLM points dropped, by reason "
                                     "(`invalid_citation`, `tracking_language`, `unsupported_number`, "
-                                    "`unsupported_claim`, `mixed_sources`, `wrong_language`, `duplicate`).")
+                                    "`unsupported_claim`, `mixed_sources`, `wrong_language`, `duplicate`; in a "
+                                    "follow-up also `no_longer_visible`).")
+    followup: str | None = Field(None, description="Set when the LLM missed the request's deadline and goes on "
+                                 "drafting: poll `GET /v1/talking-points/{followup}` for its points.")
+
+
+class TalkingPointsFollowup(BaseModel):
+    id: str
+    status: Literal["pending", "ready", "failed"] = Field(
+        description="`pending`: still drafting, ask again in a few seconds; `ready`: `result` holds the points; "
+        "`failed`: no LLM points will come (`error` says why), keep the extractive ones.")
+    result: TalkingPointsResponse | None = None
+    error: str | None = None

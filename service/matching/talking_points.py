@@ -5,15 +5,23 @@ passages and must cite sentence numbers (the JSON schema only admits numbers it 
 a real quote by construction, and is checked again against the asset's current text. Guardrails
 (prompts/talking_points/guardrails.yaml) run on every point: a point that tells the HCP what was tracked
 about them, or states a number its cited sentences do not contain, is dropped. Sentences that look like
-instructions are never offered. Without an LLM (or when it fails) the best sentences are quoted as they
-are, flagged ``extractive``.
+instructions are never offered, nor are headings, titles and fragments: only sentences a rep could say.
+
+A person is waiting, so the LLM has ``deadline_s`` (``HCP_TALKING_POINTS_DEADLINE_S``). Past it, or without an
+LLM, or when it fails, the best sentences are quoted as they are, flagged ``extractive``, at once; a request that
+missed the deadline also gets a ``followup`` id, and the LLM's points, once drafted, are read from
+``GET /v1/talking-points/{id}`` (kept in the database, so any replica answers the poll).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import unicodedata
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +33,8 @@ from sqlalchemy import select
 from indexers.chunker import sentences as split_sentences
 from service.core.prompts import PROMPTS_DIR, PromptTemplate, load_prompt
 from service.core.taxonomy import Taxonomy
-from service.llm.client import LLMClient, LLMError
+from service.llm.client import LLMError
+from service.llm.gateway import LLMGateway
 from service.matching.matcher import Matcher
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
 from service.matching.reasons import notice
@@ -33,18 +42,26 @@ from service.matching.schemas import (
     Citation,
     MatchRequest,
     TalkingPoint,
+    TalkingPointsFollowup,
     TalkingPointsRequest,
     TalkingPointsResponse,
 )
+from service.store.followups import finish_followup, open_followup, read_followup
 from service.store.models import Asset, Chunk
 from service.store.vectors import point_id
 from service.store.visibility import Scope, rep_visible
 from service.tagging.quotes import QuoteChecker
 
+log = logging.getLogger(__name__)
+
 CHUNKS_PER_ASSET = 3
-MIN_SENTENCE_CHARS = 8
 GROUNDED_SHARE = 0.25
+MIN_WORDS_EN = 6  # "Once-daily dosing." is a fragment; a point a rep says is a whole claim
+MIN_CHARS_EN = 40
+MIN_CJK_ZH = 12
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_SENTENCE_CLOSE = re.compile(r"[.!?。！？][\"'”’)）」』]*$")
+_SENTENCE_OPEN = re.compile(r"^[\"'“‘(（「『]*[A-Z0-9\u3400-\u9fff]")
 _LETTER = re.compile(r"[A-Za-z\u3400-\u9fff]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
@@ -96,6 +113,42 @@ def in_language(text: str, language: str) -> bool:
     return cjk >= 0.2 if language == "zh" else cjk < 0.2
 
 
+def sayable(sentence: str, headings: set[str]) -> bool:
+    """A sentence a rep could say as it is: it opens like a sentence (not mid-way, as a chunk's overlap can),
+    closes with a full stop, question or exclamation mark (a heading, title or bullet does not), is long enough
+    to carry a claim, and is not one of the document's headings."""
+    text = sentence.strip()
+    if not _SENTENCE_CLOSE.search(text) or not _SENTENCE_OPEN.match(text):
+        return False
+    if text.rstrip(".!?。！？").strip().casefold() in headings:
+        return False
+    cjk = len(_CJK.findall(text))
+    if cjk >= 0.3 * len(_LETTER.findall(text) or [0]):
+        return cjk >= MIN_CJK_ZH
+    return len(text) >= MIN_CHARS_EN and len(text.split()) >= MIN_WORDS_EN
+
+
+def _headings(asset: Asset, chunks: list[Chunk]) -> set[str]:
+    """The asset's title and every heading on its chunks' section paths, compared case-insensitively."""
+    out = {asset.title.strip().casefold()}
+    for chunk in chunks:
+        for part in re.split(r"\s*[>/›»]\s*", chunk.section or ""):
+            if part.strip():
+                out.add(part.strip().rstrip(".!?。！？").casefold())
+    return out
+
+
+@dataclass
+class _Draft:
+    """What one request's points are drawn from, fixed before the LLM is asked."""
+
+    request: TalkingPointsRequest
+    basis: str
+    need: Need
+    sources: list[Source]
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
 def answer_model(source_ids: list[str], n: int) -> type[BaseModel]:
     """The LLM's answer as a pydantic model: ``sources`` can only hold the sentence numbers offered."""
     ids: Any = Literal[tuple(source_ids)]  # type: ignore[valid-type]
@@ -105,37 +158,87 @@ def answer_model(source_ids: list[str], n: int) -> type[BaseModel]:
 
 
 class TalkingPointWriter:
-    def __init__(self, matcher: Matcher, llm: LLMClient | None, prompt: PromptTemplate | None = None,
-                 guardrails: Guardrails | None = None) -> None:
+    def __init__(self, matcher: Matcher, llm: LLMGateway | None, prompt: PromptTemplate | None = None,
+                 guardrails: Guardrails | None = None, *, deadline_s: float = 15.0, followup_s: float = 120.0,
+                 followup_ttl_s: float = 3600.0) -> None:
         self.matcher, self.llm = matcher, llm
         self.prompt = prompt or load_prompt("talking_points")
         self.guardrails = guardrails or Guardrails.load()
+        self.deadline_s, self.followup_s, self.followup_ttl_s = deadline_s, followup_s, followup_ttl_s
+        # drafts outlive their request when they miss its deadline; the gateway, not this pool, limits the LLM
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hcp-talking-points")
 
-    def write(self, request: TalkingPointsRequest, taxonomy: Taxonomy, *, scope: Scope | None = None
-              ) -> TalkingPointsResponse:
+    def write(self, request: TalkingPointsRequest, taxonomy: Taxonomy, *, scope: Scope | None = None,
+              owner: str | None = None) -> TalkingPointsResponse:
+        """Points within ``deadline_s``. ``owner`` (the asking key): a draft that misses the deadline goes on
+        and is kept for that key to poll; without one it is given up at the deadline."""
         basis = self.matcher.basis(request.personalized, request.hcp_id)
         need = parse_need(taxonomy, request.need_tags, request.need_text) if basis == "need_tags" else Need()
         if basis == "need_tags" and need.empty and not request.asset_ids:
             raise NeedError("empty_need", "Give need_tags, need_text or asset_ids, or ask for non-personalised "
                             "points (personalized: false).")
         assets = self._assets(request, taxonomy, scope)
-        sources = self._sources(assets, need, taxonomy, request.language)
-        points: list[TalkingPoint] = []
-        dropped: dict[str, int] = {}
-        llm_error: str | None = None
-        if self.llm is not None and sources:
-            try:
-                points = self._llm_points(request, need, taxonomy, sources, dropped)
-            except LLMError as err:
-                llm_error = err.code
-        elif self.llm is None:
-            llm_error = "llm_disabled"
-        points += self._extractive(sources, points, request.n - len(points), request.language)
+        draft = _Draft(request, basis, need, self._sources(assets, need, taxonomy, request.language))
+        if self.llm is None:
+            return self._respond(draft, [], "llm_disabled")
+        if not draft.sources:
+            return self._respond(draft, [], None)
+        started = time.monotonic()
+        budget = self.followup_s if owner is not None else self.deadline_s
+        future = self._pool.submit(self._llm_points, draft, taxonomy, started + budget)
+        try:
+            return self._respond(draft, future.result(timeout=self.deadline_s), None)
+        except FutureTimeout:
+            if owner is None:
+                return self._respond(draft, [], "llm_deadline")
+        except LLMError as err:
+            return self._respond(draft, [], err.code)
+        followup = open_followup(self.matcher.db, owner, due_s=budget + 30, ttl_s=self.followup_ttl_s)
+        future.add_done_callback(lambda done: self._finish(followup, draft, done))
+        return self._respond(draft, [], "llm_deadline", followup=followup)
+
+    def followup(self, followup_id: str, owner: str, scope: Scope | None = None) -> TalkingPointsFollowup | None:
+        """A follow-up for the key that asked (None otherwise). Points citing an asset the rep may no longer be
+        shown (withdrawn, expired, out of scope since the draft) are left out."""
+        found = read_followup(self.matcher.db, followup_id, owner)
+        if found is None:
+            return None
+        result = None
+        if found.response is not None:
+            result = TalkingPointsResponse.model_validate(found.response)
+            cited = {c.asset_id for p in result.points for c in p.citations}
+            with self.matcher.db.session() as s:
+                visible = set(s.scalars(select(Asset.id).where(Asset.id.in_(cited), rep_visible(scope))))
+            kept = [p for p in result.points if all(c.asset_id in visible for c in p.citations)]
+            if len(kept) < len(result.points):
+                result.dropped["no_longer_visible"] = len(result.points) - len(kept)
+                result.points = kept
+                result.extractive = any(p.method == "extractive" for p in kept)
+        return TalkingPointsFollowup(id=found.id, status=found.status, result=result, error=found.error)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _finish(self, followup_id: str, draft: _Draft, done: Future[list[TalkingPoint]]) -> None:
+        try:
+            response = self._respond(draft, done.result(), None)
+            finish_followup(self.matcher.db, followup_id, response.model_dump(mode="json"), None)
+        except LLMError as err:
+            finish_followup(self.matcher.db, followup_id, None, err.code)
+        except Exception:  # a draft that broke must still end its follow-up, or the rep polls until it is due
+            log.exception("talking-point follow-up %s failed", followup_id)
+            finish_followup(self.matcher.db, followup_id, None, "internal_error")
+
+    def _respond(self, draft: _Draft, points: list[TalkingPoint], llm_error: str | None,
+                 followup: str | None = None) -> TalkingPointsResponse:
+        request = draft.request
+        points = points + self._extractive(draft.sources, points, request.n - len(points), request.language)
         return TalkingPointsResponse(
             points=points, extractive=any(p.method == "extractive" for p in points), language=request.language,
-            personalized=basis == "need_tags", basis=basis, notice=notice(request.language, basis),
+            personalized=draft.basis == "need_tags", basis=draft.basis,  # type: ignore[arg-type]
+            notice=notice(request.language, draft.basis),  # type: ignore[arg-type]
             model=self.llm.model if self.llm is not None else None, prompt_version=self.prompt.version,
-            llm_error=llm_error, dropped=dropped)
+            llm_error=llm_error, dropped=dict(draft.dropped), followup=followup)
 
     # --- what the points may draw on ------------------------------------------------------------
     def _assets(self, request: TalkingPointsRequest, taxonomy: Taxonomy, scope: Scope | None) -> list[Asset]:
@@ -172,13 +275,17 @@ class TalkingPointWriter:
         terms = set(self.matcher.encoder.terms(lexical_query(taxonomy, need))) if not need.empty else set()
         per_asset: list[list[tuple[Chunk, str, float]]] = []
         for asset in assets:
-            own = sorted((c for c in chunks if c.asset_id == asset.id), key=lambda c: -score[c.id])
+            own = [c for c in chunks if c.asset_id == asset.id]
+            headings = _headings(asset, own)
             picked: list[tuple[Chunk, str, float]] = []
-            seen: set[str] = {asset.title.strip().casefold()}  # a title restated is no talking point
-            for chunk in own[:CHUNKS_PER_ASSET]:
+            seen: set[str] = set()
+            # the best passages that hold a sentence worth saying (a slide's title chunk holds none)
+            usable = [c for c in sorted(own, key=lambda c: -score[c.id])
+                      if any(sayable(t, headings) for t in split_sentences(c.text))]
+            for chunk in usable[:CHUNKS_PER_ASSET]:
                 for sentence in split_sentences(chunk.text):
                     key = sentence.strip().casefold()
-                    if (len(sentence.strip()) < MIN_SENTENCE_CHARS or key in seen or self.guardrails.injects(sentence)
+                    if (key in seen or not sayable(sentence, headings) or self.guardrails.injects(sentence)
                             or self.guardrails.tracks(sentence)):
                         continue
                     seen.add(key)
@@ -188,7 +295,7 @@ class TalkingPointWriter:
         out: list[Source] = []
         limit = self.matcher.settings.talking_points_context_sentences
         by_id = {a.id: a for a in assets}
-        for depth in range(max(len(p) for p in per_asset)):
+        for depth in range(max((len(p) for p in per_asset), default=0)):
             for picked in per_asset:
                 if depth < len(picked) and len(out) < limit:
                     chunk, sentence, value = picked[depth]
@@ -207,21 +314,22 @@ class TalkingPointWriter:
                 for c in chunks}
 
     # --- the LLM's points, checked ----------------------------------------------------------------
-    def _llm_points(self, request: TalkingPointsRequest, need: Need, taxonomy: Taxonomy, sources: list[Source],
-                    dropped: dict[str, int]) -> list[TalkingPoint]:
+    def _llm_points(self, draft: _Draft, taxonomy: Taxonomy, deadline: float) -> list[TalkingPoint]:
         assert self.llm is not None
+        request, need, sources, dropped = draft.request, draft.need, draft.sources, draft.dropped
         needs = "; ".join(_need_labels(taxonomy, need, request.language) + ([need.text] if need.text else []))
         messages = self.prompt.messages(request.language, needs=needs, n=request.n,
                                         sentences=[{"id": s.id, "title": s.asset.title, "text": s.text}
                                                    for s in sources])
         model = answer_model([s.id for s in sources], request.n)
-        answer = self.llm.structured(messages, model, max_tokens=160 * request.n + 60)
+        answer = self.llm.structured(messages, model, priority="interactive", deadline=deadline,
+                                     max_tokens=160 * request.n + 60)
         by_id = {s.id: s for s in sources}
         points: list[TalkingPoint] = []
         seen: set[str] = set()
-        for draft in answer.value.points:  # type: ignore[attr-defined]
-            text = str(draft.text).strip()
-            cited = [by_id[i] for i in dict.fromkeys(draft.sources) if i in by_id]
+        for written in answer.value.points:  # type: ignore[attr-defined]
+            text = str(written.text).strip()
+            cited = [by_id[i] for i in dict.fromkeys(written.sources) if i in by_id]
             problem = self._problem(text, cited, request.language, seen)
             if problem:
                 dropped[problem] = dropped.get(problem, 0) + 1

@@ -115,6 +115,22 @@ class Chunk(Base):
     __table_args__ = (Index("ix_chunks_asset_version", "asset_id", "version", "ordinal"),)
 
 
+class TalkingPointFollowup(Base):
+    """Talking points the LLM is still drafting after the request's deadline answered with extractive ones: the
+    key that asked polls for them (`GET /v1/talking-points/{id}`) until ``expires_at``."""
+
+    __tablename__ = "talking_point_followups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | ready | failed
+    response: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())  # a draft still pending after this was lost
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class LLMTagCache(Base):
     """An LLM tagging answer, reused while content, taxonomy, models, prompt and candidates are the same."""
 

@@ -26,7 +26,8 @@ from service.core.embeddings import Embedder
 from service.core.prompts import PromptTemplate
 from service.core.taxonomy import Dimension, Taxonomy
 from service.core.tokens import count_tokens, truncate_to_tokens
-from service.llm.client import LLMClient, LLMError
+from service.llm.client import LLMCancelled, LLMError
+from service.llm.gateway import LLMGateway, Priority
 from service.tagging.answer import EVIDENCE_MAX_CHARS, answer_model
 from service.tagging.cache import TagCache, cache_key
 from service.tagging.calibration import Calibrator, LLMSignal
@@ -106,7 +107,7 @@ class Weights:
 
 
 class TaggingEngine:
-    def __init__(self, taxonomy: Taxonomy, embedder: Embedder, *, llm: LLMClient | None = None,
+    def __init__(self, taxonomy: Taxonomy, embedder: Embedder, *, llm: LLMGateway | None = None,
                  prompt: PromptTemplate | None = None, heads: LearnedHeads | None = None,
                  cache: TagCache | None = None, candidates_per_dimension: int = 4,
                  prompt_token_budget: int = 1400, max_windows: int = 3, encoding: str = "cl100k_base",
@@ -393,23 +394,29 @@ class TaggingEngine:
 
     def _call_with_repair(self, messages: list[dict[str, str]], model: type[BaseModel],
                           result: TaggingResult, deadline: float | None = None) -> BaseModel | None:
+        """The LLM's answer, asked again once with the error when it was not valid JSON for the schema. A
+        ``deadline`` means a person waits: the call is interactive and every attempt shares that deadline;
+        without one it is background work, each attempt waiting the gateway's background timeout.
+        :class:`LLMCancelled` (shutting down) is not a failure to fall back on: it propagates."""
         assert self.llm is not None
         attempt_messages = messages
+        priority: Priority = "background" if deadline is None else "interactive"
         for attempt in range(2):
-            llm = self.llm
-            if deadline is not None:  # each attempt waits only what is left of the caller's deadline
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    result.llm_error = "llm_deadline: the LLM did not finish within the request's deadline"
-                    log.warning("LLM tagging stopped: %s", result.llm_error)
-                    return None
-                llm = llm.with_timeout(min(remaining, llm.timeout_s))
+            if deadline is not None and deadline <= time.monotonic():
+                result.llm_error = "llm_deadline: the LLM did not finish within the request's deadline"
+                log.warning("LLM tagging stopped: %s", result.llm_error)
+                return None
             try:
-                answer = llm.structured(attempt_messages, model, max_tokens=self.max_answer_tokens)
+                answer = self.llm.structured(attempt_messages, model, priority=priority, deadline=deadline,
+                                             max_tokens=self.max_answer_tokens)
+            except LLMCancelled:
+                raise
             except LLMError as exc:
-                result.llm_calls += 1
+                result.llm_calls += exc.code != "llm_deadline"  # still queued at the deadline: never asked
                 result.llm_error = f"{exc.code}: {exc}"
                 log.warning("LLM tagging attempt %d failed: %s", attempt + 1, result.llm_error)
+                if exc.code in ("llm_timeout", "llm_deadline"):
+                    return None  # a second try would only wait again
                 if exc.code in ("llm_invalid_json", "llm_schema_mismatch"):
                     attempt_messages = [*messages, {"role": "user", "content":
                                         "Your previous answer was not valid JSON for the schema. "

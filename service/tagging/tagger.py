@@ -13,7 +13,7 @@ import numpy as np
 from service.core.embeddings import Embedder
 from service.core.prompts import load_prompt
 from service.core.taxonomy import Taxonomy
-from service.llm.client import LLMClient
+from service.llm.gateway import LLMGateway
 from service.store.db import Database
 from service.tagging import training
 from service.tagging.cache import TagCache
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Tagger:
-    def __init__(self, taxonomy: Taxonomy, embedder: Embedder, llm: LLMClient | None, db: Database,
+    def __init__(self, taxonomy: Taxonomy, embedder: Embedder, llm: LLMGateway | None, db: Database,
                  training_dir: Path, mode: Mode = "full") -> None:
         self.embedder, self.llm, self.db, self.training_dir = embedder, llm, db, training_dir
         self.default_mode: Mode = mode if (mode not in ("full", "llm") or llm is not None) else "learned"

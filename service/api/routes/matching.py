@@ -11,11 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.auth import require, scope_of
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
-from service.api.params import HcpIdPath
+from service.api.params import HcpIdPath, RecordIdPath
 from service.auth.keys import Principal
 from service.core.fields import HcpId
 from service.matching.need import NeedError
-from service.matching.schemas import MatchRequest, MatchResponse, TalkingPointsRequest, TalkingPointsResponse
+from service.matching.schemas import (
+    MatchRequest,
+    MatchResponse,
+    TalkingPointsFollowup,
+    TalkingPointsRequest,
+    TalkingPointsResponse,
+)
 from service.matching.talking_points import AssetsNotVisible
 from service.runtime import Components
 from service.store import audit
@@ -52,7 +58,7 @@ async def match(body: MatchRequest, c: ComponentsDep,
 
 def _talking_points(c: Components, principal: Principal, body: TalkingPointsRequest) -> TalkingPointsResponse:
     try:
-        return c.talking_points.write(body, c.tagger.taxonomy, scope=scope_of(principal, c))
+        return c.talking_points.write(body, c.tagger.taxonomy, scope=scope_of(principal, c), owner=principal.key_id)
     except NeedError as err:
         raise _need_error(err) from err
     except AssetsNotVisible as err:
@@ -65,6 +71,22 @@ def _talking_points(c: Components, principal: Principal, body: TalkingPointsRequ
 async def talking_points(body: TalkingPointsRequest, c: ComponentsDep,
                          principal: Annotated[Principal, Depends(require("match"))]) -> TalkingPointsResponse:
     return await run_in_threadpool(_talking_points, c, principal, body)
+
+
+def _followup(c: Components, principal: Principal, followup_id: str) -> TalkingPointsFollowup:
+    found = c.talking_points.followup(followup_id, principal.key_id, scope_of(principal, c))
+    if found is None:
+        raise ApiError(404, "followup_not_found", "No talking-point follow-up with this id was asked for with "
+                       "your key, or it has expired.", {"id": followup_id})
+    return found
+
+
+@router.get("/v1/talking-points/{followup_id}", response_model=TalkingPointsFollowup,
+            summary="The LLM's talking points for a request that answered before they were ready")
+async def talking_points_followup(followup_id: RecordIdPath, c: ComponentsDep,
+                                  principal: Annotated[Principal, Depends(require("match"))]
+                                  ) -> TalkingPointsFollowup:
+    return await run_in_threadpool(_followup, c, principal, followup_id)
 
 
 def _opt_out(c: Components, hcp_id: str, principal: Principal) -> OptOutOut:

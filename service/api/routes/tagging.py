@@ -19,6 +19,7 @@ from service.api.schemas import TagResultOut, TagResultTag, TagTextRequest
 from service.api.uploads import safe_name, save_upload
 from service.auth.keys import Principal
 from service.ingest import ingest_limits, tag_unstored
+from service.llm.client import LLMCancelled
 from service.runtime import Components
 from service.tagging.engine import Mode, TaggingResult
 
@@ -38,8 +39,13 @@ def _out(result: TaggingResult) -> TagResultOut:
 def _tag(c: Components, text: str, title: str, language: str | None, blocks: list[TextBlock],
          metadata: dict[str, str], mode: Mode | None) -> TagResultOut:
     # a person is waiting: the LLM gets the interactive deadline, not a background job's per-call timeout
-    return _out(tag_unstored(c.tagger, c.embedder, c.settings, text, title=title, language=language, blocks=blocks,
-                             metadata=metadata, mode=mode, deadline_s=c.settings.llm_interactive_deadline_s))
+    try:
+        return _out(tag_unstored(c.tagger, c.embedder, c.settings, text, title=title, language=language,
+                                 blocks=blocks, metadata=metadata, mode=mode,
+                                 deadline_s=c.settings.llm_interactive_deadline_s))
+    except LLMCancelled as err:
+        raise ApiError(503, "shutting_down", "The service is restarting; send the request again in a moment.") \
+            from err
 
 
 @router.post("", response_model=TagResultOut, summary="Tag text (nothing is stored)")
