@@ -149,3 +149,20 @@ def test_with_the_real_server_an_interactive_call_overtakes_queued_background_ca
     assert [n for n in order if n != "rep"] == ["bg-1", "bg-2", "bg-3", "bg-4"]  # first come, first served
     answered = [out[n] for n in order if not isinstance(out[n], LLMError)]
     assert all(a.usage.prompt_tokens > 0 and a.usage.completion_tokens > 0 for a in answered)
+
+
+def test_an_interactive_call_not_started_by_its_demote_time_waits_behind_fresh_interactive_calls():
+    with FaultyLLMServer("slow", delay_s=1.0) as fake:
+        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
+                             concurrency=1, preempt_after_s=60)
+        out: dict[str, Any] = {}
+        threads = [_ask(gateway, "bg", "background", out)]
+        _wait(lambda: gateway.snapshot()["running"] == 1)
+        threads.append(_ask(gateway, "late-draft", "interactive", out, demote_at=time.monotonic() + 0.2))
+        time.sleep(0.4)  # its request has answered without it
+        assert _queued(gateway, "background") == 1 and _queued(gateway, "interactive") == 0
+        threads.append(_ask(gateway, "fresh", "interactive", out))
+        for t in threads:
+            t.join(30)
+    assert fake.arrivals == ["bg", "fresh", "late-draft"], fake.arrivals
+    assert not isinstance(out["late-draft"], LLMError)  # demoted, not dropped

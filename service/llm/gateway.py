@@ -45,6 +45,7 @@ class _Call:
     cancel: threading.Event = field(default_factory=threading.Event)
     started_at: float | None = None
     preempted: bool = False
+    demote_at: float | None = None  # still queued then: nobody waits on it any more, it queues as background
 
 
 @dataclass
@@ -94,13 +95,14 @@ class LLMGateway:
 
     # --- calls --------------------------------------------------------------------------------
     def structured(self, messages: list[dict[str, str]], model: type[T], *, priority: Priority,
-                   deadline: float | None = None, max_tokens: int = 512, temperature: float = 0.0
-                   ) -> StructuredAnswer[T]:
+                   deadline: float | None = None, max_tokens: int = 512, temperature: float = 0.0,
+                   demote_at: float | None = None) -> StructuredAnswer[T]:
         """One structured call through the scheduler. ``deadline``: a ``time.monotonic()`` instant by which the
-        answer is needed (None: the class's timeout from now)."""
+        answer is needed (None: the class's timeout from now). ``demote_at``: an interactive call not started
+        by then (its request has answered without it) queues behind fresh interactive calls, as background."""
         now = time.monotonic()
         call = _Call(priority, now, min(deadline if deadline is not None else float("inf"),
-                                        now + self.timeouts[priority]))
+                                        now + self.timeouts[priority]), demote_at=demote_at)
         while True:
             self._admit(call)
             try:
@@ -139,10 +141,18 @@ class LLMGateway:
                         self._stats[call.priority].waits.append(call.started_at - call.queued_at)
                         return
                     now = time.monotonic()
+                    if call.priority == "interactive" and call.demote_at is not None and now >= call.demote_at:
+                        queue.remove(call)
+                        call.priority, queue = "background", self._queues["background"]
+                        queue.append(call)
+                        self._cond.notify_all()
+                        continue
                     if now >= call.deadline:
                         self._stats[call.priority].deadline_in_queue += 1
                         raise LLMError("llm_deadline", "the LLM was busy until this request's deadline passed")
                     wake = call.deadline - now
+                    if call.priority == "interactive" and call.demote_at is not None:
+                        wake = min(wake, max(call.demote_at - now, 0.0) + 0.001)
                     if call.priority == "interactive":
                         waited = now - call.queued_at
                         if waited >= self.preempt_after_s:

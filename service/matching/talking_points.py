@@ -185,7 +185,7 @@ class TalkingPointWriter:
             return self._respond(draft, [], None)
         started = time.monotonic()
         budget = self.followup_s if owner is not None else self.deadline_s
-        future = self._pool.submit(self._llm_points, draft, taxonomy, started + budget)
+        future = self._pool.submit(self._llm_points, draft, taxonomy, started + budget, started + self.deadline_s)
         try:
             return self._respond(draft, future.result(timeout=self.deadline_s), None)
         except FutureTimeout:
@@ -314,7 +314,8 @@ class TalkingPointWriter:
                 for c in chunks}
 
     # --- the LLM's points, checked ----------------------------------------------------------------
-    def _llm_points(self, draft: _Draft, taxonomy: Taxonomy, deadline: float) -> list[TalkingPoint]:
+    def _llm_points(self, draft: _Draft, taxonomy: Taxonomy, deadline: float, demote_at: float | None = None
+                    ) -> list[TalkingPoint]:
         assert self.llm is not None
         request, need, sources, dropped = draft.request, draft.need, draft.sources, draft.dropped
         needs = "; ".join(_need_labels(taxonomy, need, request.language) + ([need.text] if need.text else []))
@@ -322,8 +323,9 @@ class TalkingPointWriter:
                                         sentences=[{"id": s.id, "title": s.asset.title, "text": s.text}
                                                    for s in sources])
         model = answer_model([s.id for s in sources], request.n)
+        # a draft that missed its request's deadline before it started waits behind fresh requests
         answer = self.llm.structured(messages, model, priority="interactive", deadline=deadline,
-                                     max_tokens=160 * request.n + 60)
+                                     max_tokens=160 * request.n + 60, demote_at=demote_at)
         by_id = {s.id: s for s in sources}
         points: list[TalkingPoint] = []
         seen: set[str] = set()
