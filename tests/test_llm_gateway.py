@@ -166,3 +166,17 @@ def test_an_interactive_call_not_started_by_its_demote_time_waits_behind_fresh_i
             t.join(30)
     assert fake.arrivals == ["bg", "fresh", "late-draft"], fake.arrivals
     assert not isinstance(out["late-draft"], LLMError)  # demoted, not dropped
+
+
+def test_a_call_given_up_keeps_its_slot_until_the_server_lets_go_of_it():
+    with FaultyLLMServer("slow", delay_s=2.0, stream_chunks=2) as fake:  # the first token comes after 1 s
+        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
+                             concurrency=1, preempt_after_s=60)
+        started = time.monotonic()
+        with pytest.raises(LLMError) as err:
+            gateway.structured([{"role": "user", "content": "a"}], Empty, priority="interactive",
+                               deadline=time.monotonic() + 0.3)
+        assert err.value.code == "llm_timeout" and time.monotonic() - started < 0.6  # the caller is not held
+        assert gateway.busy()  # but the server still works on it: the next call is not sent yet
+        _wait(lambda: not gateway.busy(), timeout=5)
+        assert time.monotonic() - started >= 0.9

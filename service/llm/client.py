@@ -86,20 +86,25 @@ class LLMClient:
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int = 512, temperature: float = 0.0,
              response_format: dict[str, Any] | None = None, timeout_s: float | None = None,
-             cancel: threading.Event | None = None) -> tuple[str, Usage]:
+             cancel: threading.Event | None = None, on_closed: Callable[[], None] | None = None
+             ) -> tuple[str, Usage]:
         """One chat completion; errors become :class:`LLMError` with a machine-readable code.
 
         With ``cancel`` the answer is streamed and the call can be called off: setting the event makes this
         return at once (:class:`LLMCancelled`), and the stream is closed at the next token, which is when a
         llama.cpp server notices and frees its slot (a non-streamed request runs to its end however the client
-        gives up, and no server can interrupt the evaluation of a prompt it has started)."""
+        gives up, and no server can interrupt the evaluation of a prompt it has started). ``on_closed`` is called
+        once the HTTP request is over, which for a call given up is later than this returns: only then is the
+        server free again."""
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
                                   "temperature": temperature}
         if response_format is not None:
             kwargs["response_format"] = response_format
-        client = self._client if timeout_s is None else self._client.with_options(timeout=timeout_s)
         if cancel is not None:
-            return self._streamed(client, kwargs, cancel, timeout_s or self.timeout_s)
+            # the connection keeps the client's own timeout: given up sooner, it stays open until the server's
+            # next token, which is when the server is free again (closing it earlier would not stop the server)
+            return self._streamed(self._client, kwargs, cancel, timeout_s or self.timeout_s, on_closed)
+        client = self._client if timeout_s is None else self._client.with_options(timeout=timeout_s)
         with self._translated_errors():
             completion = client.chat.completions.create(**kwargs)
         text = (completion.choices[0].message.content or "") if completion.choices else ""
@@ -109,7 +114,7 @@ class LLMClient:
         return text, usage
 
     def _streamed(self, client: OpenAI, kwargs: dict[str, Any], cancel: threading.Event,
-                  timeout_s: float) -> tuple[str, Usage]:
+                  timeout_s: float, on_closed: Callable[[], None] | None = None) -> tuple[str, Usage]:
         """The answer streamed in a helper thread while this one waits for it, the call being called off or the
         timeout: httpx's timeout bounds each read, and a stream trickling a token at a time never trips it."""
         box: dict[str, Any] = {}
@@ -140,6 +145,8 @@ class LLMClient:
                 box["error"] = exc
             finally:
                 finished.set()
+                if on_closed is not None:
+                    on_closed()
 
         threading.Thread(target=run, name="hcp-llm-stream", daemon=True).start()
         while not finished.wait(0.05):
@@ -161,12 +168,13 @@ class LLMClient:
 
     def structured(self, messages: list[dict[str, str]], model: type[T], *, max_tokens: int = 512,
                    temperature: float = 0.0, timeout_s: float | None = None,
-                   cancel: threading.Event | None = None) -> StructuredAnswer[T]:
+                   cancel: threading.Event | None = None, on_closed: Callable[[], None] | None = None
+                   ) -> StructuredAnswer[T]:
         """A chat completion constrained to ``model``'s JSON schema and validated by it."""
         schema = model.model_json_schema()
         text, usage = self.chat(messages, max_tokens=max_tokens, temperature=temperature,
                                 response_format=self.response_format(schema, model.__name__), timeout_s=timeout_s,
-                                cancel=cancel)
+                                cancel=cancel, on_closed=on_closed)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -11,6 +11,10 @@
 - Each call has a deadline: the caller's (a request's budget) or its class's timeout. A call still queued at its
   deadline fails with ``llm_deadline`` without reaching the endpoint.
 - ``close()`` (shutdown) cancels every call, queued or running, at once.
+- A slot is free when the endpoint is: a call given up (preempted, past its deadline) returns to its caller at
+  once, but keeps its slot until its HTTP request is over, since the server goes on with it until then (to the
+  end of the prompt's evaluation, at least). Sending the next call earlier would only queue it at the server,
+  out of the gateway's sight, and spend its deadline there.
 
 What cancelling costs, measured on llama-cpp-python's server (bench/llm_cancel.py): a streamed request the client
 drops frees the server at its next token; a non-streamed one runs to its end whatever the client does, and no
@@ -23,7 +27,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -45,6 +50,7 @@ class _Call:
     cancel: threading.Event = field(default_factory=threading.Event)
     started_at: float | None = None
     preempted: bool = False
+    requeued: bool = False  # a preempted call's next attempt: first in its class
     demote_at: float | None = None  # still queued then: nobody waits on it any more, it queues as background
 
 
@@ -109,12 +115,15 @@ class LLMGateway:
                 # always streamed, so that preemption and shutdown can call it off (see the module's note)
                 answer = self.client.structured(messages, model, max_tokens=max_tokens, temperature=temperature,
                                                 timeout_s=max(call.deadline - time.monotonic(), 0.05),
-                                                cancel=call.cancel)
+                                                cancel=call.cancel, on_closed=partial(self._free, call))
             except LLMCancelled:
                 if self._release(call, ok=None) and not self._closed:
-                    if deadline is None:  # its own timeout restarts: being preempted is not the LLM's slowness
-                        call.deadline = time.monotonic() + self.timeouts[priority]
-                    continue  # preempted: queue again (first in its class) and start over
+                    # preempted: a new attempt, first in its class (the old one keeps its slot until its request
+                    # is over); its own timeout restarts, as being preempted is not the LLM's slowness
+                    call = replace(call, cancel=threading.Event(), started_at=None, preempted=False, requeued=True,
+                                   deadline=call.deadline if deadline is not None
+                                   else time.monotonic() + self.timeouts[priority])
+                    continue
                 raise LLMCancelled("llm_shutting_down", "the service is shutting down") from None
             except BaseException:
                 self._release(call, ok=False)
@@ -125,8 +134,7 @@ class LLMGateway:
     def _admit(self, call: _Call) -> None:
         with self._cond:
             queue = self._queues[call.priority]
-            if call.preempted:
-                call.preempted, call.cancel = False, threading.Event()
+            if call.requeued:
                 queue.appendleft(call)
             else:
                 queue.append(call)
@@ -184,11 +192,16 @@ class LLMGateway:
             victim.cancel.set()
             self._stats["background"].preempted += 1
 
-    def _release(self, call: _Call, *, ok: bool | None) -> bool:
-        """Free the call's slot; True when it was preempted (and should queue again)."""
+    def _free(self, call: _Call) -> None:
+        """The call's HTTP request is over: its slot is free."""
         with self._cond:
             if call in self._running:
                 self._running.remove(call)
+            self._cond.notify_all()
+
+    def _release(self, call: _Call, *, ok: bool | None) -> bool:
+        """Its caller is done with the call (the slot is freed by :meth:`_free`); True when it was preempted."""
+        with self._cond:
             now = time.monotonic()
             stats = self._stats[call.priority]
             if ok is True:
