@@ -180,3 +180,15 @@ def test_a_call_given_up_keeps_its_slot_until_the_server_lets_go_of_it():
         assert gateway.busy()  # but the server still works on it: the next call is not sent yet
         _wait(lambda: not gateway.busy(), timeout=5)
         assert time.monotonic() - started >= 0.9
+
+
+def test_a_callers_deadline_replaces_the_class_timeout_so_a_follow_up_may_wait_longer_than_a_request():
+    with FaultyLLMServer("slow", delay_s=1.0) as fake:
+        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
+                             concurrency=1, interactive_timeout_s=0.3)
+        answer = gateway.structured([{"role": "user", "content": "draft"}], Empty, priority="interactive",
+                                    deadline=time.monotonic() + 5)
+        assert answer.value == Empty()
+        with pytest.raises(LLMError) as err:  # no deadline given: the class's timeout applies
+            gateway.structured([{"role": "user", "content": "request"}], Empty, priority="interactive")
+        assert err.value.code == "llm_timeout"
