@@ -104,8 +104,9 @@ class LLMGateway:
                    deadline: float | None = None, max_tokens: int = 512, temperature: float = 0.0,
                    demote_at: float | None = None) -> StructuredAnswer[T]:
         """One structured call through the scheduler. ``deadline``: a ``time.monotonic()`` instant by which the
-        answer is needed (None: the class's timeout from now; given, it replaces that timeout). ``demote_at``: an interactive call not started
-        by then (its request has answered without it) queues behind fresh interactive calls, as background."""
+        answer is needed (None: the class's timeout from now; given, it replaces that timeout). ``demote_at``: an
+        interactive call not started by then (its request has answered without it) queues behind fresh
+        interactive calls, as background."""
         now = time.monotonic()
         # the caller's deadline when it gives one (a talking-point follow-up may wait longer than a request does)
         call = _Call(priority, now, deadline if deadline is not None else now + self.timeouts[priority],
