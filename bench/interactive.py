@@ -34,6 +34,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serving import start_serve  # noqa: E402
 
 from service.auth.keys import create_key  # noqa: E402
 from service.jobs.queue import create_retag_job  # noqa: E402
@@ -86,21 +89,8 @@ def prepare(data: Path) -> dict[str, str]:
 def start(data: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     log = open(data / "serve.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], stdout=log, stderr=subprocess.STDOUT,
-                            env=_env(data, port, args.model, args.threads), cwd=ROOT)  # this checkout's code
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"serve exited with {proc.returncode}; see {data / 'serve.log'}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("serve did not come up within 300 s")
+    # /healthz: with the LLM busy or down /readyz may say degraded; this checkout's code runs (cwd)
+    return start_serve(_env(data, port, args.model, args.threads), port, ready_path="/healthz", output=log, cwd=ROOT)
 
 
 def follow(base: str, key: str, followup: str, started: float, row: dict[str, Any], timeout: float) -> None:

@@ -32,6 +32,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from matching import NEEDS, base_chunks, build_corpus, pct
+from serving import start_serve
 
 from service.auth.keys import create_key
 from service.llm.local_server import free_port
@@ -58,21 +59,7 @@ def start_service(data: Path, args: argparse.Namespace) -> tuple[subprocess.Pope
         env |= {"HCP_LLM_MODE": "remote", "HCP_LLM_BASE_URL": args.llm_url, "HCP_LLM_MODEL": args.llm_model}
     else:
         env["HCP_LLM_MODE"] = "off"
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the service exited with {proc.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the service did not become ready")
+    return start_serve(env, port)
 
 
 class Tally:

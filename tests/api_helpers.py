@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,21 @@ SUBSET = [
 ]
 DRAFT_OR_EXPIRED = {"cardiovex_esc_congress_draft_zh.txt", "cardiovex_vte_treatment_en.txt",
                     "oncotinib_access_program_zh.docx", "oncotinib_old_leaflet_zh.txt"}
+
+
+def wait_ready(url: str, proc: subprocess.Popen[Any], timeout: float = 180) -> httpx.Response:
+    """The first 200 or 503 from ``url`` of a `serve` process starting up (failing if the process exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"serve exited early with {proc.returncode}"
+        try:
+            r = httpx.get(url, timeout=10)
+            if r.status_code in (200, 503):
+                return r
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("service did not come up")
 
 
 @dataclass

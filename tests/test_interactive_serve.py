@@ -25,7 +25,7 @@ from service.runtime import build_components
 from service.settings import Settings
 from service.store.models import Job, JobItem
 
-from .api_helpers import ingest_samples
+from .api_helpers import ingest_samples, wait_ready
 from .conftest import SMOLLM_ALIAS, smollm_path
 
 
@@ -39,16 +39,7 @@ def serving(data: Path, **env: str) -> Iterator[tuple[subprocess.Popen[str], str
                             stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, f"serve exited with {proc.returncode}"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.25)
+        wait_ready(f"{base}/healthz", proc)
         yield proc, base
     finally:
         if proc.poll() is None:

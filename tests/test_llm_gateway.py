@@ -41,6 +41,13 @@ def _ask(gateway: LLMGateway, name: str, priority: Priority, out: dict[str, Any]
     return t
 
 
+def _one_slot(fake: FaultyLLMServer, *, preempt_after_s: float = 60.0,
+              interactive_timeout_s: float = 20.0) -> LLMGateway:
+    """A gateway with one slot (as for the local server) in front of the fake; no preemption unless asked."""
+    return LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
+                      concurrency=1, preempt_after_s=preempt_after_s, interactive_timeout_s=interactive_timeout_s)
+
+
 def _wait(cond: Any, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -54,8 +61,7 @@ def _queued(gateway: LLMGateway, priority: Priority) -> int:
 
 def test_a_free_slot_goes_to_the_waiting_interactive_call_before_older_background_ones():
     with FaultyLLMServer("slow", delay_s=0.6) as fake:
-        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
-                             concurrency=1, preempt_after_s=60)
+        gateway = _one_slot(fake)
         out: dict[str, Any] = {}
         threads = [_ask(gateway, "bg-1", "background", out)]
         _wait(lambda: gateway.snapshot()["running"] == 1)
@@ -75,8 +81,7 @@ def test_a_free_slot_goes_to_the_waiting_interactive_call_before_older_backgroun
 
 def test_an_interactive_call_that_waited_past_the_bound_preempts_a_background_call_which_is_then_retried():
     with FaultyLLMServer("slow", delay_s=8.0, stream_chunks=80) as fake:
-        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
-                             concurrency=1, preempt_after_s=0.3)
+        gateway = _one_slot(fake, preempt_after_s=0.3)
         out: dict[str, Any] = {}
         bg = _ask(gateway, "bg", "background", out)
         _wait(lambda: fake.arrivals == ["bg"])
@@ -93,8 +98,7 @@ def test_an_interactive_call_that_waited_past_the_bound_preempts_a_background_ca
 
 def test_a_call_still_queued_at_its_deadline_fails_without_reaching_the_endpoint():
     with FaultyLLMServer("slow", delay_s=3.0) as fake:
-        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
-                             concurrency=1, preempt_after_s=60)
+        gateway = _one_slot(fake)
         out: dict[str, Any] = {}
         bg = _ask(gateway, "bg", "background", out)
         _wait(lambda: gateway.snapshot()["running"] == 1)
@@ -107,8 +111,7 @@ def test_a_call_still_queued_at_its_deadline_fails_without_reaching_the_endpoint
 
 def test_closing_the_gateway_calls_off_running_and_queued_calls_at_once():
     with FaultyLLMServer("slow", delay_s=20.0, stream_chunks=200) as fake:
-        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
-                             concurrency=1, preempt_after_s=60)
+        gateway = _one_slot(fake)
         out: dict[str, Any] = {}
         threads = [_ask(gateway, "bg", "background", out)]
         _wait(lambda: gateway.snapshot()["running"] == 1)
@@ -153,8 +156,7 @@ def test_with_the_real_server_an_interactive_call_overtakes_queued_background_ca
 
 def test_an_interactive_call_not_started_by_its_demote_time_waits_behind_fresh_interactive_calls():
     with FaultyLLMServer("slow", delay_s=1.0) as fake:
-        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
-                             concurrency=1, preempt_after_s=60)
+        gateway = _one_slot(fake)
         out: dict[str, Any] = {}
         threads = [_ask(gateway, "bg", "background", out)]
         _wait(lambda: gateway.snapshot()["running"] == 1)
@@ -170,8 +172,7 @@ def test_an_interactive_call_not_started_by_its_demote_time_waits_behind_fresh_i
 
 def test_a_call_given_up_keeps_its_slot_until_the_server_lets_go_of_it():
     with FaultyLLMServer("slow", delay_s=2.0, stream_chunks=2) as fake:  # the first token comes after 1 s
-        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
-                             concurrency=1, preempt_after_s=60)
+        gateway = _one_slot(fake)
         started = time.monotonic()
         with pytest.raises(LLMError) as err:
             gateway.structured([{"role": "user", "content": "a"}], Empty, priority="interactive",
@@ -184,8 +185,7 @@ def test_a_call_given_up_keeps_its_slot_until_the_server_lets_go_of_it():
 
 def test_a_callers_deadline_replaces_the_class_timeout_so_a_follow_up_may_wait_longer_than_a_request():
     with FaultyLLMServer("slow", delay_s=1.0) as fake:
-        gateway = LLMGateway(LLMClient(fake.base_url, "faulty", max_retries=0, structured_mode="json_object"),
-                             concurrency=1, interactive_timeout_s=0.3)
+        gateway = _one_slot(fake, interactive_timeout_s=0.3)
         answer = gateway.structured([{"role": "user", "content": "draft"}], Empty, priority="interactive",
                                     deadline=time.monotonic() + 5)
         assert answer.value == Empty()

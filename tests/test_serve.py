@@ -5,32 +5,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse
-
-import httpx
 
 from service.cli import settings_table
 from service.llm.local_server import free_port
 
+from .api_helpers import wait_ready
 from .conftest import smollm_path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"serve exited early with {proc.returncode}"
-        try:
-            r = httpx.get(url, timeout=10)
-            if r.status_code in (200, 503):
-                return r
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("service did not come up")
 
 
 def port_open(port: int) -> bool:

@@ -18,8 +18,8 @@
 
 What cancelling costs, measured on llama-cpp-python's server (bench/llm_cancel.py): a streamed request the client
 drops frees the server at its next token; a non-streamed one runs to its end whatever the client does, and no
-request can be stopped while the server is still evaluating its prompt. So background calls are always streamed,
-and an interactive call's wait after a preemption is bounded by what is left of that prompt's evaluation.
+request can be stopped while the server is still evaluating its prompt. So every call is streamed, and an
+interactive call's wait after a preemption is bounded by what is left of that prompt's evaluation.
 """
 
 from __future__ import annotations
@@ -60,7 +60,6 @@ class _ClassStats:
     failed: int = 0
     preempted: int = 0
     deadline_in_queue: int = 0
-    waits: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
 
 
@@ -79,8 +78,6 @@ class LLMGateway:
         self._running: list[_Call] = []
         self._stats: dict[Priority, _ClassStats] = {p: _ClassStats() for p in PRIORITIES}
         self._closed = False
-        self.last_success_at: float | None = None
-        self.last_progress_at: float | None = None
 
     # --- what callers see of the endpoint --------------------------------------------------------
     @property
@@ -148,7 +145,6 @@ class LLMGateway:
                         queue.remove(call)
                         call.started_at = time.monotonic()
                         self._running.append(call)
-                        self._stats[call.priority].waits.append(call.started_at - call.queued_at)
                         return
                     now = time.monotonic()
                     if call.priority == "interactive" and call.demote_at is not None and now >= call.demote_at:
@@ -209,10 +205,8 @@ class LLMGateway:
             if ok is True:
                 stats.served += 1
                 stats.latencies.append(now - call.queued_at)
-                self.last_success_at = self.last_progress_at = now
             elif ok is False:
                 stats.failed += 1
-            self._cond.notify_all()
             return call.preempted
 
     def close(self) -> None:

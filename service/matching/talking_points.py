@@ -39,6 +39,7 @@ from service.matching.matcher import Matcher
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
 from service.matching.reasons import notice
 from service.matching.schemas import (
+    Basis,
     Citation,
     MatchRequest,
     TalkingPoint,
@@ -143,7 +144,7 @@ class _Draft:
     """What one request's points are drawn from, fixed before the LLM is asked."""
 
     request: TalkingPointsRequest
-    basis: str
+    basis: Basis
     need: Need
     sources: list[Source]
     dropped: dict[str, int] = field(default_factory=dict)
@@ -235,8 +236,7 @@ class TalkingPointWriter:
         points = points + self._extractive(draft.sources, points, request.n - len(points), request.language)
         return TalkingPointsResponse(
             points=points, extractive=any(p.method == "extractive" for p in points), language=request.language,
-            personalized=draft.basis == "need_tags", basis=draft.basis,  # type: ignore[arg-type]
-            notice=notice(request.language, draft.basis),  # type: ignore[arg-type]
+            personalized=draft.basis == "need_tags", basis=draft.basis, notice=notice(request.language, draft.basis),
             model=self.llm.model if self.llm is not None else None, prompt_version=self.prompt.version,
             llm_error=llm_error, dropped=dict(draft.dropped), followup=followup)
 
@@ -280,13 +280,12 @@ class TalkingPointWriter:
             picked: list[tuple[Chunk, str, float]] = []
             seen: set[str] = set()
             # the best passages that hold a sentence worth saying (a slide's title chunk holds none)
-            usable = [c for c in sorted(own, key=lambda c: -score[c.id])
-                      if any(sayable(t, headings) for t in split_sentences(c.text))]
+            sayings = {c.id: [t for t in split_sentences(c.text) if sayable(t, headings)] for c in own}
+            usable = [c for c in sorted(own, key=lambda c: -score[c.id]) if sayings[c.id]]
             for chunk in usable[:CHUNKS_PER_ASSET]:
-                for sentence in split_sentences(chunk.text):
+                for sentence in sayings[chunk.id]:
                     key = sentence.strip().casefold()
-                    if (key in seen or not sayable(sentence, headings) or self.guardrails.injects(sentence)
-                            or self.guardrails.tracks(sentence)):
+                    if key in seen or self.guardrails.injects(sentence) or self.guardrails.tracks(sentence):
                         continue
                     seen.add(key)
                     overlap = len(terms & set(self.matcher.encoder.terms(sentence)))
