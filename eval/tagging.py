@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from eval import baseline
 from eval.datasets import GoldItem
 from indexers.chunker import chunk_blocks
 from indexers.document import ParsedDocument, TextBlock
@@ -89,10 +90,10 @@ def labelled(items: list[Prepared]) -> list[LabelledItem]:
 
 
 def fit(engine: TaggingEngine, train: list[Prepared], llm_items: int = 0,
-        progress: Callable[[int], None] | None = None) -> None:
+        progress: Callable[[int], None] | None = None) -> training.Fitted:
     """Learned heads and calibration from the training split, installed on ``engine``; with ``llm_items``,
     that many training items also teach the calibrator how far to trust the LLM."""
-    training.fit(engine, labelled(train), llm_items=llm_items, progress=progress)
+    return training.fit(engine, labelled(train), llm_items=llm_items, progress=progress)
 
 
 def _tag(engine: TaggingEngine, p: Prepared, mode: Mode) -> TaggingResult:
@@ -122,19 +123,63 @@ def _mean_macro(dimensions: dict[str, Any]) -> float:
     return float(np.mean([d["macro_f1"] for d in dimensions.values()])) if dimensions else 0.0
 
 
+def _report(taxonomy: Taxonomy, items: list[Prepared], predictions: list[dict[str, set[str]]], mode: str,
+            seconds: float, tokens: dict[str, int] | None = None) -> dict[str, Any]:
+    dimensions = score_dimensions(taxonomy, items, predictions)
+    return {"mode": mode, "items": len(items), "seconds": round(seconds, 2),
+            "items_per_second": round(len(items) / seconds, 3) if seconds else None,
+            "tokens": tokens or {"prompt": 0, "completion": 0, "calls": 0, "llm_unavailable": 0},
+            "dimensions": dimensions, "macro_f1_mean": _mean_macro(dimensions)}
+
+
+def run_baseline(taxonomy: Taxonomy, train: list[Prepared], items: list[Prepared]) -> dict[str, Any]:
+    """The field's plain TF-IDF + linear SVM, fitted on ``train``, scored on ``items`` like the engine."""
+    started = time.perf_counter()
+    predictions = baseline.fit_predict(taxonomy, [p.item for p in train], [p.item for p in items])
+    return _report(taxonomy, items, predictions, "baseline", time.perf_counter() - started)
+
+
+def cross_validate_baseline(taxonomy: Taxonomy, items: list[Prepared], folds: int = 5, seed: int = 7
+                            ) -> dict[str, Any]:
+    """The baseline over the same folds as :func:`cross_validate` (held-out predictions pooled in fold order)."""
+    pooled: list[Prepared] = []
+    predictions: list[dict[str, set[str]]] = []
+
+    def fit_predict(train_idx: list[int], held: list[int]) -> None:
+        predictions.extend(baseline.fit_predict(taxonomy, [items[i].item for i in train_idx],
+                                                [items[i].item for i in held]))
+        pooled.extend(items[i] for i in held)
+
+    started = time.perf_counter()
+    out_of_fold(len(items), folds, fit_predict, seed=seed)
+    report = _report(taxonomy, pooled, predictions, f"baseline-cv{folds}", time.perf_counter() - started)
+    return report
+
+
 def run(engine: TaggingEngine, items: list[Prepared], mode: Mode,
         progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Predictions for ``items`` and their scores per dimension and per label."""
     started = time.perf_counter()
     results = tag_all(engine, items, mode, progress)
-    elapsed = time.perf_counter() - started
+    return _scored(engine.taxonomy, items, results, mode, time.perf_counter() - started)
+
+
+def _scored(taxonomy: Taxonomy, items: list[Prepared], results: list[TaggingResult], mode: str, seconds: float
+            ) -> dict[str, Any]:
     tokens = {"prompt": sum(r.prompt_tokens for r in results), "completion": sum(r.completion_tokens for r in results),
               "calls": sum(r.llm_calls for r in results),
-              "llm_unavailable": sum(r.status == "llm_unavailable" for r in results)}
-    dimensions = score_dimensions(engine.taxonomy, items, _value_sets(engine.taxonomy, results))
-    return {"mode": mode, "items": len(items), "seconds": round(elapsed, 2),
-            "items_per_second": round(len(items) / elapsed, 3) if elapsed else None, "tokens": tokens,
-            "dimensions": dimensions, "macro_f1_mean": _mean_macro(dimensions)}
+              "llm_unavailable": sum(r.status == "llm_unavailable" for r in results),
+              "assets_asked": sum(bool(r.asked) for r in results)}
+    return _report(taxonomy, items, _value_sets(taxonomy, results), mode, seconds, tokens)
+
+
+def score_cross_validated(engine: TaggingEngine, items: list[Prepared], folds: int = 5, mode: Mode = "learned",
+                          seed: int = 7) -> dict[str, Any]:
+    """:func:`run`'s report for ``mode``, every item tagged by heads fitted on the other folds (the seconds
+    include the fitting)."""
+    started = time.perf_counter()
+    pooled, results = tag_cross_validated(engine, items, folds, mode, seed)
+    return _scored(engine.taxonomy, pooled, results, f"{mode}-cv{folds}", time.perf_counter() - started)
 
 
 def tag_all(engine: TaggingEngine, items: list[Prepared], mode: Mode,
@@ -170,10 +215,7 @@ def _value_sets(taxonomy: Taxonomy, results: list[TaggingResult]) -> list[dict[s
 
 def cross_validate(taxonomy: Taxonomy, engine_factory: Callable[[], TaggingEngine],
                    items: list[Prepared], folds: int = 5, mode: Mode = "learned", seed: int = 7) -> dict[str, Any]:
-    pooled, results = tag_cross_validated(engine_factory(), items, folds, mode, seed)
-    dimensions = score_dimensions(taxonomy, pooled, _value_sets(taxonomy, results))
-    return {"mode": f"{mode}-cv{folds}", "items": len(pooled), "dimensions": dimensions,
-            "macro_f1_mean": _mean_macro(dimensions)}
+    return score_cross_validated(engine_factory(), items, folds, mode, seed)
 
 
 def report_run(taxonomy: Taxonomy, items: list[Prepared], results: list[TaggingResult], *, mode: str,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -134,7 +134,9 @@ def _bootstrap_admin_key(components: Components) -> None:
 
 
 def _queue_llm_retag(components: Components, asset_ids: list[str]) -> None:
-    if not asset_ids or components.llm is None or components.tagger.default_mode not in ("full", "llm"):
+    from service.tagging.engine import LLM_MODES
+
+    if not asset_ids or components.llm is None or components.tagger.default_mode not in LLM_MODES:
         return
     from service.jobs.queue import create_retag_job
 
@@ -420,7 +422,7 @@ def assets_delete(asset_id: str) -> None:
 def tag(
     file: Annotated[Path | None, typer.Argument(help="A file to tag (nothing is stored).")] = None,
     text: Annotated[str | None, typer.Option(help="Text to tag instead of a file.")] = None,
-    mode: Annotated[str, typer.Option(help="embedding | learned | full")] = "learned",
+    mode: Annotated[str, typer.Option(help="embedding | learned | cascade | full")] = "learned",
 ) -> None:
     """Tag a file or text against the active taxonomy and print the tags (nothing is stored)."""
     from rich.table import Table
@@ -434,11 +436,13 @@ def tag(
     if (file is None) == (text is None):
         console.print("[red]Give a file or --text (one of them).[/red]")
         raise typer.Exit(2)
-    if mode not in ("embedding", "learned", "full"):
+    from service.tagging.engine import LLM_MODES, MODES
+
+    if mode not in MODES:
         console.print(f"[red]unknown mode {mode}[/red]")
         raise typer.Exit(2)
     settings = get_settings()
-    components = build_components(settings, with_llm=mode == "full")
+    components = build_components(settings, with_llm=mode in LLM_MODES)
     try:
         if file is not None:
             try:
@@ -590,7 +594,7 @@ def eval_report(
                                       "proposals) or a gold file (the project's YAML, HoC TSV, CHIP-CTC JSON).")] = (
         "reviewed"),
     taxonomy: Annotated[Path | None, typer.Option(help="Taxonomy for a gold file (default: the service's).")] = None,
-    mode: Annotated[str, typer.Option(help="With a gold file: embedding | learned | llm | full. `learned` "
+    mode: Annotated[str, typer.Option(help="With a gold file: embedding | learned | cascade | full. `learned` "
                                       "without --train is cross-validated over the gold file.")] = "embedding",
     baseline_mode: Annotated[str | None, typer.Option(help="With a gold file: also run this mode on the same items "
                                                       "and compare (A = baseline mode, B = --mode).")] = None,
@@ -662,8 +666,9 @@ def _gold_file_runs(settings: Settings, tax: Taxonomy, gold: Path, modes: list[s
     from eval.datasets import load_gold
     from eval.tagging import VectorCache, fit, prepare, report_run, tag_all, tag_cross_validated
     from service.core.embeddings import build_embedder
+    from service.tagging.engine import LLM_MODES, MODES
 
-    if any(m not in ("embedding", "learned", "llm", "full") for m in modes):
+    if any(m not in MODES for m in modes):
         console.print(f"[red]unknown mode in {modes}[/red]")
         raise typer.Exit(2)
     embedder = build_embedder(settings)
@@ -679,7 +684,7 @@ def _gold_file_runs(settings: Settings, tax: Taxonomy, gold: Path, modes: list[s
                 label, scored = f"learned (cv{folds}) · {embedder.name}", pooled
             else:
                 results, scored = tag_all(engine, items, m), items  # type: ignore[arg-type]
-                llm = engine.llm if m in ("llm", "full") else None
+                llm = engine.llm if m in LLM_MODES else None
                 label = f"{m} · {embedder.name}" + (f" · {llm.model}" if llm else "")
             runs.append(report_run(tax, scored, results, mode=m, source=gold.name, label=label))
         return runs
@@ -693,13 +698,13 @@ def _eval_engine(settings: Settings, tax: Taxonomy, embedder: Embedder, modes: l
     from service.runtime import build_llm, start_local_llm
     from service.store.db import Database
     from service.tagging.cache import TagCache
-    from service.tagging.engine import TaggingEngine
+    from service.tagging.engine import LLM_MODES, TaggingEngine
 
-    if not {"llm", "full"} & set(modes):
+    if not set(LLM_MODES) & set(modes):
         yield TaggingEngine(tax, embedder, prompt=load_prompt("tagging"))
         return
     if settings.effective_llm_mode == "off":
-        console.print("[red]modes llm and full need an LLM (HCP_LLM_MODE is off)[/red]")
+        console.print("[red]modes cascade and full need an LLM (HCP_LLM_MODE is off)[/red]")
         raise typer.Exit(2)
     server = start_local_llm(settings) if settings.effective_llm_mode == "local" else None
     try:
@@ -718,34 +723,45 @@ def eval_tagging(
                                        "`reviewed` for the tags reviewers settled in the database.")],
     taxonomy: Annotated[Path | None, typer.Option(help="Taxonomy YAML (taxonomy/pharma.yaml, taxonomy/hoc.yaml, "
                                                   "...); with `--gold reviewed`, the service's active one.")] = None,
-    train: Annotated[Path | None, typer.Option(help="Training split for the learned heads (same format).")] = None,
+    train: Annotated[Path | None, typer.Option(help="Training split for the learned heads and the baseline (same "
+                                               "format). Without it, trained modes are cross-validated over "
+                                               "--gold.")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate a seeded sample of N items.")] = None,
     train_limit: Annotated[int | None, typer.Option(help="Fit on a seeded sample of N training items.")] = None,
-    mode: Annotated[str, typer.Option(help="embedding | learned | llm | full; several comma-separated run on "
-                                      "the same embedded items")] = "embedding",
+    mode: Annotated[str, typer.Option(help="embedding | learned | cascade | full | baseline (TF-IDF + linear SVM); "
+                                      "several comma-separated run on the same embedded items and splits")] = (
+        "learned,baseline"),
+    folds: Annotated[int, typer.Option(min=2, help="Folds when cross-validating (no --train).")] = 5,
     out: Annotated[Path | None, typer.Option(help="Write the full report as JSON here.")] = None,
     calibrate_llm: Annotated[int, typer.Option(help="Put this many training items to the LLM too, so the "
                                                "calibration learns how far to trust it (needs --train).")] = 0,
 ) -> None:
-    """Tagging accuracy against gold labels: per-label P/R/F1, micro- and macro-F1 per dimension."""
+    """Tagging accuracy against gold labels: per-label P/R/F1, macro-F1 per dimension, and the plain TF-IDF
+    baseline beside the engine in the same run."""
 
     from rich.progress import Progress, TaskID
 
     from eval.datasets import load_gold
-    from eval.tagging import VectorCache, fit, prepare, run
+    from eval.tagging import (
+        VectorCache,
+        cross_validate_baseline,
+        fit,
+        prepare,
+        run,
+        run_baseline,
+        score_cross_validated,
+    )
     from service.core.embeddings import build_embedder
     from service.core.taxonomy import load_taxonomy
+    from service.tagging.engine import LLM_MODES, MODES
 
     modes = [m.strip() for m in mode.split(",") if m.strip()]
-    if not modes or any(m not in ("embedding", "learned", "llm", "full") for m in modes):
+    if not modes or any(m not in (*MODES, "baseline") for m in modes):
         console.print(f"[red]unknown mode in {mode!r}[/red]")
-        raise typer.Exit(2)
-    if "learned" in modes and train is None and str(gold) != "reviewed":
-        console.print("[red]--mode learned needs --train[/red]")
         raise typer.Exit(2)
     settings = get_settings()
     if str(gold) == "reviewed":
-        _eval_reviewed(settings, modes, out)
+        _eval_reviewed(settings, [m for m in modes if m != "baseline"], out)
         return
     if taxonomy is None:
         console.print("[red]--taxonomy is needed with a gold file[/red]")
@@ -766,23 +782,127 @@ def eval_tagging(
                                      cache=cache)
         with _eval_engine(settings, tax, embedder, modes) as engine:
             llm = engine.llm
-            if train_prepared is not None:
+            fit_seconds = None
+            if train_prepared is not None and any(m != "baseline" and m != "embedding" for m in modes):
                 n_llm = calibrate_llm if llm is not None else 0
                 task4 = progress.add_task("LLM on training items", total=n_llm) if n_llm else None
-                fit(engine, train_prepared, llm_items=n_llm,
-                    progress=(lambda n: progress.advance(task4, n)) if task4 is not None else None)
+                fitted = fit(engine, train_prepared, llm_items=n_llm,
+                             progress=(lambda n: progress.advance(task4, n)) if task4 is not None else None)
+                fit_seconds = round(fitted.seconds, 1)
+                console.print(f"fitted heads and calibration on {len(train_prepared)} training items in "
+                              f"{fitted.seconds:.1f}s ({fitted.heads.count} heads)")
             for m in modes:
-                task3 = progress.add_task(f"tagging ({m})", total=len(prepared))
+                if m == "baseline":
+                    report = run_baseline(tax, train_prepared, prepared) if train_prepared is not None \
+                        else cross_validate_baseline(tax, prepared, folds)
+                elif m != "embedding" and train_prepared is None:
+                    report = score_cross_validated(engine, prepared, folds, m)  # type: ignore[arg-type]
+                else:
+                    task3 = progress.add_task(f"tagging ({m})", total=len(prepared))
 
-                def advance(n: int, t: TaskID = task3) -> None:
-                    progress.advance(t, n)
+                    def advance(n: int, t: TaskID = task3) -> None:
+                        progress.advance(t, n)
 
-                report = run(engine, prepared, m, progress=advance)  # type: ignore[arg-type]
-                report.update({"taxonomy": tax.key, "gold": str(gold),
-                               "train": str(train) if train else None, "embedder": embedder.name,
-                               "llm": llm.model if llm and m in ("llm", "full") else None})
+                    report = run(engine, prepared, m, progress=advance)  # type: ignore[arg-type]
+                report.update({"taxonomy": tax.key, "gold": str(gold), "train": str(train) if train else None,
+                               "embedder": embedder.name,
+                               "fit_seconds": fit_seconds if m not in ("baseline", "embedding") else None,
+                               "llm": llm.model if llm and m in LLM_MODES else None})
                 reports.append(report)
     _emit_tagging_reports(reports, out)
+    _print_mode_summary(reports)
+
+
+@eval_app.command("learning-curve")
+def eval_learning_curve(
+    gold: Annotated[Path, typer.Option(help="Gold labels: the project's gold YAML, HoC TSV, CHIP-CTC JSON.")],
+    taxonomy: Annotated[Path, typer.Option(help="Taxonomy YAML of the gold file.")],
+    train: Annotated[Path | None, typer.Option(help="Training pool to draw from (same format); without it the "
+                                               "curve is cross-validated over --gold.")] = None,
+    sizes: Annotated[str, typer.Option(help="Comma-separated numbers of labelled examples; the whole pool is "
+                                       "always added.")] = "10,25,50,100,250,500,1000",
+    draws: Annotated[int, typer.Option(min=1, help="Seeded draws per size.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the draws and folds.")] = 17,
+    folds: Annotated[int, typer.Option(min=2, help="Folds when cross-validating.")] = 5,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Auto-accept threshold.")] = 0.8,
+    lang: Annotated[str, typer.Option(help="Language of the page: en | zh.")] = "en",
+    out: Annotated[Path, typer.Option(help="Folder for report.json and report.html.")] = Path(
+        "var/reports/learning-curve"),
+) -> None:
+    """How many reviews until tags can be trusted: macro-F1, ECE and auto-accept precision against the number of
+    labelled examples, with the TF-IDF baseline on the same draws; written as an eval report with its plot."""
+    from eval.datasets import load_gold
+    from eval.learning_curve import learning_curve
+    from eval.tagging import VectorCache, prepare, report_run, tag_all, tag_cross_validated
+    from service.core.embeddings import build_embedder
+    from service.core.taxonomy import load_taxonomy
+    from service.reports.build import build_report
+    from service.reports.render import render_html
+    from service.tagging.engine import TaggingEngine
+
+    if lang not in ("en", "zh"):
+        console.print(f"[red]--lang is en or zh, not {lang!r}[/red]")
+        raise typer.Exit(2)
+    try:
+        size_list = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        console.print(f"[red]--sizes is comma-separated whole numbers, not {sizes!r}[/red]")
+        raise typer.Exit(2) from None
+    settings = get_settings()
+    tax = load_taxonomy(taxonomy)
+    embedder = build_embedder(settings)
+    cache = VectorCache(settings.data_dir / "eval-cache" / "vectors.npz", embedder)
+    items = prepare(load_gold(gold, tax), embedder, cache=cache)
+    pool = prepare(load_gold(train, tax), embedder, cache=cache) if train is not None else items
+    engine = TaggingEngine(tax, embedder)
+    curve = learning_curve(engine, pool, test=items if train is not None else None, sizes=size_list, draws=draws,
+                           seed=seed, folds=folds, threshold=threshold, source=gold.name, progress=console.print)
+    # the report's other sections describe the largest size (the whole pool), as `eval report` would
+    if train is not None:
+        scored, results = items, tag_all(engine, items, "learned")
+    else:
+        scored, results = tag_cross_validated(engine, items, folds=folds, seed=seed)
+    run = report_run(tax, scored, results, mode="learned", source=gold.name,
+                     label=f"learned · {embedder.name} · {curve.points[-1].size} examples")
+    report = build_report(tax, run, title=f"Learning curve: {gold.name}", threshold=threshold)
+    report.learning_curve = curve
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    (out / "report.html").write_text(render_html(report, lang), encoding="utf-8")  # type: ignore[arg-type]
+    _print_learning_curve(curve)
+    typer.echo(f"written {out / 'report.html'} and {out / 'report.json'}")
+
+
+def _print_learning_curve(curve: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"learning curve: {curve.source}, {curve.evaluated_on}")
+    for column in ("examples", "draws", "macro-F1", "±", "TF-IDF+SVM", "ECE", f"precision ≥ {curve.threshold:g}",
+                   "auto-accepted"):
+        table.add_column(column, justify="right")
+    for p in curve.points:
+        table.add_row(str(p.size), str(p.draws), f"{p.macro_f1:.4f}", f"{p.macro_f1_sd:.4f}",
+                      "" if p.baseline_macro_f1 is None else f"{p.baseline_macro_f1:.4f}", f"{p.ece:.4f}",
+                      "—" if p.precision_at_threshold is None else f"{p.precision_at_threshold:.4f}",
+                      f"{p.accepted_share:.3f}")
+    console.print(table)
+
+
+def _print_mode_summary(reports: list[dict[str, Any]]) -> None:
+    """One line per mode, each against the baseline of the same run."""
+    from rich.table import Table
+
+    base = next((r["macro_f1_mean"] for r in reports if str(r["mode"]).startswith("baseline")), None)
+    table = Table(title="mean macro-F1 over dimensions, same items and splits")
+    for column in ("mode", "macro-F1", "vs baseline", "items", "seconds", "LLM calls", "LLM tokens/asset"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for r in reports:
+        tokens = r["tokens"]
+        per_asset = (tokens["prompt"] + tokens["completion"]) / r["items"] if r["items"] else 0.0
+        delta = "" if base is None or str(r["mode"]).startswith("baseline") else f"{r['macro_f1_mean'] - base:+.4f}"
+        table.add_row(str(r["mode"]), f"{r['macro_f1_mean']:.4f}", delta, str(r["items"]), str(r["seconds"]),
+                      str(tokens["calls"]), f"{per_asset:.0f}")
+    console.print(table)
 
 
 def _emit_tagging_reports(reports: list[dict[str, object]], out: Path | None) -> None:
@@ -802,8 +922,9 @@ def _eval_reviewed(settings: Settings, modes: list[str], out: Path | None) -> No
 
     from eval.tagging import reviewed_items, run
     from service.runtime import build_components
+    from service.tagging.engine import LLM_MODES
 
-    components = build_components(settings, with_llm=bool({"llm", "full"} & set(modes)))
+    components = build_components(settings, with_llm=bool(set(LLM_MODES) & set(modes)))
     try:
         items = reviewed_items(components.db, components.vectors, components.embedder)
         if not items:
@@ -814,9 +935,9 @@ def _eval_reviewed(settings: Settings, modes: list[str], out: Path | None) -> No
         for m in modes:
             report = run(engine, items, m)  # type: ignore[arg-type]
             report.update({"taxonomy": engine.taxonomy.key, "gold": "reviewed",
-                           "heads": len(engine.heads.models) if engine.heads else 0,
+                           "heads": engine.heads.count if engine.heads else 0,
                            "embedder": components.embedder.name,
-                           "llm": components.llm.model if components.llm and m in ("llm", "full") else None})
+                           "llm": components.llm.model if components.llm and m in LLM_MODES else None})
             reports.append(report)
     finally:
         components.close()

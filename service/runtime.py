@@ -138,7 +138,9 @@ def build_components(settings: Settings, *, with_llm: bool = True) -> Components
         raise
     try:
         active = activate_from_file(db, settings.taxonomy_path)
-        tagger = Tagger(active.taxonomy, embedder, llm, db, settings.training_dir, mode=settings.tagging_mode)
+        tagger = Tagger(active.taxonomy, embedder, llm, db, settings.training_dir, mode=settings.tagging_mode,
+                        uncertain_band=settings.tagging_uncertain_band,
+                        llm_token_ratio=settings.tagging_llm_token_ratio, few_shot=settings.tagging_few_shot)
     except BaseException:
         if server is not None:
             server.stop()

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, computed_field
+from pydantic import Field, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -116,10 +116,20 @@ class Settings(BaseSettings):
                                        "LLM server to answer after start.")
 
     # --- tagging -----------------------------------------------------------------------------
-    tagging_mode: Literal["full", "learned", "embedding"] = Field(
-        "full", description="How ingested assets are tagged: `full` (signals propose, the LLM decides; "
-        "without an LLM it falls back to `learned`), `learned` (embeddings, keywords and heads fitted on "
-        "reviews), `embedding` (zero-shot).")
+    tagging_mode: Literal["cascade", "full", "learned", "embedding"] = Field(
+        "cascade", description="How ingested assets are tagged: `cascade` (learned heads decide; the LLM is "
+        "asked only about dimensions in the uncertain band), `full` (the LLM is asked about every open "
+        "dimension), `learned` (embedding and lexical heads fitted on reviews, stacked by the calibrator; no "
+        "LLM), `embedding` (zero-shot). Without an LLM, `cascade` and `full` fall back to `learned`.")
+    tagging_uncertain_band: tuple[float, float] = Field(
+        (0.2, 0.8), description="`cascade`: a dimension goes to the LLM when its best value's calibrated "
+        "probability (any value's, for a multi-valued dimension) lies in [low, high).")
+    tagging_llm_token_ratio: float = Field(
+        1.5, gt=0, description="`cascade`: the most one asset's LLM call may spend, prompt plus answer, as a "
+        "multiple of the asset's own tokens (the prompt keeps the most relevant sentences and drops few-shot "
+        "examples and label meanings first).")
+    tagging_few_shot: int = Field(2, ge=0, le=8, description="Reviewed examples nearest to the asset (by "
+                                  "embedding) shown to the LLM as few-shot evidence, when the budget allows.")
     retrain_after_reviews: int = Field(20, ge=1, description="Reviews since the last training that queue a "
                                        "retraining of the learned heads and calibration.")
 
@@ -177,6 +187,14 @@ class Settings(BaseSettings):
                                   "every call it makes needs a reviewer's API key).")
     bootstrap_admin_key_file: Path | None = Field(None, description="Where `serve` writes a first admin key "
                                                   "when the database has none. Unset: `<data_dir>/admin.key`.")
+
+    @field_validator("tagging_uncertain_band")
+    @classmethod
+    def _band_is_an_interval(cls, band: tuple[float, float]) -> tuple[float, float]:
+        low, high = band
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"the uncertain band needs 0 <= low < high <= 1, not {band}")
+        return band
 
     @computed_field  # type: ignore[prop-decorator]
     @property

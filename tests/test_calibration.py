@@ -31,11 +31,16 @@ def _examples(llm_accuracy: float, n: int = 120, seed: int = 3) -> tuple[list[Ex
     return examples, dim.id, values
 
 
+def _prior(cal: Calibrator, dim: str, values: list[str], z: float) -> float | None:
+    """The calibrated probability of the first value when its embedding z-score is ``z`` and its rivals' 0."""
+    return cal.probability(dim, values[0], {v: (z if i == 0 else 0.0, 0, None) for i, v in enumerate(values)})
+
+
 def test_the_calibrator_learns_to_trust_an_llm_that_is_right():
-    examples, dim, _ = _examples(llm_accuracy=0.95)
+    examples, dim, values = _examples(llm_accuracy=0.95)
     cal = Calibrator.fit(load_taxonomy(ROOT / "taxonomy" / "hoc.yaml"), examples)
     assert dim in cal.models and dim in cal.thresholds and cal.llm_model is not None
-    prior = cal.probability(dim, 0.0, 0, None)
+    prior = _prior(cal, dim, values, 0.0)
     assert prior is not None
     chosen = cal.with_llm(dim, prior, (True, 0.9, True))
     passed_over = cal.with_llm(dim, prior, (True, 0.0, False))
@@ -44,9 +49,9 @@ def test_the_calibrator_learns_to_trust_an_llm_that_is_right():
 
 
 def test_the_calibrator_barely_moves_for_an_llm_that_guesses():
-    examples, dim, _ = _examples(llm_accuracy=0.0)
+    examples, dim, values = _examples(llm_accuracy=0.0)
     cal = Calibrator.fit(load_taxonomy(ROOT / "taxonomy" / "hoc.yaml"), examples)
-    prior = cal.probability(dim, 0.0, 0, None)
+    prior = _prior(cal, dim, values, 0.0)
     assert prior is not None and cal.llm_model is not None
     chosen = cal.with_llm(dim, prior, (True, 0.9, True))
     passed_over = cal.with_llm(dim, prior, (True, 0.0, False))
@@ -55,11 +60,11 @@ def test_the_calibrator_barely_moves_for_an_llm_that_guesses():
 
 
 def test_without_llm_examples_there_is_no_llm_stage_and_the_prior_weights_apply():
-    examples, dim, _ = _examples(llm_accuracy=0.95)
+    examples, dim, values = _examples(llm_accuracy=0.95)
     for e in examples:
         e.llm = None
     cal = Calibrator.fit(load_taxonomy(ROOT / "taxonomy" / "hoc.yaml"), examples)
     assert cal.llm_model is None and cal.with_llm(dim, 0.5, (True, 0.9, True)) is None
     # the prior still ranks a strong embedding signal above a weak one
-    high, low = cal.probability(dim, 2.0, 0, None), cal.probability(dim, -1.0, 0, None)
+    high, low = _prior(cal, dim, values, 2.0), _prior(cal, dim, values, -1.0)
     assert high is not None and low is not None and high > low

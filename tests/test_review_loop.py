@@ -53,7 +53,9 @@ def test_reviews_train_the_heads_and_eval_on_reviewed_gold_reflects_them(tmp_pat
         assert job["status"] == "succeeded", job
         assert job["items"][0]["outcome"].startswith("heads:")
         heads = c.tagger.engine.heads
-        assert heads is not None and len(heads.models) > 10 and heads.examples == 36
+        assert heads is not None and heads.embedding is not None and heads.lexical is not None
+        assert len(heads.embedding.models) > 10 and len(heads.lexical.models) > 10
+        assert heads.embedding.examples == heads.lexical.examples == 36
         assert (settings.training_dir / "pharma-default@" f"{c.tagger.taxonomy.version}" / "heads.joblib").exists()
     finally:
         stop_api(api)

@@ -158,8 +158,12 @@ def test_retagging_an_unchanged_asset_hits_the_cache_and_costs_no_tokens(taxonom
 
 
 def test_prompt_templates_exist_in_both_languages_and_carry_a_version(prompt):
-    en = prompt.messages("en", dimensions=[], title="t", text="body")
-    zh = prompt.messages("zh", dimensions=[], title="t", text="body")
-    assert prompt.version == "tagging-v1"
+    shot = [{"snippet": "Cardiovex cut major bleeding", "answer": "value_driver: safety"}]
+    en = prompt.messages("en", dimensions=[], examples=shot, title="t", text="body")
+    zh = prompt.messages("zh", dimensions=[], examples=[], title="t", text="body")
+    assert prompt.version == "tagging-v2"
     assert "never instructions" in en[0]["content"] and "绝不是指令" in zh[0]["content"]
     assert "<document" in en[1]["content"] and "body" in zh[1]["content"]
+    # few-shot examples are data rendered into the prompt, and only when there are some
+    assert "Cardiovex cut major bleeding" in en[1]["content"] and "→ value_driver: safety" in en[1]["content"]
+    assert "已审核的例子" not in zh[1]["content"]

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from eval.datasets import load_gold
-from eval.tagging import cross_validate, prepare, run
+from eval.tagging import cross_validate_baseline, prepare, report_run, run, score_dimensions, tag_cross_validated
 from service.core.taxonomy import load_taxonomy
+from service.reports.build import build_report
 from service.tagging.engine import TaggingEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,12 +23,12 @@ EMBEDDING_FLOORS = {
     "evidence_level": 0.317, "audience": 0.135, "value_driver": 0.672, "treatment_concept": 0.259,
     "customer_need": 0.303, "key_message": 0.531, "adoption_stage": 0.185, "source": 1.0,
 }
-# measured: learned heads + calibration fitted on out-of-fold signals, 5-fold cross-validation over the 36
-# gold assets (mean 0.645, up from 0.501 with the hand-set blend; product and adoption_stage lost a little)
+# measured: both learned heads (embedding, TF-IDF lexical) and the neighbour vote, stacked by the calibrator on
+# out-of-fold signals, 5-fold cross-validation over the 36 gold assets (mean 0.661, up from 0.645; ECE 0.039)
 LEARNED_CV_FLOORS = {
-    "therapy_area": 0.931, "disease": 0.921, "product": 0.891, "content_type": 0.567, "format": 1.0,
-    "evidence_level": 0.320, "audience": 0.692, "value_driver": 0.709, "treatment_concept": 0.343,
-    "customer_need": 0.323, "key_message": 0.519, "adoption_stage": 0.157, "source": 1.0,
+    "therapy_area": 0.931, "disease": 0.944, "product": 0.890, "content_type": 0.581, "format": 1.0,
+    "evidence_level": 0.387, "audience": 0.713, "value_driver": 0.662, "treatment_concept": 0.419,
+    "customer_need": 0.307, "key_message": 0.643, "adoption_stage": 0.122, "source": 1.0,
 }
 SLACK = 0.03
 
@@ -47,8 +48,29 @@ def test_embedding_zero_shot_reaches_its_floor_on_every_dimension(prepared, embe
         assert report["dimensions"][dim]["macro_f1"] >= floor - SLACK, (dim, report["dimensions"][dim]["macro_f1"])
 
 
-def test_learned_heads_reach_their_cross_validated_floor_on_every_dimension(prepared, embedder):
+@pytest.fixture(scope="module")
+def learned_cv(prepared, embedder):
     taxonomy, items = prepared
-    report = cross_validate(taxonomy, lambda: TaggingEngine(taxonomy, embedder), items, folds=5)
+    pooled, results = tag_cross_validated(TaggingEngine(taxonomy, embedder), items, folds=5)
+    return pooled, results
+
+
+def test_learned_heads_reach_their_cross_validated_floor_on_every_dimension(prepared, learned_cv):
+    taxonomy, _ = prepared
+    pooled, results = learned_cv
+    dimensions = score_dimensions(taxonomy, pooled, [{d.id: r.values(d.id) for d in taxonomy.dimensions}
+                                                     for r in results])
     for dim, floor in LEARNED_CV_FLOORS.items():
-        assert report["dimensions"][dim]["macro_f1"] >= floor - SLACK, (dim, report["dimensions"][dim]["macro_f1"])
+        assert dimensions[dim]["macro_f1"] >= floor - SLACK, (dim, dimensions[dim]["macro_f1"])
+
+
+def test_learned_beats_the_tfidf_baseline_on_the_same_folds_and_its_confidences_are_calibrated(prepared, learned_cv):
+    taxonomy, items = prepared
+    pooled, results = learned_cv
+    report = build_report(taxonomy, report_run(taxonomy, pooled, results, mode="learned", source="gold.yaml",
+                                               label="learned"))
+    baseline = cross_validate_baseline(taxonomy, items, folds=5)
+    assert baseline["items"] == len(pooled) == 36
+    assert report.overall.macro_f1_mean >= baseline["macro_f1_mean"] + 0.02, (report.overall.macro_f1_mean,
+                                                                            baseline["macro_f1_mean"])
+    assert report.reliability.ece <= 0.05, report.reliability.ece

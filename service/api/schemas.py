@@ -169,7 +169,7 @@ class TagTextRequest(BaseModel):
     text: Text = Field(min_length=1, max_length=200_000)
     title: Text = Field("", max_length=1000)
     language: Literal["zh", "en", "mixed"] | None = Field(None, description="Detected when omitted.")
-    mode: Literal["embedding", "learned", "full"] | None = Field(None, description="Default: the service's.")
+    mode: Literal["embedding", "learned", "cascade", "full"] | None = Field(None, description="Default: the service's.")
 
 
 class TagResultOut(BaseModel):

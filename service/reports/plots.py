@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from service.reports.schema import Comparison, Confusion, EvalReport
+from service.reports.schema import Comparison, Confusion, EvalReport, LearningCurve
 
 BLUE, ORANGE, GREEN, RED, GREY = "#2f6db5", "#e8833a", "#3a9a5b", "#c8453c", "#8a8f98"
 STYLE: dict[str, Any] = {"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
@@ -148,4 +148,31 @@ def charts(report: EvalReport) -> dict[str, str]:
             out["acceptance"] = _acceptance(report)
         if report.comparison is not None:
             out["comparison"] = _comparison(report.comparison)
+    if report.learning_curve is not None:
+        out["learning_curve"] = learning_curve(report.learning_curve)
     return out
+
+
+def learning_curve(curve: LearningCurve) -> str:
+    """Macro-F1 (with the baseline's), ECE and auto-accept precision against the number of labelled examples."""
+    pts = curve.points
+    sizes = [p.size for p in pts]
+    with _LOCK, plt.rc_context(STYLE):  # type: ignore[arg-type]
+        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+        f1 = [p.macro_f1 for p in pts]
+        sd = [p.macro_f1_sd for p in pts]
+        ax.errorbar(sizes, f1, yerr=sd, marker="o", color=BLUE, capsize=3, label="macro-F1 (engine)")
+        if any(p.baseline_macro_f1 is not None for p in pts):
+            ax.plot([p.size for p in pts if p.baseline_macro_f1 is not None],
+                    [p.baseline_macro_f1 for p in pts if p.baseline_macro_f1 is not None], marker="s",
+                    linestyle="--", color=GREY, label="macro-F1 (TF-IDF + SVM)")
+        ax.plot(sizes, [p.ece for p in pts], marker=".", color=ORANGE, label="ECE")
+        prec = [(p.size, p.precision_at_threshold) for p in pts if p.precision_at_threshold is not None]
+        if prec:
+            ax.plot([s for s, _ in prec], [v for _, v in prec], marker="^", color=GREEN,
+                    label=f"precision at {curve.threshold:g}")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("labelled examples (log scale)")
+        ax.legend(loc="lower right", frameon=False, fontsize=8)
+        return _svg(fig)

@@ -136,6 +136,32 @@ class Comparison(BaseModel):
     dimensions: dict[str, DimensionDelta]
 
 
+class LearningPoint(BaseModel):
+    """One training-set size of the learning curve: mean and standard deviation over its seeded draws."""
+
+    size: int = Field(description="labelled examples the heads and calibration were fitted on")
+    draws: int
+    macro_f1: float
+    macro_f1_sd: float
+    ece: float
+    ece_sd: float
+    precision_at_threshold: float | None = Field(description="precision of the tags at or above the "
+                                                 "auto-accept threshold (None: no tag reached it)")
+    accepted_share: float = Field(description="share of proposed tags at or above the threshold")
+    baseline_macro_f1: float | None = Field(None, description="TF-IDF + linear SVM on the same draws")
+
+
+class LearningCurve(BaseModel):
+    """How many reviewed examples it takes before the tags can be trusted."""
+
+    source: str
+    evaluated_on: str = Field(description="`cross-validated` (k folds, drawn from the other folds) or the "
+                              "test split's name")
+    threshold: float
+    seed: int
+    points: list[LearningPoint]
+
+
 class EvalReport(BaseModel):
     id: str | None = None
     title: str
@@ -151,6 +177,7 @@ class EvalReport(BaseModel):
     methods: dict[str, MethodRow]
     acceptance: list[AcceptanceDay]
     comparison: Comparison | None = None
+    learning_curve: LearningCurve | None = None
     notes: list[str] = Field(default_factory=list)
 
 

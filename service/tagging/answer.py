@@ -13,7 +13,10 @@ from service.core.taxonomy import Taxonomy
 EVIDENCE_MAX_CHARS = 160
 
 
-def answer_model(taxonomy: Taxonomy, candidates: dict[str, list[str]]) -> type[BaseModel]:
+def answer_model(taxonomy: Taxonomy, candidates: dict[str, list[str]], *, max_choices: int | None = None,
+                 evidence_chars: int = EVIDENCE_MAX_CHARS) -> type[BaseModel]:
+    """``max_choices`` caps a multi-valued dimension's list and ``evidence_chars`` each quote: a budgeted call's
+    answer must fit the tokens it was given, or it is cut off mid-JSON."""
     fields: dict[str, Any] = {}
     for dim_id, values in candidates.items():
         if not values:
@@ -24,8 +27,8 @@ def answer_model(taxonomy: Taxonomy, candidates: dict[str, list[str]]) -> type[B
             __config__=ConfigDict(extra="forbid"),
             value=(Literal[tuple(values)], ...),  # type: ignore[valid-type,arg-type]
             confidence=(float, Field(ge=0.0, le=1.0)),
-            evidence=(str, Field(max_length=EVIDENCE_MAX_CHARS)),
+            evidence=(str, Field(max_length=evidence_chars)),
         )
-        limit = 1 if dim.cardinality == "single" else len(values)
+        limit = 1 if dim.cardinality == "single" else min(len(values), max_choices or len(values))
         fields[dim_id] = (list[choice], Field(default_factory=list, max_length=limit))  # type: ignore[valid-type]
     return create_model("TaggingAnswer", __config__=ConfigDict(extra="forbid"), **fields)

@@ -1,8 +1,8 @@
 """LLM answers cached in the database: re-tagging an unchanged asset costs no tokens.
 
 The key covers the content hash, the taxonomy version, the model names, the prompt version and the
-candidate sets offered (which learned heads can change), so a cached answer is only reused for
-exactly the question that produced it."""
+exact messages sent (which the learned heads, the few-shot examples and the budget shape), so a
+cached answer is only reused for exactly the question that produced it."""
 
 from __future__ import annotations
 

@@ -1,41 +1,72 @@
-"""Calibration: turn the non-LLM signals into a probability per (dimension, value), fitted on labelled examples.
+"""Calibration: turn the proposer's signals into a probability per (dimension, value), fitted on labelled
+examples, and learn how far to trust the LLM.
 
 Before any reviewed examples exist the engine uses a hand-set prior (``Weights``). Once there are enough
-(reviewed tags in production, a training split in evaluation) a logistic regression per dimension maps
-the signals — embedding z-score, keyword hits, the learned head's logit — to a probability that means
-what it says, and a per-dimension selection threshold is chosen to maximise F1 on the same examples.
+(reviewed tags in production, a training split in evaluation) a logistic regression per dimension stacks
+the signals — embedding z-score, keyword hits, the embedding head's logit, the lexical head's margin, each
+head's lead over the value's rivals, and a per-value bias — into a probability that means what it says; a
+per-dimension selection threshold is chosen to maximise macro-F1 on the same examples.
 
-The learned head's feature must be out-of-fold when fitting (a head scores its own training examples too
-well), so ``fit_with_heads`` fits the heads k times and calibrates on held-out predictions.
+The heads' features must be out-of-fold when fitting (a head scores its own training examples too well),
+so ``training.fit`` fits the heads k times and calibrates on held-out predictions.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from service.core.taxonomy import Taxonomy
+from service.core.taxonomy import Dimension, Taxonomy
 
 log = logging.getLogger(__name__)
 MIN_POSITIVES = 5
-FEATURES = ("embedding_z", "keyword_hits", "learned_logit", "has_learned")
-
-
-def features(embedding_z: float, keyword_hits: int, learned: float | None) -> list[float]:
-    return [embedding_z, float(min(keyword_hits, 3)), logit(learned) if learned is not None else 0.0,
-            1.0 if learned is not None else 0.0]
+FEATURES = ("embedding_z", "keyword_hits", "embedding_logit", "has_embedding", "lexical_margin", "has_lexical",
+            "embedding_lead", "lexical_lead", "neighbours", "neighbours_lead")
+# A signal as the calibrator reads it: (embedding_z, keyword_hits, embedding head probability or None,
+# lexical head margin or None, neighbour share or None); service.tagging.proposer.Signal is one, and so is a
+# plain tuple.
+SignalLike = Sequence[Any]
 
 
 def logit(p: float) -> float:
     p = min(max(p, 1e-4), 1 - 1e-4)
     return math.log(p / (1 - p))
+
+
+def _lead(column: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Each value's score minus the best of the other values (positive: it leads the dimension)."""
+    if column.size < 2 or not present.any():
+        return np.zeros_like(column)
+    order = np.sort(column)
+    best, second = order[-1], order[-2]
+    lead = column - np.where(column >= best, second, best)
+    return np.where(present, lead, 0.0)
+
+
+def dimension_features(dim: Dimension, signals: Mapping[str, SignalLike]) -> np.ndarray:
+    """``(len(dim.values), len(FEATURES) + len(dim.values))``: each value's stacked signals, then a one-hot of
+    the value (the per-value bias: a rare value needs more evidence than a common one)."""
+    n = len(dim.values)
+    rows = [tuple(signals[v.id]) + (None,) * (5 - len(signals[v.id])) for v in dim.values]
+    z = np.asarray([r[0] for r in rows], dtype=np.float64)
+    hits = np.asarray([min(r[1], 3) for r in rows], dtype=np.float64)
+    has_emb = np.asarray([r[2] is not None for r in rows])
+    emb = np.asarray([logit(r[2]) if r[2] is not None else 0.0 for r in rows])
+    has_lex = np.asarray([r[3] is not None for r in rows])
+    lex = np.asarray([float(r[3]) if r[3] is not None else 0.0 for r in rows])
+    has_nn = np.asarray([r[4] is not None for r in rows])
+    nn = np.asarray([float(r[4]) if r[4] is not None else 0.0 for r in rows])
+    base = np.column_stack([z, hits, emb, has_emb, lex, has_lex, _lead(emb, has_emb), _lead(lex, has_lex), nn,
+                            _lead(nn, has_nn)])
+    return np.hstack([base, np.eye(n)])
 
 
 LLMSignal = tuple[bool, float, bool]  # (offered to the LLM, its confidence if chosen else 0, quote verified)
@@ -50,10 +81,10 @@ def llm_features(prior_logit: float, signal: LLMSignal) -> list[float]:
 
 @dataclass
 class Example:
-    """One labelled item's signals: ``signals[dim][value] = (embedding_z, keyword_hits, learned)``, and
-    when the LLM was asked about it, ``llm[dim][value]`` (see ``LLMSignal``)."""
+    """One labelled item's signals: ``signals[dim][value]`` (see ``SignalLike``), and when the LLM was asked
+    about it, ``llm[dim][value]`` (see ``LLMSignal``)."""
 
-    signals: dict[str, dict[str, tuple[float, int, float | None]]]
+    signals: Mapping[str, Mapping[str, SignalLike]]
     labels: dict[str, set[str]]
     llm: dict[str, dict[str, LLMSignal]] | None = None
 
@@ -64,6 +95,8 @@ class Calibrator:
     models: dict[str, LogisticRegression] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
     examples: int = 0
+    dimensions: dict[str, Dimension] = field(default_factory=dict)
+    columns: dict[str, list[int]] = field(default_factory=dict)  # the feature set chosen per dimension
     # how far to trust the LLM against the calibrated prior: one model pooled over dimensions (too few
     # LLM-judged examples per dimension otherwise), fitted only when enough examples carry LLM answers
     llm_model: LogisticRegression | None = None
@@ -71,24 +104,42 @@ class Calibrator:
     llm_examples: int = 0
 
     @classmethod
-    def fit(cls, taxonomy: Taxonomy, examples: Sequence[Example]) -> Calibrator:
+    def fit(cls, taxonomy: Taxonomy, examples: Sequence[Example], c: float = 1.0) -> Calibrator:
         cal = cls(taxonomy.key, examples=len(examples))
         for dim in taxonomy.dimensions:
             rows = [e for e in examples if dim.id in e.labels and dim.id in e.signals]
-            x = [features(*e.signals[dim.id][v.id]) for e in rows for v in dim.values]
-            y = [v.id in e.labels[dim.id] for e in rows for v in dim.values]
-            if sum(y) < MIN_POSITIVES or len(y) - sum(y) < MIN_POSITIVES:
+            if not rows:
                 continue
-            model = LogisticRegression(C=1.0, max_iter=2000)
-            model.fit(np.asarray(x), np.asarray(y))
+            x = np.vstack([dimension_features(dim, e.signals[dim.id]) for e in rows])
+            y = np.asarray([v.id in e.labels[dim.id] for e in rows for v in dim.values])
+            if y.sum() < MIN_POSITIVES or len(y) - y.sum() < MIN_POSITIVES:
+                continue
+            columns = _choose_columns(x, y, len(rows), len(dim.values), c, single=dim.cardinality == "single")
+            model = LogisticRegression(C=c, max_iter=3000)
+            model.fit(x[:, columns], y)
             cal.models[dim.id] = model
-            probs = model.predict_proba(np.asarray(x))[:, 1].reshape(len(rows), len(dim.values))
-            truth = np.asarray(y).reshape(len(rows), len(dim.values))
-            cal.thresholds[dim.id] = _best_threshold(probs, truth, single=dim.cardinality == "single")
+            cal.columns[dim.id] = columns
+            cal.dimensions[dim.id] = dim
+            probs = model.predict_proba(x[:, columns])[:, 1].reshape(len(rows), len(dim.values))
+            cal.thresholds[dim.id] = _best_threshold(probs, y.reshape(len(rows), len(dim.values)),
+                                                     single=dim.cardinality == "single")
         cal._fit_llm(taxonomy, [e for e in examples if e.llm is not None])
         log.info("calibrated %d dimensions on %d examples (LLM stage: %s)", len(cal.models), len(examples),
                  f"{cal.llm_examples} examples" if cal.llm_model is not None else "prior")
         return cal
+
+    def probabilities(self, dimension: str, signals: Mapping[str, SignalLike]) -> dict[str, float] | None:
+        """Every value's calibrated probability, or None when ``dimension`` has no fitted model."""
+        model = self.models.get(dimension)
+        if model is None:
+            return None
+        dim = self.dimensions[dimension]
+        probs = model.predict_proba(dimension_features(dim, signals)[:, self.columns[dimension]])[:, 1]
+        return {v.id: float(p) for v, p in zip(dim.values, probs, strict=True)}
+
+    def probability(self, dimension: str, value: str, signals: Mapping[str, SignalLike]) -> float | None:
+        probs = self.probabilities(dimension, signals)
+        return None if probs is None else probs[value]
 
     def _fit_llm(self, taxonomy: Taxonomy, examples: Sequence[Example], minimum: int = 20) -> None:
         if len(examples) < minimum:
@@ -99,9 +150,10 @@ class Calibrator:
             for dim in taxonomy.dimensions:
                 if dim.id not in e.labels or dim.id not in e.llm or dim.id not in self.models:
                     continue
+                probs = self.probabilities(dim.id, e.signals[dim.id])
+                assert probs is not None
                 for v in dim.values:
-                    p = self.probability(dim.id, *e.signals[dim.id][v.id])
-                    assert p is not None
+                    p = probs[v.id]
                     signal = e.llm[dim.id].get(v.id, (False, 0.0, False))
                     rows.append((dim.id, n, llm_features(logit(p), signal), v.id in e.labels[dim.id]))
         y = np.asarray([r[3] for r in rows])
@@ -124,13 +176,6 @@ class Calibrator:
             return None
         return float(self.llm_model.predict_proba(np.asarray([llm_features(logit(prior), signal)]))[0, 1])
 
-    def probability(self, dimension: str, embedding_z: float, keyword_hits: int, learned: float | None
-                    ) -> float | None:
-        model = self.models.get(dimension)
-        if model is None:
-            return None
-        return float(model.predict_proba(np.asarray([features(embedding_z, keyword_hits, learned)]))[0, 1])
-
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         joblib.dump(self, path)
@@ -145,23 +190,59 @@ class Calibrator:
         return cal
 
 
+# The stack's feature sets, simplest first: prototype, keywords and neighbours; then every head. With a few
+# dozen reviews the extra columns only add variance, so each dimension takes the set with the best macro-F1 on its
+# held-out examples (item folds); with thousands the full stack wins and the choice is not re-run.
+COMPACT = [0, 1, 8, 9]
+FULL = list(range(len(FEATURES)))
+SELECTION_ITEMS = 400  # above this many items the full stack is taken without the (costly) comparison
+
+
+def _choose_columns(x: np.ndarray, y: np.ndarray, items: int, values: int, c: float, *, single: bool,
+                    folds: int = 3, seed: int = 3) -> list[int]:
+    onehot = list(range(len(FEATURES), x.shape[1]))
+    candidates = [COMPACT + onehot, FULL + onehot]
+    if items > SELECTION_ITEMS or items < 2 * folds:
+        return candidates[-1] if items > SELECTION_ITEMS else candidates[0]
+    item_of_row = np.repeat(np.arange(items), values)
+    fold_of_item = np.random.default_rng(seed).permutation(items) % folds
+    scores = []
+    for cols in candidates:
+        probs = np.zeros(len(y))
+        for f in range(folds):
+            held = fold_of_item[item_of_row] == f
+            if y[~held].all() or not y[~held].any():
+                probs[held] = y[~held].mean()
+                continue
+            model = LogisticRegression(C=c, max_iter=3000).fit(x[~held][:, cols], y[~held])
+            probs[held] = model.predict_proba(x[held][:, cols])[:, 1]
+        grid, truth = probs.reshape(items, values), y.reshape(items, values)
+        scores.append(_macro_f1(grid, truth, _best_threshold(grid, truth, single=single), single=single))
+    return candidates[int(np.argmax(scores))]  # ties go to the compact set
+
+
+def _macro_f1(probs: np.ndarray, truth: np.ndarray, t: float, *, single: bool) -> float:
+    """Macro-F1 over the values present in ``truth`` when selecting at threshold ``t``."""
+    if single:
+        top = probs.argmax(axis=1)
+        pred = np.zeros_like(truth)
+        keep = probs[np.arange(len(probs)), top] >= t
+        pred[np.arange(len(probs))[keep], top[keep]] = True
+    else:
+        pred = probs >= t
+    tp = (pred & truth).sum(axis=0)
+    fp = (pred & ~truth).sum(axis=0)
+    fn = (~pred & truth).sum(axis=0)
+    denom = 2 * tp + fp + fn
+    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)
+    return float(f1[truth.any(axis=0)].mean()) if truth.any() else 0.0
+
+
 def _best_threshold(probs: np.ndarray, truth: np.ndarray, *, single: bool) -> float:
     """The selection threshold with the best macro-F1 over the dimension's values on these examples."""
     best_t, best_f1 = 0.5, -1.0
     for t in np.arange(0.05, 0.91, 0.025):
-        if single:
-            top = probs.argmax(axis=1)
-            pred = np.zeros_like(truth)
-            keep = probs[np.arange(len(probs)), top] >= t
-            pred[np.arange(len(probs))[keep], top[keep]] = True
-        else:
-            pred = probs >= t
-        tp = (pred & truth).sum(axis=0)
-        fp = (pred & ~truth).sum(axis=0)
-        fn = (~pred & truth).sum(axis=0)
-        denom = 2 * tp + fp + fn
-        f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)
-        score = float(f1[truth.any(axis=0)].mean()) if truth.any() else 0.0
+        score = _macro_f1(probs, truth, float(t), single=single)
         if score > best_f1 + 1e-9:
             best_t, best_f1 = float(t), score
     return round(best_t, 3)

@@ -1,75 +1,62 @@
-"""Learned heads: one classifier per dimension on asset embeddings, fitted on reviewed tags.
+"""Embedding heads: a logistic regression per dimension on asset embeddings, fitted on reviewed tags.
 
-Reviewed tags are the training data, so the tagger improves as marketing reviews. Values with too
-few positive or negative examples get no head (the other signals carry them).
+Reviewed tags are the training data, so the tagger improves as marketing reviews. A single-valued
+dimension whose examples carry one value each gets one multinomial model (one fit for 44 classes, not 44);
+otherwise each value gets a binary model. Values with too few positive or negative examples get no head
+(the other signals carry them). Scores are probabilities.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Sequence
 
-import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from service.core.taxonomy import Taxonomy
+from service.core.taxonomy import Dimension, Taxonomy
+from service.tagging.heads import HeadSet, one_value_each, trainable_values
 
 log = logging.getLogger(__name__)
-MIN_POSITIVES = 2
 
 
-class LearnedHeads:
-    def __init__(self, taxonomy: Taxonomy) -> None:
-        self.taxonomy_key = taxonomy.key
-        self.taxonomy = taxonomy
-        self.models: dict[tuple[str, str], LogisticRegression] = {}
-        self.examples = 0
+class _DimensionHead:
+    def __init__(self, values: list[str], models: list[LogisticRegression], columns: list[int]) -> None:
+        self.values, self.models, self._columns = values, models, columns
 
-    def fit(self, vectors: np.ndarray, labels: list[dict[str, set[str]]], c: float = 4.0) -> LearnedHeads:
+    @classmethod
+    def fit(cls, dim: Dimension, x: np.ndarray, labels: list[set[str]], c: float) -> _DimensionHead | None:
+        kept = trainable_values(dim.value_ids, labels)
+        if not kept:
+            return None
+        if one_value_each(dim, kept, labels):
+            y = np.asarray([next(iter(lab)) for lab in labels])
+            model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(x, y)
+            classes = [str(v) for v in model.classes_]
+            values = [v for v in classes if v in kept]
+            return cls(values, [model], [classes.index(v) for v in values])
+        models = [LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(x, [v in lab for lab in labels])
+                  for v in kept]
+        return cls(kept, models, [])
+
+    def scores(self, x: np.ndarray | Sequence[str]) -> np.ndarray:
+        """``(len(x), len(self.values))`` probabilities (of the multinomial model, or each binary one)."""
+        if self._columns:
+            return np.asarray(self.models[0].predict_proba(x)[:, self._columns], dtype=np.float32)
+        return np.column_stack([m.predict_proba(x)[:, 1] for m in self.models]).astype(np.float32)
+
+
+class LearnedHeads(HeadSet[np.ndarray]):
+    def __init__(self, taxonomy: Taxonomy, c: float = 4.0) -> None:
+        super().__init__(taxonomy)
+        self.c = c
+
+    def fit(self, vectors: np.ndarray, labels: Sequence[dict[str, set[str]]]) -> LearnedHeads:
         """``labels[i]`` maps dimension → values of example i; a dimension absent there is unlabelled."""
-        self.models.clear()
-        self.examples = len(labels)
-        for dim in self.taxonomy.dimensions:
-            rows = [i for i, lab in enumerate(labels) if dim.id in lab]
-            if len(rows) < 2 * MIN_POSITIVES:
-                continue
-            x = vectors[rows]
-            for value in dim.values:
-                y = np.array([value.id in labels[i][dim.id] for i in rows])
-                if y.sum() < MIN_POSITIVES or (~y).sum() < MIN_POSITIVES:
-                    continue
-                model = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
-                model.fit(x, y)
-                self.models[(dim.id, value.id)] = model
-        log.info("fitted %d learned heads on %d examples", len(self.models), self.examples)
+        self._fit(vectors, labels, lambda x, rows: x[rows],
+                  lambda dim, x, lab: _DimensionHead.fit(dim, x, lab, self.c))
+        log.info("fitted %d embedding heads on %d examples", len(self.models), self.examples)
         return self
 
     def predict(self, vector: np.ndarray) -> dict[tuple[str, str], float]:
-        if not self.models:
-            return {}
-        x = vector.reshape(1, -1)
-        return {key: float(model.predict_proba(x)[0, 1]) for key, model in self.models.items()}
-
-    def predict_many(self, vectors: np.ndarray) -> list[dict[tuple[str, str], float]]:
-        out: list[dict[tuple[str, str], float]] = [{} for _ in range(len(vectors))]
-        for key, model in self.models.items():
-            probs = model.predict_proba(vectors)[:, 1]
-            for i, p in enumerate(probs):
-                out[i][key] = float(p)
-        return out
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump({"taxonomy": self.taxonomy_key, "examples": self.examples, "models": self.models}, path)
-
-    @classmethod
-    def load(cls, taxonomy: Taxonomy, path: Path) -> LearnedHeads | None:
-        if not path.exists():
-            return None
-        data = joblib.load(path)
-        if data.get("taxonomy") != taxonomy.key:
-            return None  # heads of another taxonomy version would map to the wrong values
-        heads = cls(taxonomy)
-        heads.models, heads.examples = data["models"], data["examples"]
-        return heads
+        return self.predict_many(vector.reshape(1, -1))[0]

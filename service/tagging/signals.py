@@ -33,6 +33,10 @@ class PrototypeIndex:
                     owners.append((d, v))
         self.matrix = embedder.embed_queries(texts)
         self.owners = np.asarray(owners, dtype=np.int32)
+        # per dimension, per value: the rows of its prototype texts (scores() runs per asset, thousands of
+        # times when calibration scores held-out items, so the masks are computed once here)
+        self._rows = [[np.flatnonzero((self.owners[:, 0] == d) & (self.owners[:, 1] == v))
+                       for v in range(len(dim.values))] for d, dim in enumerate(taxonomy.dimensions)]
 
     def scores(self, chunk_vectors: np.ndarray) -> dict[str, np.ndarray]:
         """Per dimension, a score per value: mean of the best-matching chunk over its prototype texts,
@@ -43,10 +47,10 @@ class PrototypeIndex:
         out: dict[str, np.ndarray] = {}
         for d, dim in enumerate(self.taxonomy.dimensions):
             scores = np.zeros(len(dim.values), dtype=np.float32)
-            for v in range(len(dim.values)):
-                mask = (self.owners[:, 0] == d) & (self.owners[:, 1] == v)
-                sims = best[mask]
-                scores[v] = 0.5 * sims.max() + 0.5 * sims.mean() if sims.size else 0.0
+            for v, rows in enumerate(self._rows[d]):
+                if rows.size:
+                    sims = best[rows]
+                    scores[v] = 0.5 * sims.max() + 0.5 * sims.mean()
             out[dim.id] = scores
         return out
 

@@ -18,8 +18,9 @@ from service.store.db import Database
 from service.tagging import training
 from service.tagging.cache import TagCache
 from service.tagging.calibration import Calibrator
-from service.tagging.engine import Mode, TaggingEngine, TaggingResult
-from service.tagging.learned import LearnedHeads
+from service.tagging.engine import LLM_MODES, Mode, TaggingEngine, TaggingResult
+from service.tagging.examples import ExampleBank
+from service.tagging.proposer import load_heads, save_heads
 from service.tagging.signals import PrototypeIndex
 
 log = logging.getLogger(__name__)
@@ -27,24 +28,30 @@ log = logging.getLogger(__name__)
 
 class Tagger:
     def __init__(self, taxonomy: Taxonomy, embedder: Embedder, llm: LLMGateway | None, db: Database,
-                 training_dir: Path, mode: Mode = "full") -> None:
+                 training_dir: Path, mode: Mode = "cascade", *, uncertain_band: tuple[float, float] = (0.2, 0.8),
+                 llm_token_ratio: float = 1.5, few_shot: int = 2) -> None:
         self.embedder, self.llm, self.db, self.training_dir = embedder, llm, db, training_dir
-        self.default_mode: Mode = mode if (mode not in ("full", "llm") or llm is not None) else "learned"
+        self.options = {"uncertain_band": uncertain_band, "llm_token_ratio": llm_token_ratio, "few_shot": few_shot}
+        self.default_mode: Mode = mode if (mode not in LLM_MODES or llm is not None) else "learned"
         self.engine = self._build(taxonomy)
 
     @property
     def taxonomy(self) -> Taxonomy:
         return self.engine.taxonomy
 
-    def _paths(self, taxonomy: Taxonomy) -> tuple[Path, Path]:
+    def _paths(self, taxonomy: Taxonomy) -> tuple[Path, Path, Path]:
         folder = self.training_dir / taxonomy.key
-        return folder / "heads.joblib", folder / "calibrator.joblib"
+        return folder / "heads.joblib", folder / "calibrator.joblib", folder / "examples.joblib"
 
     def _build(self, taxonomy: Taxonomy, prototypes: PrototypeIndex | None = None) -> TaggingEngine:
-        heads_path, cal_path = self._paths(taxonomy)
+        heads_path, cal_path, examples_path = self._paths(taxonomy)
+        heads = load_heads(taxonomy, heads_path)
+        # a calibrator stacks the heads it was fitted with: without them (older files) it would misread
+        calibrator = Calibrator.load(taxonomy, cal_path) if heads is not None else None
+        examples = ExampleBank.load(taxonomy, examples_path) if heads is not None else None
         return TaggingEngine(taxonomy, self.embedder, llm=self.llm, prompt=load_prompt("tagging"),
-                             cache=TagCache(self.db), heads=LearnedHeads.load(taxonomy, heads_path),
-                             calibrator=Calibrator.load(taxonomy, cal_path), prototypes=prototypes)
+                             cache=TagCache(self.db), heads=heads, calibrator=calibrator, examples=examples,
+                             prototypes=prototypes, **self.options)  # type: ignore[arg-type]
 
     def set_taxonomy(self, taxonomy: Taxonomy) -> None:
         # built aside and swapped in one assignment: a call in flight keeps the engine it started with
@@ -62,11 +69,13 @@ class Tagger:
         """Fit heads and calibration on reviewed items, save them and start using them."""
         current = self.engine
         engine = self._build(current.taxonomy, prototypes=current.prototypes)  # same taxonomy: same prototypes
-        heads, calibrator = training.fit(engine, items)
-        heads_path, cal_path = self._paths(engine.taxonomy)
-        heads.save(heads_path)
-        calibrator.save(cal_path)
+        fitted = training.fit(engine, items)
+        heads_path, cal_path, examples_path = self._paths(engine.taxonomy)
+        save_heads(fitted.heads, heads_path)
+        fitted.calibrator.save(cal_path)
+        fitted.examples.save(examples_path)
         self.engine = engine
-        log.info("retrained on %d reviewed assets: %d heads, %d calibrated dimensions", len(items),
-                 len(heads.models), len(calibrator.models))
-        return {"items": len(items), "heads": len(heads.models), "calibrated_dimensions": len(calibrator.models)}
+        log.info("retrained on %d reviewed assets in %.1fs: %d heads, %d calibrated dimensions", len(items),
+                 fitted.seconds, fitted.heads.count, len(fitted.calibrator.models))
+        return {"items": len(items), "heads": fitted.heads.count,
+                "calibrated_dimensions": len(fitted.calibrator.models)}
