@@ -66,7 +66,8 @@ def pct(values: list[float], q: float) -> float:
 
 def _env(data: Path, port: int, model: Path | None, threads: int | None) -> dict[str, str]:
     env = {**os.environ, "HCP_DATA_DIR": str(data), "HCP_PORT": str(port), "HCP_LOG_LEVEL": "warning",
-           "HCP_RATE_LIMIT_PER_MINUTE": "1000000", "HF_HUB_OFFLINE": "1", "HCP_LLM_MODE": "local"}
+           "HCP_RATE_LIMIT_PER_MINUTE": "1000000", "HF_HUB_OFFLINE": "1", "HCP_LLM_MODE": "local",
+           "HCP_TAGGING_MODE": "full"}  # the background load is LLM re-tagging: every open dimension asked
     if model is not None:
         env["HCP_LLM_MODEL_PATH"] = str(model)
     if threads is not None:

