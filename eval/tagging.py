@@ -152,8 +152,7 @@ def cross_validate_baseline(taxonomy: Taxonomy, items: list[Prepared], folds: in
 
     started = time.perf_counter()
     out_of_fold(len(items), folds, fit_predict, seed=seed)
-    report = _report(taxonomy, pooled, predictions, f"baseline-cv{folds}", time.perf_counter() - started)
-    return report
+    return _report(taxonomy, pooled, predictions, f"baseline-cv{folds}", time.perf_counter() - started)
 
 
 def run(engine: TaggingEngine, items: list[Prepared], mode: Mode,

@@ -97,7 +97,7 @@ def test_a_tight_budget_drops_examples_then_meanings_then_sentences_and_never_ex
                                                         **adjudicator._context(questions, "en", [], False))))
     seen = []
     for room in (own + 400, bare + own - 5, bare + 30):
-        plan = adjudicator._plan(p.item.text, p.item.title, "en", p.chunks, questions, shots, room, None, True)
+        plan = adjudicator._plan(p.item.text, own, p.item.title, "en", p.chunks, questions, shots, room, None, True)
         assert plan is not None
         windows, context = plan
         used = count_tokens(str(adjudicator.prompt.messages("en", title=p.item.title, text=windows[0], **context)))
@@ -107,5 +107,5 @@ def test_a_tight_budget_drops_examples_then_meanings_then_sentences_and_never_ex
     assert seen[0] == (True, True, True), "room for everything: everything goes"
     assert seen[1][:2] == (False, False), "a little short: examples and meanings go before the document does"
     assert seen[2] == (False, False, False), "30 tokens for the document: its most relevant sentences"
-    assert adjudicator._plan(p.item.text, p.item.title, "en", p.chunks, questions, shots, bare + 5, None,
+    assert adjudicator._plan(p.item.text, own, p.item.title, "en", p.chunks, questions, shots, bare + 5, None,
                              True) is None, "too little room to read anything: the LLM is not asked"

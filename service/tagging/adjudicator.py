@@ -58,6 +58,13 @@ class Usage:
     cached: bool = False
     asked: list[str] = field(default_factory=list)  # the dimensions that fitted the budget and were put
 
+    def add(self, other: Usage) -> None:
+        """``other``'s calls, tokens and last error, added to these."""
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.calls += other.calls
+        self.error = other.error
+
 
 class Adjudicator:
     def __init__(self, taxonomy: Taxonomy, llm: LLMGateway, prompt: PromptTemplate, *, cache: TagCache | None = None,
@@ -82,12 +89,13 @@ class Adjudicator:
         ``max_windows`` calls. ``total_budget``: prompt and answer together; questions are dropped from the end
         (ask the most uncertain first) until the rest fits, and the answers asked for shrink with them."""
         lang = "zh" if language in ("zh", "mixed") else "en"
+        own = count_tokens(text, self.encoding)
         questions = list(questions)
         plan = None
         while questions:
             room = prompt_budget if total_budget is None else \
                 min(prompt_budget, total_budget - self.answer_tokens(questions))
-            plan = self._plan(text, title, lang, chunks, questions, examples, room, relevance, one_window)
+            plan = self._plan(text, own, title, lang, chunks, questions, examples, room, relevance, one_window)
             if plan is not None or total_budget is None:
                 break
             questions.pop()
@@ -95,13 +103,12 @@ class Adjudicator:
             usage.error = "llm_budget: the token budget leaves no room for the document"
             return None
         usage.asked = [q.dimension.id for q in questions]
-        offered_now = {q.dimension.id: q.candidates for q in questions}
-        model = answer_model(self.taxonomy, offered_now) if total_budget is None else \
-            answer_model(self.taxonomy, offered_now, max_choices=BUDGET_CHOICES, evidence_chars=BUDGET_EVIDENCE_CHARS)
+        offered = {q.dimension.id: q.candidates for q in questions}
+        model = answer_model(self.taxonomy, offered) if total_budget is None else \
+            answer_model(self.taxonomy, offered, max_choices=BUDGET_CHOICES, evidence_chars=BUDGET_EVIDENCE_CHARS)
         # a budgeted answer gets what the budget kept for it; an unbudgeted one room for every choice and quote
         answer_tokens = self.answer_tokens(questions) if total_budget is not None else self.max_answer_tokens
         windows, context = plan
-        offered = {q.dimension.id: q.candidates for q in questions}
         messages = [self.prompt.messages(lang, title=title, text=w, **context) for w in windows]
         key = cache_key(content=content_hash or sha256_hex(text.encode("utf-8")), taxonomy=self.taxonomy.key,
                         llm=self.llm.model, embedder=self.embedder_name, prompt=self.prompt.version,
@@ -117,10 +124,7 @@ class Adjudicator:
             answer = self._call_with_repair(m, model, spent, answer_tokens, deadline,
                                             attempts=1 if total_budget is not None else 2)
             if answer is None:
-                usage.prompt_tokens += spent.prompt_tokens
-                usage.completion_tokens += spent.completion_tokens
-                usage.calls += spent.calls
-                usage.error = spent.error
+                usage.add(spent)
                 return None
             for dim_id in offered:
                 for choice in getattr(answer, dim_id, None) or []:
@@ -135,10 +139,7 @@ class Adjudicator:
                 picks = sorted(((k, v) for k, v in merged.items() if k[0] == q.dimension.id), key=lambda kv: -kv[1][0])
                 for k, _ in picks[1:]:
                     del merged[k]
-        usage.prompt_tokens += spent.prompt_tokens
-        usage.completion_tokens += spent.completion_tokens
-        usage.calls += spent.calls
-        usage.error = None
+        usage.add(spent)  # the last attempt succeeded: spent.error is None
         if self.cache is not None:
             self.cache.put(key, {"choices": [[d, v, c, q] for (d, v), (c, q) in merged.items()]}, self.llm.model,
                            self.prompt.version, spent.prompt_tokens, spent.completion_tokens)
@@ -156,11 +157,11 @@ class Adjudicator:
                                       if d in asked)} for e in examples]
         return {"dimensions": dims, "examples": shots}
 
-    def _plan(self, text: str, title: str, lang: str, chunks: Sequence[str], questions: Sequence[Question],
+    def _plan(self, text: str, own: int, title: str, lang: str, chunks: Sequence[str], questions: Sequence[Question],
               examples: Sequence[FewShot], room: int, relevance: Callable[[list[str]], list[float]] | None,
               one_window: bool) -> tuple[list[str], dict[str, Any]] | None:
-        """The document windows and prompt context that fit ``room`` prompt tokens, or None."""
-        own = count_tokens(text, self.encoding)
+        """The document windows and prompt context that fit ``room`` prompt tokens, or None (``own``: the
+        document's tokens)."""
         attempts = [(list(examples), True), ([], True), ([], False)] if examples else [([], True), ([], False)]
         context: dict[str, Any] = {}
         text_room = 0

@@ -88,7 +88,7 @@ class TaggingEngine:
                  cache: TagCache | None = None, candidates_per_dimension: int = 4,
                  prompt_token_budget: int = 1400, max_windows: int = 3, encoding: str = "cl100k_base",
                  weights: Weights | None = None, max_answer_tokens: int = 700,
-                 calibrator: Calibrator | None = None, examples: ExampleBank | None = None,
+                 calibrator: Calibrator | None = None,
                  prototypes: PrototypeIndex | None = None, uncertain_band: tuple[float, float] = (0.2, 0.8),
                  llm_token_ratio: float = 1.5, few_shot: int = 2) -> None:
         """``prototypes``: an index already embedded for this taxonomy (embedding them is the slow part).
@@ -111,16 +111,20 @@ class TaggingEngine:
             if llm is not None and prompt is not None else None
         self.heads: Heads | None = None
         self.calibrator: Calibrator | None = None
-        self.examples: ExampleBank | None = None
-        self.install(heads, calibrator, examples)
+        self.install(heads, calibrator)
 
     @property
     def prototypes(self) -> PrototypeIndex:
         return self.proposer.prototypes
 
-    def install(self, heads: Heads | None, calibrator: Calibrator | None, examples: ExampleBank | None) -> None:
+    def install(self, heads: Heads | None, calibrator: Calibrator | None) -> None:
         """What training produced, used from the next call on."""
-        self.heads, self.calibrator, self.examples = heads, calibrator, examples
+        self.heads, self.calibrator = heads, calibrator
+
+    @property
+    def examples(self) -> ExampleBank | None:
+        """The few-shot bank: the reviewed examples the neighbour vote was fitted on."""
+        return self.heads.neighbours if self.heads is not None else None
 
     def policy(self, mode: Mode) -> Policy:
         """The decision policy for ``mode``, chosen once per call."""
@@ -235,7 +239,7 @@ class TaggingEngine:
         protos = self.prototypes
         d = self.taxonomy.dimensions.index(dim)
         v = dim.value_ids.index(value)
-        rows = protos._rows[d][v]
+        rows = protos.value_rows(d, v)
         vectors = chunk_vectors if chunk_vectors.ndim == 2 else chunk_vectors[None, :]
         best = int((vectors @ protos.matrix[rows].T).max(axis=1).argmax()) if rows.size else 0
         return chunks[min(best, len(chunks) - 1)][:EVIDENCE_MAX_CHARS]
@@ -251,8 +255,9 @@ class TaggingEngine:
         if cascade:
             questions = sorted(questions, key=lambda q: q.margin)
         dims = [q.dimension.id for q in questions]
-        shots = self.examples.nearest(asset_vector(chunk_vectors), dims, k=self.few_shot) \
-            if self.examples is not None and self.few_shot else []
+        bank = self.examples
+        shots = bank.nearest(asset_vector(chunk_vectors), dims, k=self.few_shot) if bank is not None and self.few_shot \
+            else []
         usage = Usage()
         choices = self.adjudicator.ask(text, title=title, language=language, chunks=chunks, questions=questions,
                                        prompt_budget=self.budget, usage=usage, examples=shots,
@@ -277,6 +282,7 @@ class TaggingEngine:
 
         def score(sentences: list[str]) -> list[float]:
             total = np.zeros(len(sentences), dtype=np.float32)
+            sentence_hits: list[dict[tuple[str, str], KeywordHit]] | None = None
             for q in questions:
                 head = lexical.heads.get(q.dimension.id) if lexical is not None else None
                 for value in q.candidates:
@@ -284,8 +290,10 @@ class TaggingEngine:
                         s = head.sentence_scores(sentences, value)
                         total += np.maximum(s, 0) / (float(np.abs(s).max()) or 1.0)
                     else:
-                        total += np.asarray([1.0 if (q.dimension.id, value) in keywords.hits(x) else 0.0
-                                             for x in sentences], dtype=np.float32)
+                        if sentence_hits is None:
+                            sentence_hits = [keywords.hits(x) for x in sentences]
+                        total += np.asarray([1.0 if (q.dimension.id, value) in h else 0.0 for h in sentence_hits],
+                                            dtype=np.float32)
             return total.tolist()
 
         return score

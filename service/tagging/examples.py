@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import joblib
 import numpy as np
 
 from service.core.taxonomy import Taxonomy
 
 SNIPPET_CHARS = 90
-MAX_EXAMPLES = 2000
-SELF_SIMILARITY = 0.995  # a seeded sample beyond this: nearest-neighbour lookups stay a millisecond
+MAX_EXAMPLES = 2000  # a seeded sample beyond this: nearest-neighbour lookups stay a millisecond
+SELF_SIMILARITY = 0.995  # as similar as this is the asset itself (re-tagging a reviewed one)
 
 
 @dataclass
@@ -48,17 +46,6 @@ class ExampleBank:
             rows = sorted(np.random.default_rng(seed).permutation(len(rows))[:MAX_EXAMPLES].tolist())
         vectors = np.vstack([items[i][1] for i in rows]).astype(np.float32) if rows else np.zeros((0, 1), np.float32)
         return cls(taxonomy.key, vectors, [snippet(items[i][0]) for i in rows], [items[i][2] for i in rows])
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, path)
-
-    @classmethod
-    def load(cls, taxonomy: Taxonomy, path: Path) -> ExampleBank | None:
-        if not path.exists():
-            return None
-        bank = joblib.load(path)
-        return bank if isinstance(bank, cls) and bank.taxonomy_key == taxonomy.key else None
 
     def __len__(self) -> int:
         return len(self.snippets)

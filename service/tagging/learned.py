@@ -57,6 +57,3 @@ class LearnedHeads(HeadSet[np.ndarray]):
                   lambda dim, x, lab: _DimensionHead.fit(dim, x, lab, self.c))
         log.info("fitted %d embedding heads on %d examples", len(self.models), self.examples)
         return self
-
-    def predict(self, vector: np.ndarray) -> dict[tuple[str, str], float]:
-        return self.predict_many(vector.reshape(1, -1))[0]

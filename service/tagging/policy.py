@@ -47,7 +47,6 @@ class Weights:
 
 class HandSetPolicy:
     name = "hand-set"
-    asks = False
 
     def __init__(self, weights: Weights | None = None, use_heads: bool = False) -> None:
         self.weights = weights or Weights()
@@ -113,8 +112,6 @@ class CalibratedPolicy(HandSetPolicy):
 
 class AskingPolicy:
     """A prior policy plus the LLM: every open dimension (``band`` None), or only the uncertain ones."""
-
-    asks = True
 
     def __init__(self, base: HandSetPolicy, band: tuple[float, float] | None) -> None:
         self.base, self.band = base, band

@@ -72,14 +72,14 @@ class Proposer:
         hits = [self.keywords.hits(t) for t in texts] if hits is None else hits
         embedded: list[dict[tuple[str, str], float]] = [{} for _ in texts]
         lexical: list[dict[tuple[str, str], float]] = [{} for _ in texts]
-        if heads is not None and heads.embedding is not None and texts:
-            embedded = heads.embedding.predict_many(np.vstack([asset_vector(v) for v in chunk_vectors]))
+        assets = np.vstack([asset_vector(v) for v in chunk_vectors]) if heads is not None and texts else None
+        if heads is not None and heads.embedding is not None and assets is not None:
+            embedded = heads.embedding.predict_many(assets)
         if heads is not None and heads.lexical is not None and texts:
             lexical = heads.lexical.predict_many(texts)
         votes: list[dict[tuple[str, str], float]] = [{} for _ in texts]
-        if heads is not None and heads.neighbours is not None and texts:
-            votes = heads.neighbours.votes(np.vstack([asset_vector(v) for v in chunk_vectors]),
-                                           [(d.id, d.value_ids) for d in self.taxonomy.dimensions])
+        if heads is not None and heads.neighbours is not None and assets is not None:
+            votes = heads.neighbours.votes(assets, [(d.id, d.value_ids) for d in self.taxonomy.dimensions])
         out: list[Signals] = []
         for i, vectors in enumerate(chunk_vectors):
             sims = self.prototypes.scores(vectors)

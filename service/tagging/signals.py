@@ -12,7 +12,6 @@ from service.core.embeddings import Embedder
 from service.core.taxonomy import Taxonomy
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
-_SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]?|[^.\n]+\.?")
 
 
 class PrototypeIndex:
@@ -37,6 +36,10 @@ class PrototypeIndex:
         # times when calibration scores held-out items, so the masks are computed once here)
         self._rows = [[np.flatnonzero((self.owners[:, 0] == d) & (self.owners[:, 1] == v))
                        for v in range(len(dim.values))] for d, dim in enumerate(taxonomy.dimensions)]
+
+    def value_rows(self, d: int, v: int) -> np.ndarray:
+        """The rows of ``matrix`` that are prototype texts of value ``v`` of dimension ``d``."""
+        return self._rows[d][v]
 
     def scores(self, chunk_vectors: np.ndarray) -> dict[str, np.ndarray]:
         """Per dimension, a score per value: mean of the best-matching chunk over its prototype texts,

@@ -19,7 +19,6 @@ from service.tagging import training
 from service.tagging.cache import TagCache
 from service.tagging.calibration import Calibrator
 from service.tagging.engine import LLM_MODES, Mode, TaggingEngine, TaggingResult
-from service.tagging.examples import ExampleBank
 from service.tagging.proposer import load_heads, save_heads
 from service.tagging.signals import PrototypeIndex
 
@@ -39,18 +38,17 @@ class Tagger:
     def taxonomy(self) -> Taxonomy:
         return self.engine.taxonomy
 
-    def _paths(self, taxonomy: Taxonomy) -> tuple[Path, Path, Path]:
+    def _paths(self, taxonomy: Taxonomy) -> tuple[Path, Path]:
         folder = self.training_dir / taxonomy.key
-        return folder / "heads.joblib", folder / "calibrator.joblib", folder / "examples.joblib"
+        return folder / "heads.joblib", folder / "calibrator.joblib"
 
     def _build(self, taxonomy: Taxonomy, prototypes: PrototypeIndex | None = None) -> TaggingEngine:
-        heads_path, cal_path, examples_path = self._paths(taxonomy)
+        heads_path, cal_path = self._paths(taxonomy)
         heads = load_heads(taxonomy, heads_path)
         # a calibrator stacks the heads it was fitted with: without them (older files) it would misread
         calibrator = Calibrator.load(taxonomy, cal_path) if heads is not None else None
-        examples = ExampleBank.load(taxonomy, examples_path) if heads is not None else None
         return TaggingEngine(taxonomy, self.embedder, llm=self.llm, prompt=load_prompt("tagging"),
-                             cache=TagCache(self.db), heads=heads, calibrator=calibrator, examples=examples,
+                             cache=TagCache(self.db), heads=heads, calibrator=calibrator,
                              prototypes=prototypes, **self.options)  # type: ignore[arg-type]
 
     def set_taxonomy(self, taxonomy: Taxonomy) -> None:
@@ -70,10 +68,9 @@ class Tagger:
         current = self.engine
         engine = self._build(current.taxonomy, prototypes=current.prototypes)  # same taxonomy: same prototypes
         fitted = training.fit(engine, items)
-        heads_path, cal_path, examples_path = self._paths(engine.taxonomy)
-        save_heads(fitted.heads, heads_path)
+        heads_path, cal_path = self._paths(engine.taxonomy)
+        save_heads(fitted.heads, heads_path)  # with the neighbour bank, which is also the few-shot bank
         fitted.calibrator.save(cal_path)
-        fitted.examples.save(examples_path)
         self.engine = engine
         log.info("retrained on %d reviewed assets in %.1fs: %d heads, %d calibrated dimensions", len(items),
                  fitted.seconds, fitted.heads.count, len(fitted.calibrator.models))

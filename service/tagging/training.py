@@ -39,7 +39,6 @@ class LabelledItem:
 class Fitted:
     heads: Heads
     calibrator: Calibrator
-    examples: ExampleBank
     seconds: float
 
 
@@ -82,10 +81,8 @@ def fit(engine: TaggingEngine, items: Sequence[LabelledItem], folds: int = 5, ll
         out_of_fold(len(items), folds, fit_predict)
     heads = fit_heads(engine, items)
     calibrator = Calibrator.fit(engine.taxonomy, [e for e in examples if e is not None])
-    bank = heads.neighbours
-    assert bank is not None
-    engine.install(heads, calibrator, bank)
+    engine.install(heads, calibrator)
     seconds = time.perf_counter() - started
     log.info("fitted %d heads and %d calibrated dimensions on %d items in %.1fs", heads.count,
              len(calibrator.models), len(items), seconds)
-    return Fitted(heads, calibrator, bank, seconds)
+    return Fitted(heads, calibrator, seconds)
