@@ -86,7 +86,7 @@ def prepare(items: list[GoldItem], embedder: Embedder, max_tokens: int = 300,
 
 def labelled(items: list[Prepared]) -> list[LabelledItem]:
     return [LabelledItem(p.item.text, p.vectors, p.item.labels, title=p.item.title, language=p.item.language,
-                         chunks=p.chunks, content_hash=p.item.content_hash) for p in items]
+                         chunks=p.chunks, content_hash=p.item.content_hash, metadata=p.item.metadata) for p in items]
 
 
 def fit(engine: TaggingEngine, train: list[Prepared], llm_items: int = 0,

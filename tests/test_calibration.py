@@ -68,3 +68,17 @@ def test_without_llm_examples_there_is_no_llm_stage_and_the_prior_weights_apply(
     # the prior still ranks a strong embedding signal above a weak one
     high, low = _prior(cal, dim, values, 2.0), _prior(cal, dim, values, -1.0)
     assert high is not None and low is not None and high > low
+
+
+def test_a_saved_calibrator_loads_back_and_one_fitted_on_other_signals_is_refused(tmp_path):
+    taxonomy = load_taxonomy(ROOT / "taxonomy" / "hoc.yaml")
+    examples, dim, values = _examples(llm_accuracy=0.95)
+    cal = Calibrator.fit(taxonomy, examples)
+    path = tmp_path / "calibrator.joblib"
+    cal.save(path)
+    loaded = Calibrator.load(taxonomy, path)
+    assert loaded is not None and _prior(loaded, dim, values, 1.0) == _prior(cal, dim, values, 1.0)
+    cal.features = cal.features[:-1]  # as a release before the last signal wrote it: its columns would not line up
+    cal.save(path)
+    assert Calibrator.load(taxonomy, path) is None, "a stale calibrator means recalibrating, not wrong probabilities"
+    assert Calibrator.load(load_taxonomy(ROOT / "taxonomy" / "chip-ctc.yaml"), path) is None

@@ -68,7 +68,7 @@ def retrain_item(c: Components, job: Job, item: JobItem) -> ItemResult:
     for g in gold:
         material = load_material(c.db, c.vectors, c.embedder, g.asset_id)
         if material is not None:
-            items.append(LabelledItem(material.text, material.vectors, g.labels))
+            items.append(LabelledItem(material.text, material.vectors, g.labels, metadata=material.metadata))
     if len(items) < 4:
         return ItemResult(False, error_code="too_few_reviews",
                           error_message=f"{len(items)} reviewed assets; training needs at least 4.")

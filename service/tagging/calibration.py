@@ -29,10 +29,10 @@ from service.core.taxonomy import Dimension, Taxonomy
 log = logging.getLogger(__name__)
 MIN_POSITIVES = 5
 FEATURES = ("embedding_z", "keyword_hits", "embedding_logit", "has_embedding", "lexical_margin", "has_lexical",
-            "embedding_lead", "lexical_lead", "neighbours", "neighbours_lead")
+            "embedding_lead", "lexical_lead", "neighbours", "neighbours_lead", "context")
 # A signal as the calibrator reads it: (embedding_z, keyword_hits, embedding head probability or None,
-# lexical head margin or None, neighbour share or None); service.tagging.proposer.Signal is one, and so is a
-# plain tuple.
+# lexical head margin or None, neighbour share or None, context log likelihood ratio or None);
+# service.tagging.proposer.Signal is one, and so is a plain tuple.
 SignalLike = Sequence[Any]
 
 
@@ -55,7 +55,7 @@ def dimension_features(dim: Dimension, signals: Mapping[str, SignalLike]) -> np.
     """``(len(dim.values), len(FEATURES) + len(dim.values))``: each value's stacked signals, then a one-hot of
     the value (the per-value bias: a rare value needs more evidence than a common one)."""
     n = len(dim.values)
-    rows = [tuple(signals[v.id]) + (None,) * (5 - len(signals[v.id])) for v in dim.values]
+    rows = [tuple(signals[v.id]) + (None,) * (6 - len(signals[v.id])) for v in dim.values]
     z = np.asarray([r[0] for r in rows], dtype=np.float64)
     hits = np.asarray([min(r[1], 3) for r in rows], dtype=np.float64)
     has_emb = np.asarray([r[2] is not None for r in rows])
@@ -64,8 +64,9 @@ def dimension_features(dim: Dimension, signals: Mapping[str, SignalLike]) -> np.
     lex = np.asarray([float(r[3]) if r[3] is not None else 0.0 for r in rows])
     has_nn = np.asarray([r[4] is not None for r in rows])
     nn = np.asarray([float(r[4]) if r[4] is not None else 0.0 for r in rows])
+    context = np.asarray([float(r[5]) if r[5] is not None else 0.0 for r in rows])
     base = np.column_stack([z, hits, emb, has_emb, lex, has_lex, _lead(emb, has_emb), _lead(lex, has_lex), nn,
-                            _lead(nn, has_nn)])
+                            _lead(nn, has_nn), context])
     return np.hstack([base, np.eye(n)])
 
 
@@ -102,6 +103,7 @@ class Calibrator:
     llm_model: LogisticRegression | None = None
     llm_thresholds: dict[str, float] = field(default_factory=dict)
     llm_examples: int = 0
+    features: tuple[str, ...] = FEATURES  # what the models were fitted on (a file from before a new signal won't do)
 
     @classmethod
     def fit(cls, taxonomy: Taxonomy, examples: Sequence[Example], c: float = 1.0) -> Calibrator:
@@ -185,7 +187,8 @@ class Calibrator:
         if not path.exists():
             return None
         cal = joblib.load(path)
-        if not isinstance(cal, cls) or cal.taxonomy_key != taxonomy.key:
+        if not isinstance(cal, cls) or cal.taxonomy_key != taxonomy.key \
+                or getattr(cal, "features", None) != FEATURES:
             return None
         return cal
 
@@ -196,7 +199,7 @@ class Calibrator:
 # up to SELECTION_ITEMS each dimension takes the set with the best macro-F1 on its held-out examples (item folds;
 # on HoC at 100 and 250 examples that was the full set, +0.02 and +0.03); above, the full stack wins and the
 # (costly) comparison is not run.
-COMPACT = [0, 1, 8, 9]
+COMPACT = [0, 1, 8, 9, 10]
 FULL = list(range(len(FEATURES)))
 MIN_SELECTION_ITEMS = 50
 SELECTION_ITEMS = 400

@@ -33,6 +33,7 @@ from service.tagging.adjudicator import Adjudicator, Choices, Question, Usage
 from service.tagging.answer import EVIDENCE_MAX_CHARS
 from service.tagging.cache import TagCache
 from service.tagging.calibration import Calibrator, LLMSignal
+from service.tagging.context import Facts, facts_from_metadata
 from service.tagging.examples import ExampleBank
 from service.tagging.policy import AskingPolicy, CalibratedPolicy, HandSetPolicy, Policy, Weights
 from service.tagging.proposer import Heads, Proposer, Signal, Signals, asset_vector
@@ -148,11 +149,13 @@ class TaggingEngine:
             chunk_vectors = self.embedder.embed_passages(chunks)
         policy = self.policy(mode)
         hits = self.proposer.keywords.hits(text)
-        signals = self.proposer.signals(text, chunk_vectors, None if mode == "embedding" else self.heads, hits)
+        facts = facts_from_metadata(self.taxonomy, metadata or {})
+        signals = self.proposer.signals(text, chunk_vectors, None if mode == "embedding" else self.heads, hits,
+                                        facts)
         result = TaggingResult(tags=[], status="llm_off", taxonomy=self.taxonomy.key,
                                prompt_version=self.prompt.version if self.prompt else None,
                                models={"embedder": self.embedder.name, "policy": policy.name})
-        known = self._from_metadata(metadata or {})
+        known = self._from_metadata(facts, metadata or {})
         known_dims = {k.dimension for k in known}
         priors = {dim.id: policy.prior(dim, signals[dim.id]) for dim in self.taxonomy.dimensions
                   if dim.id not in known_dims}
@@ -179,16 +182,13 @@ class TaggingEngine:
         deciding = [prior[ranked[0]]] if dim.cardinality == "single" else list(prior.values())
         return Question(dim, ranked[: self.k], min(abs(p - 0.5) for p in deciding) if deciding else 0.5)
 
-    def _from_metadata(self, metadata: dict[str, str]) -> list[Tag]:
+    def _from_metadata(self, facts: Facts, metadata: dict[str, str]) -> list[Tag]:
         """Tags that are facts of the asset (its format, its source): read, not guessed."""
         tags = []
         for dim in self.taxonomy.dimensions:
-            rule = dim.from_metadata
-            if rule is None or rule.field not in metadata:
-                continue
-            value = rule.values.get(str(metadata[rule.field]))
-            if value is not None:
-                tags.append(Tag(dim.id, value, 1.0, "metadata", f"{rule.field}: {metadata[rule.field]}",
+            if dim.id in facts and dim.from_metadata is not None:
+                field_name = dim.from_metadata.field
+                tags.append(Tag(dim.id, facts[dim.id], 1.0, "metadata", f"{field_name}: {metadata[field_name]}",
                                 evidence_verified=False, needs_review=False))
         return tags
 

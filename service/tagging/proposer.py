@@ -21,6 +21,7 @@ import numpy as np
 
 from service.core.embeddings import Embedder
 from service.core.taxonomy import Taxonomy
+from service.tagging.context import ContextHead, Facts
 from service.tagging.examples import ExampleBank
 from service.tagging.learned import LearnedHeads
 from service.tagging.lexical import LexicalHeads
@@ -33,6 +34,7 @@ class Signal(NamedTuple):
     embedding_head: float | None = None  # the embedding head's probability
     lexical_head: float | None = None  # the lexical head's margin
     neighbours: float | None = None  # share of the nearest reviewed examples with the value
+    context: float | None = None  # what the asset's facts (format, source) say of the value: log likelihood ratio
 
 
 Signals = dict[str, dict[str, Signal]]  # dimension -> value -> signal
@@ -45,6 +47,7 @@ class Heads:
     embedding: LearnedHeads | None = None
     lexical: LexicalHeads | None = None
     neighbours: ExampleBank | None = None
+    context: ContextHead | None = None
 
     @property
     def count(self) -> int:
@@ -64,11 +67,14 @@ class Proposer:
         self.keywords = KeywordMatcher(taxonomy)
 
     def signals(self, text: str, chunk_vectors: np.ndarray, heads: Heads | None = None,
-                hits: dict[tuple[str, str], KeywordHit] | None = None) -> Signals:
-        return self.signals_many([text], [chunk_vectors], heads, [hits] if hits is not None else None)[0]
+                hits: dict[tuple[str, str], KeywordHit] | None = None, facts: Facts | None = None) -> Signals:
+        return self.signals_many([text], [chunk_vectors], heads, [hits] if hits is not None else None,
+                                 [facts or {}])[0]
 
     def signals_many(self, texts: Sequence[str], chunk_vectors: Sequence[np.ndarray], heads: Heads | None = None,
-                     hits: Sequence[dict[tuple[str, str], KeywordHit]] | None = None) -> list[Signals]:
+                     hits: Sequence[dict[tuple[str, str], KeywordHit]] | None = None,
+                     facts: Sequence[Facts] | None = None) -> list[Signals]:
+        """``facts``: per text, the values its metadata decides (the context head reads them)."""
         hits = [self.keywords.hits(t) for t in texts] if hits is None else hits
         embedded: list[dict[tuple[str, str], float]] = [{} for _ in texts]
         lexical: list[dict[tuple[str, str], float]] = [{} for _ in texts]
@@ -80,6 +86,9 @@ class Proposer:
         votes: list[dict[tuple[str, str], float]] = [{} for _ in texts]
         if heads is not None and heads.neighbours is not None and assets is not None:
             votes = heads.neighbours.votes(assets, [(d.id, d.value_ids) for d in self.taxonomy.dimensions])
+        context: list[dict[tuple[str, str], float]] = [{} for _ in texts]
+        if heads is not None and heads.context and facts is not None:
+            context = heads.context.predict_many(facts, [(d.id, d.value_ids) for d in self.taxonomy.dimensions])
         out: list[Signals] = []
         for i, vectors in enumerate(chunk_vectors):
             sims = self.prototypes.scores(vectors)
@@ -91,7 +100,7 @@ class Proposer:
                     key = (dim.id, value.id)
                     hit = hits[i].get(key)
                     item[dim.id][value.id] = Signal(float(z[j]), hit.count if hit else 0, embedded[i].get(key),
-                                                    lexical[i].get(key), votes[i].get(key))
+                                                    lexical[i].get(key), votes[i].get(key), context[i].get(key))
             out.append(item)
         return out
 
@@ -100,7 +109,7 @@ def save_heads(heads: Heads, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     owner = heads.embedding or heads.lexical
     joblib.dump({"taxonomy": owner.taxonomy_key if owner is not None else None, "embedding": heads.embedding,
-                 "lexical": heads.lexical, "neighbours": heads.neighbours}, path)
+                 "lexical": heads.lexical, "neighbours": heads.neighbours, "context": heads.context}, path)
 
 
 def load_heads(taxonomy: Taxonomy, path: Path) -> Heads | None:
@@ -112,4 +121,4 @@ def load_heads(taxonomy: Taxonomy, path: Path) -> Heads | None:
         return None
     if not isinstance(data, dict) or data.get("taxonomy") != taxonomy.key or "lexical" not in data:
         return None  # heads of another taxonomy version would map to the wrong values
-    return Heads(data["embedding"], data["lexical"], data.get("neighbours"))
+    return Heads(data["embedding"], data["lexical"], data.get("neighbours"), data.get("context"))

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from service.tagging.calibration import Calibrator, Example, out_of_fold
+from service.tagging.context import ContextHead, Facts, facts_of
 from service.tagging.engine import TaggingEngine
 from service.tagging.examples import ExampleBank
 from service.tagging.learned import LearnedHeads
@@ -29,6 +30,7 @@ class LabelledItem:
     language: str = "en"
     chunks: list[str] | None = None
     content_hash: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def asset_vector(self) -> np.ndarray:
@@ -42,13 +44,18 @@ class Fitted:
     seconds: float
 
 
+def item_facts(engine: TaggingEngine, item: LabelledItem) -> Facts:
+    return facts_of(engine.taxonomy, item.metadata, item.labels)
+
+
 def fit_heads(engine: TaggingEngine, items: Sequence[LabelledItem]) -> Heads:
     labels = [i.labels for i in items]
     vectors = np.vstack([i.asset_vector for i in items])
     return Heads(LearnedHeads(engine.taxonomy).fit(vectors, labels),
                  LexicalHeads(engine.taxonomy).fit([i.text for i in items], labels),
                  ExampleBank.build(engine.taxonomy,
-                                   [(i.text, v, i.labels) for i, v in zip(items, vectors, strict=True)]))
+                                   [(i.text, v, i.labels) for i, v in zip(items, vectors, strict=True)]),
+                 ContextHead.fit(engine.taxonomy, [item_facts(engine, i) for i in items], labels))
 
 
 def fit(engine: TaggingEngine, items: Sequence[LabelledItem], folds: int = 5, llm_items: int = 0,
@@ -68,7 +75,8 @@ def fit(engine: TaggingEngine, items: Sequence[LabelledItem], folds: int = 5, ll
         heads = fit_heads(engine, [items[i] for i in train_idx])
         held_items = [items[i] for i in held]
         signals = engine.proposer.signals_many([it.text for it in held_items],
-                                               [it.chunk_vectors for it in held_items], heads)
+                                               [it.chunk_vectors for it in held_items], heads,
+                                               facts=[item_facts(engine, it) for it in held_items])
         for i, it, sig in zip(held, held_items, signals, strict=True):
             llm = engine.ask_for_training(it.text, title=it.title, language=it.language,
                                           chunks=it.chunks or [it.text], chunk_vectors=it.chunk_vectors,
