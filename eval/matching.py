@@ -1,5 +1,6 @@
-"""Ranking quality of matching: nDCG@10 and recall@k of the hybrid pipeline against the dense-only baseline,
-measured in the same run on the same store.
+"""Ranking quality of matching: nDCG@10 and recall@k of every variant (each channel alone, BM25 among them,
+their fusions, MMR) beside the default configuration, measured in the same run on the same store; and the
+fusion fitted on judged needs (``fit_fusion``), scored on needs it was not fitted on.
 
 Two judged sets:
 - the project's own (samples/matching.yaml): HCP needs → graded sample assets, on the ingested samples;
@@ -14,7 +15,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +26,23 @@ from sqlalchemy import select
 from eval.tagging import VectorCache
 from service.core.taxonomy import Taxonomy
 from service.ingest import Ingestor, asset_payload, chunk_point
-from service.matching.matcher import CHANNELS, Channel, Matcher
+from service.matching.matcher import CHANNELS, FAMILY, Channel, Diversity, Fusion, Matcher, NeedKind, need_kind
+from service.matching.need import parse_need
 from service.matching.schemas import MatchRequest
 from service.runtime import Components
 from service.store.models import Asset, Chunk
 
-# what is compared: name → (channels, MMR on)
-VARIANTS: dict[str, tuple[tuple[Channel, ...], bool]] = {
-    "dense": (("dense",), False),
-    "lexical": (("lexical",), False),
-    "tags": (("tags",), False),
-    "dense+lexical": (("dense", "lexical"), False),
-    "hybrid": (CHANNELS, False),
-    "hybrid+mmr": (CHANNELS, True),
+# what is compared: name → (channels, diversity; None: the settings'). "default" is what the API serves.
+VARIANTS: dict[str, tuple[tuple[Channel, ...], Diversity | None]] = {
+    "dense": (("dense",), "none"),
+    "bm25": (("lexical",), "none"),
+    "tags": (("tags",), "none"),
+    "dense+bm25": (("dense", "lexical"), "none"),
+    "hybrid": (CHANNELS, "none"),
+    "hybrid+mmr": (CHANNELS, "mmr"),
+    "default": (CHANNELS, None),
 }
+BASELINE = "bm25"
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Judged:
 
 
 def ndcg(ranked: list[str], grades: dict[str, int], k: int = 10) -> float:
+    """A document listed twice (two copies of one family, judged as one) gains once."""
+    ranked = list(dict.fromkeys(ranked))
     gains = [2 ** grades.get(doc, 0) - 1 for doc in ranked[:k]]
     ideal = sorted((2 ** g - 1 for g in grades.values() if g > 0), reverse=True)[:k]
     dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
@@ -57,6 +63,7 @@ def ndcg(ranked: list[str], grades: dict[str, int], k: int = 10) -> float:
 
 
 def recall(ranked: list[str], grades: dict[str, int], k: int) -> float:
+    ranked = list(dict.fromkeys(ranked))
     wanted = {d for d, g in grades.items() if g > 0}
     return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
 
@@ -68,8 +75,9 @@ def load_judged(path: Path, k: int) -> list[Judged]:
                    dict(p["relevant"])) for p in data["profiles"]]
 
 
-def load_kuake(path: Path, limit: int | None, seed: int, k: int) -> tuple[list[Judged], list[str]]:
-    """Judged queries (grade ≥ 1 counts as relevant) and the corpus: every title in the file."""
+def load_kuake(path: Path, limit: int | None, seed: int, k: int, fit: int = 0) -> tuple[list[Judged], list[str]]:
+    """Judged queries (grade ≥ 1 counts as relevant) and the corpus: every title in the file. ``fit`` > 0
+    adds that many more queries after the ``limit`` sampled ones, disjoint from them (for fitting)."""
     rows = json.loads(path.read_text(encoding="utf-8"))
     titles = sorted({r["title"] for r in rows})
     by_query: dict[str, dict[str, int]] = {}
@@ -78,7 +86,9 @@ def load_kuake(path: Path, limit: int | None, seed: int, k: int) -> tuple[list[J
                                                                by_query.get(r["query"], {}).get(r["title"], 0))
     queries = sorted(q for q, grades in by_query.items() if any(g > 0 for g in grades.values()))
     if limit is not None and limit < len(queries):
-        queries = sorted(random.Random(seed).sample(queries, limit))
+        scored = sorted(random.Random(seed).sample(queries, limit))
+        rest = sorted(set(queries) - set(scored))
+        queries = scored + sorted(random.Random(seed + 1).sample(rest, min(fit, len(rest))))
     judged = [Judged(f"q{i}", MatchRequest(need_text=q, language="zh", k=k, external_share=None), by_query[q])
               for i, q in enumerate(queries)]
     return judged, titles
@@ -93,28 +103,165 @@ def run(matcher: Matcher, taxonomy: Taxonomy, judged: list[Judged], key_of: Call
     started = time.perf_counter()
     for i, item in enumerate(judged):
         for name in names:
-            channels, mmr = VARIANTS[name]
+            channels, diversity = VARIANTS[name]
             usable = [c for c in channels if c != "tags" or item.request.need_tags]
             if not usable:
                 continue
-            out = matcher.match(item.request, taxonomy, channels=usable, diversify=mmr)
+            out = matcher.match(item.request, taxonomy, channels=usable, diversity=diversity)
             ranked = [key_of(r.asset_id) for r in out.results]
             per[name].append({"ndcg@10": ndcg(ranked, item.relevant, 10),
                               f"recall@{k}": recall(ranked, item.relevant, k)})
         if progress:
             progress(i + 1, len(judged))
-    summary = {name: {metric: round(float(np.mean([r[metric] for r in rows])), 4) for metric in rows[0]}
-               | {"needs": len(rows)} for name, rows in per.items() if rows}
+    summary: dict[str, dict[str, float | None]] = {}
+    for name, rows in per.items():
+        if rows:
+            summary[name] = {metric: round(float(np.mean([r[metric] for r in rows])), 4) for metric in rows[0]}
+            summary[name]["needs"] = len(rows)
+    base = summary.get(BASELINE, {}).get("ndcg@10")
+    for values in summary.values():
+        ours = values["ndcg@10"]
+        values["vs bm25"] = round(ours - base, 4) if base is not None and ours is not None else None
     return {"variants": summary, "needs": len(judged), "seconds": round(time.perf_counter() - started, 1)}
 
 
+# --- fitting the fusion --------------------------------------------------------------------------------
+LEXICAL_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
+TAG_WEIGHTS = (0.5, 1.0, 2.0)
+RRF_KS = (10, 30, 60)
+
+
+@dataclass
+class JudgedSet:
+    """One judged set ready for re-ranking: each need's candidates retrieved once."""
+
+    name: str
+    matcher: Matcher
+    taxonomy: Taxonomy
+    judged: list[Judged]
+    key_of: Callable[[str], str]
+    candidates: list[list[Any]] | None = None
+    _scores: dict[tuple[Any, ...], list[float]] = field(default_factory=dict)  # per fusion, every need's nDCG
+
+    def prepare(self) -> JudgedSet:
+        self.candidates = []
+        for item in self.judged:
+            need = parse_need(self.taxonomy, item.request.need_tags, item.request.need_text)
+            self.candidates.append(self.matcher.candidates(item.request, need, self.taxonomy, self._channels(item)))
+        return self
+
+    @staticmethod
+    def _channels(item: Judged) -> set[Channel]:
+        return {c for c in CHANNELS if c != "tags" or item.request.need_tags}
+
+    def kind(self, i: int) -> NeedKind:
+        return need_kind(parse_need(self.taxonomy, self.judged[i].request.need_tags, self.judged[i].request.need_text))
+
+    def scores(self, fusion: Fusion | None, which: list[int] | None = None) -> list[float]:
+        """nDCG@10 of the default diversity under ``fusion`` (None: the settings' for each need's kind), per
+        judged need (``which``: these only)."""
+        assert self.candidates is not None, "prepare() first"
+        key = ("settings",) if fusion is None else (tuple(sorted(fusion.weights.items())), fusion.rrf_k, fusion.method)
+        if key not in self._scores:
+            every = []
+            for i, (item, candidates) in enumerate(zip(self.judged, self.candidates, strict=True)):
+                used = fusion or Fusion.of(self.matcher.settings, self.kind(i))
+                picked = self.matcher.rank(candidates, item.request, self._channels(item), used,
+                                           self.matcher.settings.match_diversity)
+                every.append(ndcg([self.key_of(c.asset_id) for c in picked], item.relevant))
+            self._scores[key] = every
+        return [self._scores[key][i] for i in (which if which is not None else range(len(self.judged)))]
+
+
+def fusion_grid(kind: NeedKind) -> list[Fusion]:
+    tags = TAG_WEIGHTS if kind == "tags" else (1.0,)  # a free-text need has no tag channel
+    return [Fusion({"dense": 1.0, "lexical": lex, "tags": t}, k)
+            for lex in LEXICAL_WEIGHTS for t in tags for k in RRF_KS]
+
+
+def best_fusion(sets: list[tuple[JudgedSet, list[int]]], grid: list[Fusion]) -> tuple[Fusion, float]:
+    """The grid point with the best mean nDCG@10 over all the needs given (ties: earliest). Needs are pooled, not
+    sets: two free-text sample needs must not weigh as much as four hundred KUAKE-QTR queries."""
+    best, best_score = grid[0], -1.0
+    for fusion in grid:
+        score = float(np.mean([v for js, idx in sets if idx for v in js.scores(fusion, idx)]))
+        if score > best_score + 1e-9:
+            best, best_score = fusion, score
+    return best, best_score
+
+
+def fit_fusion(sets: list[JudgedSet], held_out: dict[str, list[int]]) -> dict[str, Any]:
+    """Fit channel weights and the RRF constant per need kind (tag needs; free text only), on every judged
+    set's needs of that kind.
+
+    ``held_out[name]``: needs of that set kept out of every fit and scored with the final weights. A set with
+    none is scored leave-one-need-out instead: each of its needs ranked with weights fitted without it (and
+    with the other sets' fitting needs); deterministic, and the least wasteful with a dozen needs."""
+    kinds: dict[NeedKind, list[tuple[JudgedSet, list[int]]]] = {}
+    for js in sets:
+        kept_out = set(held_out.get(js.name, []))
+        for kind in ("tags", "text"):
+            idx = [i for i in range(len(js.judged)) if i not in kept_out and js.kind(i) == kind]
+            if idx:
+                kinds.setdefault(kind, []).append((js, idx))
+    report: dict[str, Any] = {"fitted": {}, "sets": {}}
+    final: dict[NeedKind, Fusion] = {}
+    for kind, fitting in kinds.items():
+        grid = fusion_grid(kind)
+        final[kind], score = best_fusion(fitting, grid)
+        report["fitted"][kind] = {"weights": dict(final[kind].weights), "rrf_k": final[kind].rrf_k,
+                                  "fit_ndcg@10": round(score, 4), "grid": len(grid),
+                                  "needs": sum(len(idx) for _, idx in fitting)}
+    for js in sets:
+        if held_out.get(js.name):
+            idx = held_out[js.name]
+            fitted = [js.scores(final[js.kind(i)], [i])[0] for i in idx]
+            protocol = "held-out queries"
+        else:
+            idx = list(range(len(js.judged)))
+            fitted = []
+            for i in idx:
+                kind = js.kind(i)
+                fitting = [(o, [j for j in o_idx if o is not js or j != i]) for o, o_idx in kinds[kind]]
+                fold, _ = best_fusion(fitting, fusion_grid(kind))
+                fitted.append(js.scores(fold, [i])[0])
+            protocol = "leave-one-need-out"
+        report["sets"][js.name] = {"held_out_needs": len(idx), "protocol": protocol,
+                                   "settings_ndcg@10": round(float(np.mean(js.scores(None, idx))), 4),
+                                   "fitted_ndcg@10": round(float(np.mean(fitted)), 4)}
+    return report
+
+
 def index_samples(components: Components, content: Path) -> Callable[[str], str]:
-    """Ingest and tag (without the LLM) the sample content; asset id → source key."""
+    """Ingest and tag (without the LLM) the sample content; asset id → its judged unit: the source key, or for
+    an asset of a content family (its metadata's ``family``: the zh and en copies of one deck) the family,
+    since a rep given one copy has the piece (see ``by_family``)."""
     c = components
     Ingestor(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger, tagging_mode="learned").ingest_path(content)
     with c.db.session() as s:
-        uri = {a.id: a.uri or a.id for a in s.scalars(select(Asset))}
-    return lambda asset_id: uri.get(asset_id, asset_id)
+        unit = {a.id: unit_key(a) for a in s.scalars(select(Asset))}
+    return lambda asset_id: unit.get(asset_id, asset_id)
+
+
+def unit_key(asset: Asset) -> str:
+    """What the judged sets grade: a family once, else the source key."""
+    family = (asset.extra or {}).get(FAMILY)
+    return f"family:{family}" if family else (asset.uri or asset.id)
+
+
+def by_family(judged: list[Judged], components: Components) -> list[Judged]:
+    """The judged grades per unit: a family's grade is its best copy's (one copy listed is the piece
+    delivered; the other is that result's alternate)."""
+    with components.db.session() as s:
+        unit = {a.uri: unit_key(a) for a in s.scalars(select(Asset)) if a.uri}
+    out = []
+    for item in judged:
+        grades: dict[str, int] = {}
+        for key, grade in item.relevant.items():
+            u = unit.get(key, key)
+            grades[u] = max(grade, grades.get(u, 0))
+        out.append(Judged(item.id, item.request, grades))
+    return out
 
 
 def index_titles(components: Components, titles: list[str], cache: VectorCache,

@@ -525,10 +525,14 @@ def eval_matching(
     limit: Annotated[int | None, typer.Option(help="KUAKE-QTR: a seeded sample of N queries (the corpus is "
                                               "always every title).")] = None,
     k: Annotated[int, typer.Option(help="List length; recall is measured at k.")] = 10,
+    fit: Annotated[int, typer.Option(help="Also fit the channel weights and the RRF constant on the judged needs: "
+                                     "the sample needs (scored by 7-fold cross-validation) and this many more "
+                                     "KUAKE-QTR queries, disjoint from the --limit ones (scored on those). "
+                                     "0: no fit.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Write the report as JSON here.")] = None,
 ) -> None:
-    """nDCG@10 and recall@k of hybrid matching vs the dense-only baseline (and each channel alone), measured
-    in the same run, in a scratch store that leaves the service's data alone."""
+    """nDCG@10 and recall@k of every variant (each channel alone, BM25 among them, their fusions, MMR) and the
+    default configuration, measured in the same run, in a scratch store that leaves the service's data alone."""
     import json
     import tempfile
 
@@ -542,6 +546,9 @@ def eval_matching(
 
     settings = get_settings()
     report: dict[str, object] = {}
+    fit_sets: list[em.JudgedSet] = []
+    held_out: dict[str, list[int]] = {}
+    opened: list[Components] = []  # closed once the fit (which re-ranks in every store) is done
     embedder = CachedQueries(build_embedder(settings))
     with tempfile.TemporaryDirectory(prefix="hcp-eval-match-") as tmp, Progress(console=console) as progress:
         for name, path in (("samples", judged if samples else None), ("kuake-qtr", kuake)):
@@ -556,25 +563,54 @@ def eval_matching(
                     items = em.load_judged(path, k)
                     task = progress.add_task("ingesting the samples", total=None)
                     key_of = em.index_samples(c, content)
+                    items = em.by_family(items, c)
                     progress.update(task, total=1, completed=1)
                     variants = list(em.VARIANTS)
                 else:
-                    items, titles = em.load_kuake(path, limit, seed=13, k=k)
+                    items, titles = em.load_kuake(path, limit, seed=13, k=k, fit=fit)
                     task = progress.add_task("indexing titles", total=len(titles))
                     cache = VectorCache(settings.data_dir / "eval-cache" / "kuake-titles.npz", embedder.inner)
                     def advance(n: int, t: TaskID = task) -> None:
                         progress.advance(t, n)
                     key_of = em.index_titles(c, titles, cache, progress=advance)
-                    variants = ["dense", "lexical", "dense+lexical", "hybrid+mmr"]
+                    variants = [v for v in em.VARIANTS if v != "tags"]  # no tags there
                 matcher = em.Matcher(c.db, c.vectors, embedder, scratch)
-                task = progress.add_task(f"{name}: ranking", total=len(items))
+                scored = items[:limit] if name == "kuake-qtr" and limit is not None else items
+                task = progress.add_task(f"{name}: ranking", total=len(scored))
                 def ranked(done: int, total: int, t: TaskID = task) -> None:
                     progress.update(t, completed=done)
-                report[name] = em.run(matcher, c.tagger.taxonomy, items, key_of, variants, k=k, progress=ranked)
+                report[name] = em.run(matcher, c.tagger.taxonomy, scored, key_of, variants, k=k, progress=ranked)
+                if fit:
+                    task = progress.add_task(f"{name}: retrieving for the fit", total=None)
+                    fit_sets.append(em.JudgedSet(name, matcher, c.tagger.taxonomy, items, key_of).prepare())
+                    if len(items) > len(scored):
+                        held_out[name] = list(range(len(scored)))
+                    progress.update(task, total=1, completed=1)
             finally:
+                opened.append(c)
+        try:
+            if fit_sets:
+                task = progress.add_task("fitting the fusion", total=None)
+                report["fit"] = em.fit_fusion(fit_sets, held_out)
+                progress.update(task, total=1, completed=1)
+        finally:
+            for c in opened:
                 c.close()
     for name, result in report.items():
         assert isinstance(result, dict)
+        if name == "fit":
+            for kind, fitted in result["fitted"].items():
+                console.print(f"fusion fitted for {kind} needs on {fitted['needs']} judged needs over {fitted['grid']} "
+                              f"settings: weights {fitted['weights']}, rrf_k {fitted['rrf_k']} "
+                              f"(nDCG@10 {fitted['fit_ndcg@10']} on the needs it was fitted on)")
+            table = Table(title="the fitted fusion on needs it was not fitted on")
+            for column in ("judged set", "protocol", "needs scored", "settings' fusion", "fitted fusion"):
+                table.add_column(column, justify="left" if column in ("judged set", "protocol") else "right")
+            for set_name, row in result["sets"].items():
+                table.add_row(set_name, row["protocol"], str(row["held_out_needs"]), str(row["settings_ndcg@10"]),
+                              str(row["fitted_ndcg@10"]))
+            console.print(table)
+            continue
         table = Table(title=f"{name}: {result['needs']} judged needs")
         table.add_column("variant")
         metrics = list(next(iter(result["variants"].values())))

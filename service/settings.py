@@ -139,14 +139,31 @@ class Settings(BaseSettings):
                                   "each retrieval channel returns before fusion.")
     match_fusion: Literal["rrf", "weighted"] = Field("rrf", description="How channels combine: reciprocal-rank "
                                                      "fusion, or a weighted sum of normalised scores.")
-    match_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant (higher: flatter).")
+    match_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant (higher: flatter); fitted "
+                             "with the channel weights by `hcp-content eval matching --fit`.")
     match_channel_weights: dict[str, float] = Field(
-        default_factory=lambda: {"dense": 1.0, "lexical": 1.0, "tags": 1.0},
-        description="Weight of each channel (dense, lexical, tags) in the fusion.")
+        default_factory=lambda: {"dense": 1.0, "lexical": 0.5, "tags": 1.0},
+        description="Weight of each channel (dense, lexical, tags) in the fusion of a need with need-tags; the "
+        "default is fitted on the judged sample needs (`hcp-content eval matching --fit`): BM25 at half the "
+        "embedder's weight.")
+    match_text_channel_weights: dict[str, float] = Field(
+        default_factory=lambda: {"dense": 1.0, "lexical": 0.1},
+        description="Channel weights for a need given as free text only (no need-tags): fitted separately, on "
+        "1,490 KUAKE-QTR dev queries (disjoint from the 500 scored) and the free-text sample needs.")
+    match_text_rrf_k: int = Field(10, ge=1, description="Reciprocal-rank fusion constant for free-text-only needs.")
     match_external_share: float = Field(0.3, ge=0, le=1, description="Default share of external content "
                                         "(news) in a match list, so reps do not send only promotion.")
-    match_mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, lower "
-                                    "= more diverse.")
+    match_diversity: Literal["duplicates", "mmr", "none"] = Field(
+        "duplicates", description="How a list avoids repeating itself: `duplicates` folds near-duplicates (one "
+        "content family in the metadata, or passages near-identical by vector) into the best of them, listed as "
+        "its alternates; `mmr` trades relevance against similarity to what is already listed; `none`.")
+    match_duplicate_similarity: float = Field(
+        0.999, ge=0.5, le=1, description="Passage cosine similarity at which two results count as near-duplicates: "
+        "the same text, re-uploaded or reused. Lower folds different documents: on KUAKE-QTR, 0.98 folds titles "
+        "that paraphrase each other (-1.6 points of nDCG@10), 0.995 -0.2. Translations sit far below any "
+        "such threshold with this embedder, so they need their `family`.")
+    match_mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off (with `HCP_MATCH_DIVERSITY=mmr`): "
+                                    "1 = relevance only, lower = more diverse.")
     match_news_half_life_days: float = Field(180.0, gt=0, description="External news loses half its "
                                              "score every this many days.")
     match_format_boost: float = Field(0.1, ge=0, le=1, description="Score boost for a preferred format.")

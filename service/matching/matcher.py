@@ -8,15 +8,21 @@ Channels, each returning its own ranking:
   dimensions such as value driver weigh more) times the tag's confidence (1 when a reviewer accepted it).
 
 Chunks roll up to assets (best chunk per channel; that chunk is the passage shown). The channels fuse by
-reciprocal rank (default) or by weighted normalised scores; external news decays with age; preferred
-formats get a small boost. MMR keeps near-duplicates (the zh and en copies of one deck) from filling the
-list, and the internal/external mix is honoured. Every candidate is re-checked against SQL: approved and
-not expired, whatever the vector payload says.
+reciprocal rank (default) or by weighted normalised scores, with weights fitted on judged needs
+(``hcp-content eval matching --fit``); external news decays with age; preferred formats get a small boost.
+Near-duplicates (one content family, such as the zh and en copies of a deck, or passages near-identical by
+vector) collapse into the best of them, the others listed as its alternates; general MMR is an option, not
+the default (it pushes down relevant documents for resembling each other, which medical ones do). The
+internal/external mix is honoured. Every candidate is re-checked against SQL: approved and not expired,
+whatever the vector payload says.
+
+Two stages, so that fitting the fusion re-ranks without re-retrieving: ``candidates`` (retrieval, the SQL
+check, the penalties and boosts that do not depend on the fusion) and ``rank`` (fusion, duplicates, mix).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -31,6 +37,7 @@ from service.ingest import day_number
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
 from service.matching.reasons import notice, reason
 from service.matching.schemas import (
+    Alternate,
     Basis,
     MatchedTag,
     MatchRequest,
@@ -47,7 +54,33 @@ from service.store.visibility import ACTIVE_TAG, Scope, rep_visible
 
 Channel = Literal["dense", "lexical", "tags"]
 CHANNELS: tuple[Channel, ...] = ("dense", "lexical", "tags")
+Diversity = Literal["duplicates", "mmr", "none"]
 PASSAGE_CHARS = 600
+FAMILY = "family"  # the asset metadata field naming its content family (translations, versions of one piece)
+
+
+NeedKind = Literal["tags", "text"]
+
+
+def need_kind(need: Need) -> NeedKind:
+    """Need-tags (BM25 then reads the values' labels and synonyms) or free text only (the HCP's own words)."""
+    return "tags" if need.tags else "text"
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the channels combine: reciprocal rank with constant ``rrf_k``, or a weighted sum of normalised scores."""
+
+    weights: Mapping[str, float]
+    rrf_k: int = 60
+    method: Literal["rrf", "weighted"] = "rrf"
+
+    @classmethod
+    def of(cls, settings: Settings, kind: NeedKind = "tags") -> Fusion:
+        """The settings' fusion for a need of ``kind`` (each fitted on judged needs of its kind)."""
+        if kind == "text":
+            return cls(dict(settings.match_text_channel_weights), settings.match_text_rrf_k, settings.match_fusion)
+        return cls(dict(settings.match_channel_weights), settings.match_rrf_k, settings.match_fusion)
 
 
 @dataclass
@@ -65,6 +98,12 @@ class Candidate:
     mismatch: float = 1.0
     asset: Asset | None = None
     vector: np.ndarray | None = None
+    alternates: list[Candidate] = field(default_factory=list)  # near-duplicates collapsed into this one
+
+    @property
+    def family(self) -> str | None:
+        value = (self.asset.extra or {}).get(FAMILY) if self.asset is not None else None
+        return str(value) if value else None
 
     @property
     def relevance(self) -> float:
@@ -85,29 +124,54 @@ class Matcher:
 
     # --- entry point -----------------------------------------------------------------------------
     def match(self, request: MatchRequest, taxonomy: Taxonomy, *, scope: Scope | None = None,
-              channels: Iterable[Channel] = CHANNELS, diversify: bool = True) -> MatchResponse:
+              channels: Iterable[Channel] = CHANNELS, diversity: Diversity | None = None,
+              fusion: Fusion | None = None) -> MatchResponse:
         """``scope``: the caller key's products and therapy areas (None: unscoped); every channel is filtered
         by it before ranking, so a scoped top-k is as full as an unscoped one.
-        ``channels`` / ``diversify``: for evaluation (the dense-only baseline); the API uses all."""
+        ``channels`` / ``diversity`` / ``fusion``: for evaluation (each channel alone, MMR, fitted weights);
+        the API uses all channels and the settings."""
         need = parse_need(taxonomy, request.need_tags, request.need_text)
         basis = self.basis(request.personalized, request.hcp_id)
-        share = self.settings.match_external_share if request.external_share is None else request.external_share
+        share = self.external_share(request)
         if basis != "need_tags":
-            picked = self._mix(self._by_recency(request, scope), request.k, share, diversify=False)
+            picked = self._mix(self._by_recency(request, scope), request.k, share, mmr=False)
             return self._response(request, picked, taxonomy, basis, share, need=None)
         if need.empty:
             raise NeedError("empty_need", "Give need_tags or need_text, or ask for a non-personalised list "
                             "(personalized: false).")
-        candidates = self._retrieve(request, need, taxonomy, set(channels), scope)
-        self._load_assets(candidates, scope)
-        ranked = [c for c in candidates.values() if c.asset is not None]
-        self._fuse(ranked, request, taxonomy, set(channels))
-        self._penalise_mismatches(ranked, need, taxonomy)
-        ranked.sort(key=lambda c: (-c.relevance, c.asset_id))
-        if diversify:
-            self._attach_vectors(ranked[: max(3 * request.k, 30)])
-        picked = self._mix(ranked, request.k, share, diversify=diversify)
+        channel_set = set(channels)
+        candidates = self.candidates(request, need, taxonomy, channel_set, scope)
+        picked = self.rank(candidates, request, channel_set, fusion or Fusion.of(self.settings, need_kind(need)),
+                           diversity or self.settings.match_diversity)
         return self._response(request, picked, taxonomy, "need_tags", share, need=need)
+
+    def external_share(self, request: MatchRequest) -> float | None:
+        return self.settings.match_external_share if request.external_share is None else request.external_share
+
+    def candidates(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
+                   scope: Scope | None = None) -> list[Candidate]:
+        """Every channel's hits rolled up to assets that SQL shows as visible, with the fusion-independent
+        adjustments (mismatch penalty, news freshness, preferred format) applied."""
+        found = self._retrieve(request, need, taxonomy, channels, scope)
+        self._load_assets(found, scope)
+        out = [c for c in found.values() if c.asset is not None]
+        self._penalise_mismatches(out, need, taxonomy)
+        self._adjust(out, request, taxonomy)
+        return out
+
+    def rank(self, candidates: list[Candidate], request: MatchRequest, channels: set[Channel], fusion: Fusion,
+             diversity: Diversity) -> list[Candidate]:
+        """The ``request.k`` picked: fused, sorted, near-duplicates collapsed (or MMR), mixed."""
+        self._fuse(candidates, channels, fusion)
+        ranked = sorted(candidates, key=lambda c: (-c.relevance, c.asset_id))
+        for c in ranked:
+            c.alternates = []
+        head = max(3 * request.k, 30)
+        if diversity != "none":
+            self._attach_vectors(ranked[:head])
+        if diversity == "duplicates":
+            ranked = self._collapse(ranked[:head]) + ranked[head:]
+        return self._mix(ranked, request.k, self.external_share(request), mmr=diversity == "mmr")
 
     def basis(self, personalized: bool, hcp_id: str | None) -> Basis:
         """What a list for this request may be based on: an opted-out HCP never gets a personalised one."""
@@ -220,11 +284,11 @@ class Matcher:
                 candidates[asset.id].asset = asset
 
     # --- scoring ---------------------------------------------------------------------------------
-    def _fuse(self, ranked: list[Candidate], request: MatchRequest, taxonomy: Taxonomy,
-              channels: set[Channel]) -> None:
-        weights = self.settings.match_channel_weights
-        if self.settings.match_fusion == "rrf":
-            k = self.settings.match_rrf_k
+    @staticmethod
+    def _fuse(ranked: list[Candidate], channels: set[Channel], fusion: Fusion) -> None:
+        weights = fusion.weights
+        if fusion.method == "rrf":
+            k = fusion.rrf_k
             for c in ranked:
                 c.fused = sum(weights.get(ch, 1.0) / (k + rank + 1) for ch, rank in c.ranks.items())
         else:
@@ -238,6 +302,8 @@ class Matcher:
                     "tags": c.tags,
                 }
                 c.fused = sum(weights.get(ch, 1.0) * parts[ch] for ch in channels)
+
+    def _adjust(self, ranked: list[Candidate], request: MatchRequest, taxonomy: Taxonomy) -> None:
         today = date.today()
         preferred = {f.lower() for f in request.formats}
         format_value = _format_values(taxonomy)
@@ -285,12 +351,28 @@ class Matcher:
                 c.chunk_score[first[c.asset_id]] = 0.0
 
     def _attach_vectors(self, ranked: list[Candidate]) -> None:
-        """Each candidate's passage vector, for MMR."""
-        self._default_to_first_chunk(ranked)
-        ids = {point_id(c.best_chunk): c for c in ranked if c.best_chunk is not None}
+        """Each candidate's passage vector, for near-duplicates and MMR."""
+        missing = [c for c in ranked if c.vector is None]  # re-ranking the same candidates fetches nothing
+        self._default_to_first_chunk(missing)
+        ids = {point_id(c.best_chunk): c for c in missing if c.best_chunk is not None}
         for point in self.vectors.retrieve(list(ids), with_vectors=True):
             if len(point.vector):
                 ids[point.id].vector = np.asarray(point.vector, dtype=np.float32)
+
+    def _collapse(self, ranked: list[Candidate]) -> list[Candidate]:
+        """Near-duplicates fold into the best-ranked of them: one content family (translations and versions
+        declared in the asset's metadata), or passages whose vectors are near-identical. The multilingual
+        embedder does not find translations by itself (on the samples the zh and en detail aids' vectors are
+        further apart than thirty pairs of different assets), so a translation needs its family."""
+        threshold = self.settings.match_duplicate_similarity
+        kept: list[Candidate] = []
+        for c in ranked:
+            twin = next((o for o in kept if _near_duplicates(c, o, threshold)), None)
+            if twin is None:
+                kept.append(c)
+            else:
+                twin.alternates.append(c)
+        return kept
 
     def _mmr(self, pool: list[Candidate], count: int, chosen: list[Candidate]) -> list[Candidate]:
         """Maximal marginal relevance: each pick trades relevance against similarity to what is chosen."""
@@ -308,10 +390,10 @@ class Matcher:
             remaining.remove(best)
         return picked
 
-    def _mix(self, ranked: list[Candidate], k: int, share: float | None, *, diversify: bool) -> list[Candidate]:
+    def _mix(self, ranked: list[Candidate], k: int, share: float | None, *, mmr: bool) -> list[Candidate]:
         """Pick ``k`` honouring the external share (the other pool fills a short one), then order by relevance."""
         def take(pool: list[Candidate], count: int, chosen: list[Candidate]) -> list[Candidate]:
-            return self._mmr(pool, count, chosen) if diversify else pool[:count]
+            return self._mmr(pool, count, chosen) if mmr else pool[:count]
 
         if share is None:
             return take(ranked, k, [])
@@ -375,6 +457,8 @@ class Matcher:
                                        fused=round(c.fused, 6), freshness=round(c.freshness, 4),
                                        format=round(c.format_boost, 4), mismatch=round(c.mismatch, 4)),
                 matched_tags=c.matched, passage=passage,
+                alternates=[Alternate(asset_id=a.asset_id, title=a.asset.title, language=a.asset.language,
+                                      format=a.asset.format) for a in c.alternates if a.asset is not None],
                 reason=reason(request.language, basis, asset, c.matched, terms, passage, date.today())))
         external = sum(1 for r in results if r.source == "external")
         return MatchResponse(personalized=basis == "need_tags", basis=basis, notice=notice(request.language, basis),
@@ -382,6 +466,12 @@ class Matcher:
                              external_share=round(external / len(results), 4) if results else 0.0,
                              fusion=self.settings.match_fusion if basis == "need_tags" else "recency",
                              results=results)
+
+
+def _near_duplicates(a: Candidate, b: Candidate, threshold: float) -> bool:
+    if a.family is not None and a.family == b.family:
+        return True
+    return a.vector is not None and b.vector is not None and float(np.dot(a.vector, b.vector)) >= threshold
 
 
 def _carried(taxonomy: Taxonomy, rows: Iterable[Any], *,

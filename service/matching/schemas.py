@@ -68,6 +68,15 @@ class Passage(BaseModel):
     slide: int | None = None
 
 
+class Alternate(BaseModel):
+    """Another copy of a result (its translation, another version) folded into it as a near-duplicate."""
+
+    asset_id: str
+    title: str
+    language: str
+    format: str
+
+
 class MatchResult(BaseModel):
     asset_id: str
     title: str
@@ -82,6 +91,9 @@ class MatchResult(BaseModel):
     matched_tags: list[MatchedTag]
     passage: Passage | None = None
     reason: str
+    alternates: list[Alternate] = Field(default_factory=list, description=(
+        "Near-duplicates of this result (one content family, e.g. its other-language copy) left out of the "
+        "list so that they do not fill it; send whichever suits the HCP."))
 
 
 class MatchResponse(BaseModel):
