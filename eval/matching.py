@@ -94,6 +94,11 @@ def load_kuake(path: Path, limit: int | None, seed: int, k: int, fit: int = 0) -
     return judged, titles
 
 
+def usable_channels(channels: Iterable[Channel], item: Judged) -> list[Channel]:
+    """The channels a need can use: the tag channel only when it has need-tags."""
+    return [c for c in channels if c != "tags" or item.request.need_tags]
+
+
 def run(matcher: Matcher, taxonomy: Taxonomy, judged: list[Judged], key_of: Callable[[str], str],
         variants: Iterable[str] = tuple(VARIANTS), k: int = 10,
         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -104,7 +109,7 @@ def run(matcher: Matcher, taxonomy: Taxonomy, judged: list[Judged], key_of: Call
     for i, item in enumerate(judged):
         for name in names:
             channels, diversity = VARIANTS[name]
-            usable = [c for c in channels if c != "tags" or item.request.need_tags]
+            usable = usable_channels(channels, item)
             if not usable:
                 continue
             out = matcher.match(item.request, taxonomy, channels=usable, diversity=diversity)
@@ -141,21 +146,23 @@ class JudgedSet:
     judged: list[Judged]
     key_of: Callable[[str], str]
     candidates: list[list[Any]] | None = None
+    kinds: list[NeedKind] = field(default_factory=list)  # each need's kind, found by prepare()
     _scores: dict[tuple[Any, ...], list[float]] = field(default_factory=dict)  # per fusion, every need's nDCG
 
     def prepare(self) -> JudgedSet:
-        self.candidates = []
+        self.candidates, self.kinds = [], []
         for item in self.judged:
             need = parse_need(self.taxonomy, item.request.need_tags, item.request.need_text)
+            self.kinds.append(need_kind(need))
             self.candidates.append(self.matcher.candidates(item.request, need, self.taxonomy, self._channels(item)))
         return self
 
     @staticmethod
     def _channels(item: Judged) -> set[Channel]:
-        return {c for c in CHANNELS if c != "tags" or item.request.need_tags}
+        return set(usable_channels(CHANNELS, item))
 
     def kind(self, i: int) -> NeedKind:
-        return need_kind(parse_need(self.taxonomy, self.judged[i].request.need_tags, self.judged[i].request.need_text))
+        return self.kinds[i]
 
     def scores(self, fusion: Fusion | None, which: list[int] | None = None) -> list[float]:
         """nDCG@10 of the default diversity under ``fusion`` (None: the settings' for each need's kind), per

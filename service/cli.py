@@ -525,9 +525,9 @@ def eval_matching(
     limit: Annotated[int | None, typer.Option(help="KUAKE-QTR: a seeded sample of N queries (the corpus is "
                                               "always every title).")] = None,
     k: Annotated[int, typer.Option(help="List length; recall is measured at k.")] = 10,
-    fit: Annotated[int, typer.Option(help="Also fit the channel weights and the RRF constant on the judged needs: "
-                                     "the sample needs (scored by 7-fold cross-validation) and this many more "
-                                     "KUAKE-QTR queries, disjoint from the --limit ones (scored on those). "
+    fit: Annotated[int, typer.Option(help="Also fit the channel weights and the RRF constant per need kind on the "
+                                     "judged needs: the sample needs (scored leave-one-need-out) and this many "
+                                     "more KUAKE-QTR queries, disjoint from the --limit ones (scored on those). "
                                      "0: no fit.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Write the report as JSON here.")] = None,
 ) -> None:

@@ -83,12 +83,13 @@ class Proposer:
             embedded = heads.embedding.predict_many(assets)
         if heads is not None and heads.lexical is not None and texts:
             lexical = heads.lexical.predict_many(texts)
+        dimensions = [(d.id, d.value_ids) for d in self.taxonomy.dimensions]
         votes: list[dict[tuple[str, str], float]] = [{} for _ in texts]
         if heads is not None and heads.neighbours is not None and assets is not None:
-            votes = heads.neighbours.votes(assets, [(d.id, d.value_ids) for d in self.taxonomy.dimensions])
+            votes = heads.neighbours.votes(assets, dimensions)
         context: list[dict[tuple[str, str], float]] = [{} for _ in texts]
         if heads is not None and heads.context and facts is not None:
-            context = heads.context.predict_many(facts, [(d.id, d.value_ids) for d in self.taxonomy.dimensions])
+            context = heads.context.predict_many(facts, dimensions)
         out: list[Signals] = []
         for i, vectors in enumerate(chunk_vectors):
             sims = self.prototypes.scores(vectors)
