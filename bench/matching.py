@@ -1,7 +1,7 @@
 """`/match` speed on the embedded store at 10k and 100k chunks, against the same matching run over a
 brute-force numpy scan of the same vectors, plus requests/s under concurrent load on loopback.
 
-    python bench/matching.py [--chunks 10000 100000] [--queries 100] [--concurrency 8] [--seconds 20]
+    python bench/matching.py [--chunks 10000 100000] [--queries 100] [--concurrency 8] [--seconds 20] [--panel 200]
 
 The corpus is synthetic but shaped like the real one: each chunk is a sample chunk's vector plus noise,
 with that chunk's words for BM25, grouped ten chunks to an asset with tags, 10% of assets hidden from reps
@@ -10,6 +10,10 @@ product-agnostic. Query vectors are embedded once up front (the embedder is the 
 timed on its own), so the ratio is about retrieval and ranking. The same requests also run under a rep
 key scoped to one product (Cardiovex), in the same run, beside the unscoped timing: a scope is a
 prefilter on the vectors plus a predicate in SQL, and should cost next to nothing.
+
+``--panel N`` also plans an N-HCP panel (POST /v1/panels/plan's planner, in process) over the sample content and
+over each corpus: mixed needs (need-tags with a channel preference and a tier, a third free text, both
+languages), 20% of the HCPs opted out, 10% with exclusions; beside it, the same HCPs as N separate /match calls.
 """
 
 from __future__ import annotations
@@ -32,13 +36,15 @@ from sqlalchemy import insert, select
 from service.app import create_app
 from service.auth.keys import create_key
 from service.core.embeddings import CachedQueries
-from service.ingest import Ingestor, asset_payload, chunk_point, embedding_text
+from service.ingest import Ingestor
 from service.matching.matcher import Matcher
-from service.matching.schemas import MatchRequest
+from service.matching.panels import PanelPlanner
+from service.matching.schemas import MatchRequest, PanelPlanRequest
 from service.runtime import Components, build_components
 from service.settings import PROJECT_ROOT, Settings
 from service.store.edge_store import EdgeVectorStore
-from service.store.models import Asset, AssetTag, Chunk
+from service.store.models import Asset, AssetTag, Chunk, HcpOptOut
+from service.store.points import asset_payload, chunk_point, embedding_text
 from service.store.vectors import VectorHit, VectorStore, Where, point_id
 from service.store.visibility import Scope, resolve_scope, scope_tokens
 
@@ -121,7 +127,7 @@ def build_corpus(c: Components, n: int, base: np.ndarray, texts: list[str], seed
     vectors = base[pick] + 0.05 * rng.standard_normal((n, base.shape[1])).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     n_assets = n // 10
-    assets = []
+    assets: list[dict[str, Any]] = []
     for a in range(n_assets):
         roll = rng.random()
         assets.append({"id": f"b{a}", "title": f"asset {a}", "language": "zh" if a % 2 else "en",
@@ -132,7 +138,7 @@ def build_corpus(c: Components, n: int, base: np.ndarray, texts: list[str], seed
                        "published_at": today - timedelta(days=int(rng.integers(0, 400))), "extra": {}, "product": None})
     chunks = [{"id": f"b{i // 10}:1:{i % 10}", "asset_id": f"b{i // 10}", "version": 1, "ordinal": i % 10,
                "text": texts[pick[i]][:500], "char_start": 0, "char_end": 500, "token_count": 100} for i in range(n)]
-    tags = [{"asset_id": f"b{a}", "version": 1, "dimension": dim,
+    tags: list[dict[str, Any]] = [{"asset_id": f"b{a}", "version": 1, "dimension": dim,
              "value": NEEDS[int(rng.integers(0, len(NEEDS)))][dim][0],
              "confidence": float(rng.uniform(0.4, 1.0)), "method": "embedding", "status": "proposed",
              "taxonomy_version": "bench", "tagging_status": "ok", "models": {}, "signals": {}}
@@ -160,6 +166,53 @@ def build_corpus(c: Components, n: int, base: np.ndarray, texts: list[str], seed
     if isinstance(c.vectors, EdgeVectorStore):
         c.vectors.optimize(wait=True)  # the HNSW index a running service builds in the background
     return NumpyScan(c.vectors, ids, vectors, payloads)
+
+
+FREE_TEXT = ["房颤患者抗凝治疗的出血风险", "how fast does a GLP-1 agonist lower HbA1c", "EGFR突变肺癌脑转移的靶向治疗"]
+
+
+def panel_request(n: int, asset_ids: list[str], seed: int = 0) -> tuple[PanelPlanRequest, list[str]]:
+    """An n-HCP panel (mixed needs, 10% with exclusions) and the 20% of its HCP ids to opt out."""
+    rng = np.random.default_rng(seed)
+    hcps: list[dict[str, Any]] = []
+    for i in range(n):
+        hcp: dict[str, Any] = {"hcp_id": f"bench-hcp-{i}", "language": "zh" if i % 2 else "en", "k": 5}
+        if i % 3 == 2:
+            hcp["need_text"] = FREE_TEXT[int(rng.integers(0, len(FREE_TEXT)))]
+        else:
+            hcp["need_tags"] = {**NEEDS[int(rng.integers(0, len(NEEDS)))],
+                                "channel_preference": [str(rng.choice(["online", "face_to_face", "meeting"]))],
+                                "potential_tier": [str(rng.choice(["high", "medium", "low"]))]}
+        if i % 10 == 3:
+            hcp["exclude_asset_ids"] = [str(a) for a in rng.choice(asset_ids, size=min(20, len(asset_ids)))]
+        hcps.append(hcp)
+    return PanelPlanRequest.model_validate({"hcps": hcps}), [h["hcp_id"] for h in hcps[::5]]
+
+
+def time_panel(c: Components, matcher: Matcher, n: int, label: str) -> None:
+    """The plan, twice (the second with the query vectors cached, as a service that has seen these needs), beside
+    the same HCPs as n separate /match calls."""
+    with c.db.session() as s:
+        asset_ids = list(s.scalars(select(Asset.id)))
+    body, opted = panel_request(n, asset_ids)
+    with c.db.session() as s:
+        s.add_all(HcpOptOut(hcp_id=h, recorded_by="bench") for h in opted if s.get(HcpOptOut, h) is None)
+    planner = PanelPlanner(matcher, c.panels.rules)
+    taxonomy = c.tagger.taxonomy
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        plan = planner.plan(body, taxonomy)
+        times.append(time.perf_counter() - started)
+    requests = [MatchRequest(need_tags=h.need_tags, need_text=h.need_text, language=h.language, k=h.k,
+                             hcp_id=h.hcp_id, exclude_asset_ids=h.exclude_asset_ids) for h in body.hcps]
+    started = time.perf_counter()
+    for r in requests:
+        matcher.match(r, taxonomy)
+    separate = time.perf_counter() - started
+    print(f"  panel plan, {n} HCPs over {label} ({plan.distinct_needs} distinct needs, {plan.opted_out} opted out): "
+          f"{times[0]:.2f} s cold, {times[1]:.2f} s with cached query vectors; the same HCPs as {n} /match calls: "
+          f"{separate:.2f} s")
 
 
 def timed(matcher: Matcher, taxonomy: Any, requests: list[MatchRequest], scope: Scope | None = None
@@ -216,6 +269,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--panel", type=int, default=0, help="Also time an N-HCP panel plan (0: no).")
     args = parser.parse_args()
     requests = [MatchRequest(need_tags=NEEDS[i % len(NEEDS)], language="zh" if i % 2 else "en", k=10)
                 for i in range(args.queries)]
@@ -225,6 +279,9 @@ def main() -> None:
                                 rate_limit_per_minute=10**9, qdrant_optimize_after=10**9)
             base, texts, c = base_chunks(settings)
             try:
+                if args.panel and n == args.chunks[0]:
+                    time_panel(c, Matcher(c.db, c.vectors, CachedQueries(c.embedder), settings), args.panel,
+                               "the sample content")
                 t0 = time.perf_counter()
                 scan = build_corpus(c, n, base, texts)
                 build_s = time.perf_counter() - t0
@@ -247,6 +304,8 @@ def main() -> None:
                 print(f"  /match, rep key scoped to one product: p50 {pct(scoped_t, 50):7.1f} ms  "
                       f"p99 {pct(scoped_t, 99):7.1f} ms; scoped/unscoped p50 "
                       f"{statistics.median(scoped_t) / statistics.median(store_t):.2f}x")
+                if args.panel:
+                    time_panel(c, hybrid, args.panel, f"{n:,} chunks")
                 c._matcher = hybrid  # the service's matcher, with the warmed query cache
                 key = create_key(c.db, "rep", "bench").secret
                 server, url = serve(c)

@@ -601,7 +601,7 @@ def eval_matching(
         if name == "fit":
             for kind, fitted in result["fitted"].items():
                 console.print(f"fusion fitted for {kind} needs on {fitted['needs']} judged needs over {fitted['grid']} "
-                              f"settings: weights {fitted['weights']}, rrf_k {fitted['rrf_k']} "
+                              f"settings: {fitted['method']}, weights {fitted['weights']}, rrf_k {fitted['rrf_k']} "
                               f"(nDCG@10 {fitted['fit_ndcg@10']} on the needs it was fitted on)")
             table = Table(title="the fitted fusion on needs it was not fitted on")
             for column in ("judged set", "protocol", "needs scored", "settings' fusion", "fitted fusion"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,13 +24,13 @@ from indexers.news import fetch_feed
 from indexers.safety import Limits
 from indexers.scanner import scan
 from service.core.embeddings import Embedder
-from service.core.lexical import default_encoder
 from service.settings import Settings
 from service.store import audit
 from service.store.db import Database
 from service.store.models import Asset, AssetVersion, Chunk
+from service.store.points import PAYLOAD_INDEXES, asset_payload, chunk_point, embedding_text
 from service.store.tags import write_proposals
-from service.store.vectors import IndexType, VectorPoint, VectorStore, Where, point_id
+from service.store.vectors import VectorStore, Where
 from service.store.visibility import scope_tokens
 from service.tagging.engine import Mode, TaggingResult
 from service.tagging.tagger import Tagger
@@ -39,14 +38,6 @@ from service.tagging.tagger import Tagger
 log = logging.getLogger(__name__)
 
 Status = Literal["created", "new_version", "unchanged", "duplicate", "metadata_updated", "failed"]
-
-# Payload fields the matching stage filters on, with their index types.
-PAYLOAD_INDEXES: dict[str, IndexType] = {
-    "asset_id": "keyword", "source": "keyword", "language": "keyword", "format": "keyword",
-    "approval_status": "keyword", "product": "keyword", "valid_until": "integer", "published": "integer",
-    "version": "integer", "scope": "keyword",
-}
-NO_EXPIRY = 99_991_231
 
 
 @dataclass
@@ -60,26 +51,6 @@ class IngestOutcome:
     error: IngestError | None = None
     tags: int = 0
     tagging_status: str | None = None
-
-
-def day_number(value: date | None, default: int) -> int:
-    """A date as yyyymmdd, so range filters work on every vector backend."""
-    return value.year * 10_000 + value.month * 100 + value.day if value else default
-
-
-def embedding_text(title: str, text: str) -> str:
-    """What a chunk is embedded as: the title gives a passage its context ("Safety" under which product?).
-    Ingest, re-index, re-tag and tag-only all embed through this, so their vectors agree."""
-    return text if text.startswith(title) else f"{title}\n{text}"
-
-
-def chunk_point(chunk_id: str, vector: Any, payload: dict[str, Any], version: int, page: int | None,
-                slide: int | None, text: str) -> VectorPoint:
-    """A chunk's dense vector and BM25 terms (of ``text``, its embedding text), with its asset's payload plus
-    its own provenance."""
-    return VectorPoint(point_id(chunk_id), vector, {**payload, "chunk_id": chunk_id, "version": version,
-                                                    "page": page, "slide": slide},
-                       sparse=default_encoder().document(text))
 
 
 def ingest_limits(settings: Settings) -> Limits:
@@ -100,14 +71,6 @@ def tag_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, text: s
     return tagger.tag(doc.text or text, title=title, language=language or detect_language(text), chunks=texts,
                       chunk_vectors=vectors, content_hash=None, metadata=dict(metadata), mode=mode,
                       deadline_s=deadline_s)
-
-
-def asset_payload(asset: Asset, scope: list[str]) -> dict[str, Any]:
-    """What every chunk vector of ``asset`` carries for filtering; ``scope``: its scope tokens
-    (``service.store.visibility.scope_tokens``)."""
-    return {"asset_id": asset.id, "source": asset.source, "language": asset.language, "format": asset.format,
-            "approval_status": asset.approval_status, "product": asset.product or "", "scope": scope,
-            "valid_until": day_number(asset.valid_until, NO_EXPIRY), "published": day_number(asset.published_at, 0)}
 
 
 class Ingestor:

@@ -20,6 +20,7 @@ from service.tagging.tagger import Tagger
 if TYPE_CHECKING:
     from service.jobs.worker import Worker
     from service.matching.matcher import Matcher
+    from service.matching.panels import PanelPlanner
     from service.matching.talking_points import TalkingPointWriter
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class Components:
     closed: bool = field(default=False)
     _matcher: Matcher | None = field(default=None, repr=False)
     _writer: TalkingPointWriter | None = field(default=None, repr=False)
+    _planner: PanelPlanner | None = field(default=None, repr=False)
+    _planner_taxonomy: str = field(default="", repr=False)
 
     @property
     def matcher(self) -> Matcher:
@@ -46,6 +49,17 @@ class Components:
             from service.matching.matcher import Matcher
             self._matcher = Matcher(self.db, self.vectors, CachedQueries(self.embedder), self.settings)
         return self._matcher
+
+    @property
+    def panels(self) -> PanelPlanner:
+        """Built on first use, with the rules checked against the active taxonomy; a taxonomy change
+        (``PUT /v1/taxonomy``) drops it so the next plan re-checks them."""
+        if self._planner is None or self._planner_taxonomy != self.tagger.taxonomy.key:
+            from service.matching.panel_rules import load_panel_rules
+            from service.matching.panels import PanelPlanner
+            rules = load_panel_rules(self.settings.panel_rules_path, self.tagger.taxonomy)
+            self._planner, self._planner_taxonomy = PanelPlanner(self.matcher, rules), self.tagger.taxonomy.key
+        return self._planner
 
     @property
     def talking_points(self) -> TalkingPointWriter:

@@ -137,8 +137,9 @@ class Settings(BaseSettings):
     # --- matching ------------------------------------------------------------------------------
     match_candidates: int = Field(200, ge=10, le=5000, description="Chunks (dense, lexical) or assets (tags) "
                                   "each retrieval channel returns before fusion.")
-    match_fusion: Literal["rrf", "weighted"] = Field("rrf", description="How channels combine: reciprocal-rank "
-                                                     "fusion, or a weighted sum of normalised scores.")
+    match_fusion: Literal["rrf", "weighted"] = Field("rrf", description="How channels combine for a need with "
+                                                     "need-tags: reciprocal-rank fusion, or a weighted sum of "
+                                                     "normalised scores; fitted with the weights.")
     match_rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant (higher: flatter); fitted "
                              "with the channel weights by `hcp-content eval matching --fit`.")
     match_channel_weights: dict[str, float] = Field(
@@ -147,9 +148,13 @@ class Settings(BaseSettings):
         "default is fitted on the judged sample needs (`hcp-content eval matching --fit`): BM25 at half the "
         "embedder's weight.")
     match_text_channel_weights: dict[str, float] = Field(
-        default_factory=lambda: {"dense": 1.0, "lexical": 0.1},
+        default_factory=lambda: {"dense": 1.0, "lexical": 0.5},
         description="Channel weights for a need given as free text only (no need-tags): fitted separately, on "
         "1,490 KUAKE-QTR dev queries (disjoint from the 500 scored) and the free-text sample needs.")
+    match_text_fusion: Literal["rrf", "weighted"] = Field("weighted", description="How channels combine for a "
+                                                          "free-text-only need; fitted with its weights (the "
+                                                          "weighted sum: a cosine's size says more than its rank "
+                                                          "when the embedder is strong).")
     match_text_rrf_k: int = Field(10, ge=1, description="Reciprocal-rank fusion constant for free-text-only needs.")
     match_external_share: float = Field(0.3, ge=0, le=1, description="Default share of external content "
                                         "(news) in a match list, so reps do not send only promotion.")
@@ -166,6 +171,8 @@ class Settings(BaseSettings):
                                     "1 = relevance only, lower = more diverse.")
     match_news_half_life_days: float = Field(180.0, gt=0, description="External news loses half its "
                                              "score every this many days.")
+    panel_rules_path: Path = Field(PROJECT_ROOT / "taxonomy" / "panel_rules.yaml", description="Panel plans: "
+                                   "which channel carries which format, and how an HCP's priority is weighed.")
     match_format_boost: float = Field(0.1, ge=0, le=1, description="Score boost for a preferred format.")
     talking_points_deadline_s: float = Field(
         15.0, gt=0, le=300, description="`POST /v1/talking-points` answers within about this long: with the LLM's "

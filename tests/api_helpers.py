@@ -95,6 +95,15 @@ def start_api(settings: Settings) -> Api:
     return Api(client, components, {role: k.secret for role, k in _keys(components).items()})
 
 
+def start_samples_api(data_dir: Path) -> Api:
+    """A service (LLM off, no worker) with every sample ingested and tagged, as reps meet it."""
+    settings = Settings(data_dir=data_dir, llm_mode="off", worker_enabled=False)
+    api = start_api(settings)
+    c = api.components
+    Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger).ingest_path(SAMPLES)
+    return api
+
+
 def stop_api(api: Api) -> None:
     api.client.__exit__(None, None, None)
     api.components.close()

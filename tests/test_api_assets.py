@@ -267,6 +267,10 @@ def test_taxonomy_replace_validates_conflicts_and_retags_changed_dimensions(api)
     assert ok.status_code == 200, ok.text
     body = ok.json()
     assert body["changed_dimensions"] == ["audience"] and body["retag_job"]
+    entry = api.client.get("/v1/audit", params={"action": "taxonomy.replace"},
+                           headers=api.h("admin")).json()["items"][0]
+    assert (entry["before"], entry["after"]) == ({"version": current["version"]},
+                                                 {"version": doc["version"], "changed_dimensions": ["audience"]})
     job = api.wait_job(body["retag_job"])
     assert job["status"] == "succeeded" and job["total"] >= len(SUBSET)
     assert api.client.get("/v1/taxonomy", headers=api.h("rep")).json()["version"] == doc["version"]

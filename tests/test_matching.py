@@ -10,23 +10,18 @@ import pytest
 import yaml
 from sqlalchemy import update
 
-from service.ingest import Ingestor
 from service.matching.matcher import Matcher
 from service.matching.schemas import MatchRequest
-from service.settings import Settings
 from service.store.models import Asset
 
-from .api_helpers import ROOT, SAMPLES, Api, start_api, stop_api
+from .api_helpers import ROOT, Api, start_samples_api, stop_api
 
 GOLD = yaml.safe_load((ROOT / "samples" / "gold.yaml").read_text(encoding="utf-8"))["assets"]
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Api:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("match") / "data", llm_mode="off", worker_enabled=False)
-    api = start_api(settings)
-    c = api.components
-    Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger).ingest_path(SAMPLES)
+    api = start_samples_api(tmp_path_factory.mktemp("match") / "data")
     yield api
     stop_api(api)
 
@@ -245,7 +240,9 @@ def test_the_matching_eval_scores_every_variant_beside_bm25_and_fits_the_fusion_
                                          lambda a: unit.get(a, a)).prepare()], {})
     assert set(fitted["fitted"]) == {"tags", "text"}, "tag needs and free-text needs are fitted apart"
     tags = fitted["fitted"]["tags"]
-    assert tags["weights"]["lexical"] in em.LEXICAL_WEIGHTS and tags["rrf_k"] in em.RRF_KS and tags["needs"] == 12
+    assert tags["weights"]["lexical"] in em.LEXICAL_WEIGHTS and tags["needs"] == 12
+    assert (tags["method"], tags["rrf_k"] in em.RRF_KS) in {("rrf", True), ("weighted", False)}, \
+        "a reciprocal-rank fit has its constant; a weighted one has none"
     assert fitted["sets"]["samples"] | {"fitted_ndcg@10": None} == {
         "held_out_needs": 14, "protocol": "leave-one-need-out", "settings_ndcg@10": rows["default"]["ndcg@10"],
         "fitted_ndcg@10": None}, "the settings' fusion scores as the default variant does"

@@ -16,6 +16,7 @@ import threading
 import unicodedata
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jieba
@@ -91,8 +92,13 @@ class LexicalEncoder:
         return SparseVector(list(weights), list(weights.values()))
 
     def query(self, text: str) -> SparseVector:
-        indices = sorted({term_id(t) for t in self.terms(text)})
-        return SparseVector(indices, [1.0] * len(indices))
+        return query_vector(self.terms(text))
+
+
+def query_vector(terms: Iterable[str]) -> SparseVector:
+    """A query's sparse vector: each distinct term once, weight 1 (the store applies IDF)."""
+    indices = sorted({term_id(t) for t in terms})
+    return SparseVector(indices, [1.0] * len(indices))
 
 
 _default = LexicalEncoder()

@@ -8,9 +8,9 @@ import numpy as np
 from sqlalchemy import select
 
 from service.core.embeddings import Embedder
-from service.ingest import embedding_text
 from service.store.db import Database
 from service.store.models import Asset, AssetVersion, Chunk
+from service.store.points import embedding_text
 from service.store.vectors import VectorStore, point_id
 
 

@@ -22,18 +22,20 @@ check, the penalties and boosts that do not depend on the fusion) and ``rank`` (
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import and_, or_, select
 
 from service.core.embeddings import Embedder
-from service.core.lexical import LexicalEncoder, default_encoder
+from service.core.lexical import LexicalEncoder, default_encoder, query_vector
 from service.core.taxonomy import Taxonomy
-from service.ingest import day_number
+from service.matching.cards import CARD_COLUMNS, AssetCard
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
 from service.matching.reasons import notice, reason
 from service.matching.schemas import (
@@ -49,6 +51,7 @@ from service.matching.schemas import (
 from service.settings import Settings
 from service.store.db import Database
 from service.store.models import Asset, AssetTag, Chunk, HcpOptOut
+from service.store.points import day_number
 from service.store.vectors import VectorHit, VectorStore, Where, point_id
 from service.store.visibility import ACTIVE_TAG, Scope, rep_visible
 
@@ -67,6 +70,11 @@ def need_kind(need: Need) -> NeedKind:
     return "tags" if need.tags else "text"
 
 
+def usable_channels(need: Need, channels: Iterable[Channel] = CHANNELS) -> list[Channel]:
+    """The channels that can score a need: the tag channel only when it has need-tags of content dimensions."""
+    return [c for c in channels if c != "tags" or need.tags]
+
+
 @dataclass(frozen=True)
 class Fusion:
     """How the channels combine: reciprocal rank with constant ``rrf_k``, or a weighted sum of normalised scores."""
@@ -75,11 +83,18 @@ class Fusion:
     rrf_k: int = 60
     method: Literal["rrf", "weighted"] = "rrf"
 
+    def ceiling(self, channels: Iterable[Channel]) -> float:
+        """The highest fused score possible: first in every channel (rrf), or the top score in each (weighted).
+        A fused score over it is comparable across needs and fusions (a panel plan's relevance driver)."""
+        total = sum(self.weights.get(ch, 1.0) for ch in channels)
+        return total / (self.rrf_k + 1) if self.method == "rrf" else total
+
     @classmethod
     def of(cls, settings: Settings, kind: NeedKind = "tags") -> Fusion:
         """The settings' fusion for a need of ``kind`` (each fitted on judged needs of its kind)."""
         if kind == "text":
-            return cls(dict(settings.match_text_channel_weights), settings.match_text_rrf_k, settings.match_fusion)
+            return cls(dict(settings.match_text_channel_weights), settings.match_text_rrf_k,
+                       settings.match_text_fusion)
         return cls(dict(settings.match_channel_weights), settings.match_rrf_k, settings.match_fusion)
 
 
@@ -96,7 +111,7 @@ class Candidate:
     freshness: float = 1.0
     format_boost: float = 1.0
     mismatch: float = 1.0
-    asset: Asset | None = None
+    asset: AssetCard | None = None
     vector: np.ndarray | None = None
     alternates: list[Candidate] = field(default_factory=list)  # near-duplicates collapsed into this one
 
@@ -121,6 +136,9 @@ class Matcher:
                  encoder: LexicalEncoder | None = None) -> None:
         self.db, self.vectors, self.embedder, self.settings = db, vectors, embedder, settings
         self.encoder = encoder or default_encoder()
+        # jieba is the dearest step of a response after SQL; needs and passages repeat all day, so their
+        # terms are remembered (bounded: a few thousand short texts)
+        self.terms = lru_cache(maxsize=8192)(lambda text: tuple(self.encoder.terms(text)))
 
     # --- entry point -----------------------------------------------------------------------------
     def match(self, request: MatchRequest, taxonomy: Taxonomy, *, scope: Scope | None = None,
@@ -132,18 +150,34 @@ class Matcher:
         the API uses all channels and the settings."""
         need = parse_need(taxonomy, request.need_tags, request.need_text)
         basis = self.basis(request.personalized, request.hcp_id)
-        share = self.external_share(request)
         if basis != "need_tags":
-            picked = self._mix(self._by_recency(request, scope), request.k, share, mmr=False)
-            return self._response(request, picked, taxonomy, basis, share, need=None)
+            return self.non_personalised(request, taxonomy, basis, self.by_recency(request, scope))
         if need.empty:
-            raise NeedError("empty_need", "Give need_tags or need_text, or ask for a non-personalised list "
+            raise NeedError("empty_need", "Give need_tags of content dimensions or need_text (the HCP-only "
+                            "dimensions describe the doctor, not content), or ask for a non-personalised list "
                             "(personalized: false).")
         channel_set = set(channels)
         candidates = self.candidates(request, need, taxonomy, channel_set, scope)
-        picked = self.rank(candidates, request, channel_set, fusion or Fusion.of(self.settings, need_kind(need)),
+        return self.answer(request, need, candidates, taxonomy, channels=channel_set, diversity=diversity,
+                           fusion=fusion)
+
+    def answer(self, request: MatchRequest, need: Need, candidates: list[Candidate], taxonomy: Taxonomy, *,
+               channels: Iterable[Channel] = CHANNELS, diversity: Diversity | None = None,
+               fusion: Fusion | None = None) -> MatchResponse:
+        """The personalised response from ``candidates`` (``candidates()``'s; a panel plan retrieves them once
+        for every HCP with the same need and answers each with its own exclusions and k)."""
+        picked = self.rank(candidates, request, set(channels), fusion or Fusion.of(self.settings, need_kind(need)),
                            diversity or self.settings.match_diversity)
-        return self._response(request, picked, taxonomy, "need_tags", share, need=need)
+        return self._response(request, picked, taxonomy, "need_tags", self.external_share(request), need=need)
+
+    def non_personalised(self, request: MatchRequest, taxonomy: Taxonomy, basis: Basis,
+                         pool: list[Candidate]) -> MatchResponse:
+        """The list that uses nothing about the HCP, from ``pool`` (``by_recency``; a panel plan loads it once
+        for all its HCPs), less the request's excluded assets."""
+        excluded = set(request.exclude_asset_ids)
+        pool = [c for c in pool if c.asset_id not in excluded]
+        picked = self._mix(pool, request.k, self.external_share(request), mmr=False)
+        return self._response(request, picked, taxonomy, basis, self.external_share(request), need=None)
 
     def external_share(self, request: MatchRequest) -> float | None:
         return self.settings.match_external_share if request.external_share is None else request.external_share
@@ -161,7 +195,11 @@ class Matcher:
 
     def rank(self, candidates: list[Candidate], request: MatchRequest, channels: set[Channel], fusion: Fusion,
              diversity: Diversity) -> list[Candidate]:
-        """The ``request.k`` picked: fused, sorted, near-duplicates collapsed (or MMR), mixed."""
+        """The ``request.k`` picked: fused, sorted, near-duplicates collapsed (or MMR), mixed. The request's
+        excluded assets are dropped first, so they are not even alternates."""
+        if request.exclude_asset_ids:
+            excluded = set(request.exclude_asset_ids)
+            candidates = [c for c in candidates if c.asset_id not in excluded]
         self._fuse(candidates, channels, fusion)
         ranked = sorted(candidates, key=lambda c: (-c.relevance, c.asset_id))
         for c in ranked:
@@ -180,8 +218,15 @@ class Matcher:
         return "need_tags" if personalized else "not_requested"
 
     def is_opted_out(self, hcp_id: str) -> bool:
+        return bool(self.opted_out([hcp_id]))
+
+    def opted_out(self, hcp_ids: Iterable[str]) -> set[str]:
+        """Which of these HCPs are on the opt-out list (one query for a whole panel)."""
+        ids = sorted({h.strip() for h in hcp_ids})
+        if not ids:
+            return set()
         with self.db.session() as s:
-            return s.get(HcpOptOut, hcp_id.strip()) is not None
+            return set(s.scalars(select(HcpOptOut.hcp_id).where(HcpOptOut.hcp_id.in_(ids))))
 
     # --- retrieval -------------------------------------------------------------------------------
     def _where(self, request: MatchRequest, scope: Scope | None) -> Where:
@@ -205,7 +250,7 @@ class Matcher:
             self._roll_up(found, hits, "dense")
             chunk_lists.append(hits)
         if "lexical" in channels:
-            hits = self.vectors.search_lexical(self.encoder.query(lexical_query(taxonomy, need)), n, where)
+            hits = self.vectors.search_lexical(query_vector(self.terms(lexical_query(taxonomy, need))), n, where)
             self._roll_up(found, hits, "lexical")
             chunk_lists.append(hits)
         # chunk-level reciprocal-rank fusion picks each asset's passage
@@ -257,11 +302,10 @@ class Matcher:
         scored = []
         for asset_id, tags in best.items():
             score = sum(weight[key] * conf for key, (conf, _) in tags.items()) / total
-            scored.append((score, asset_id, tags))
-        scored.sort(key=lambda t: (-t[0], t[1]))
-        if rank_it:
-            scored = scored[: self.settings.match_candidates]
-        for rank, (score, asset_id, tags) in enumerate(scored):
+            scored.append((-score, asset_id, tags))  # asset ids are unique: tuples never compare the dicts
+        scored = heapq.nsmallest(self.settings.match_candidates, scored) if rank_it else sorted(scored)
+        for rank, (negated, asset_id, tags) in enumerate(scored):
+            score = -negated
             if not rank_it and asset_id not in found:
                 continue
             cand = found.setdefault(asset_id, Candidate(asset_id))
@@ -278,10 +322,8 @@ class Matcher:
         if not candidates:
             return
         with self.db.session() as s:
-            rows = s.scalars(select(Asset).where(Asset.id.in_(list(candidates)), rep_visible(scope)))
-            for asset in rows:
-                s.expunge(asset)
-                candidates[asset.id].asset = asset
+            for row in s.execute(select(*CARD_COLUMNS).where(Asset.id.in_(list(candidates)), rep_visible(scope))):
+                candidates[row.id].asset = AssetCard(*row)
 
     # --- scoring ---------------------------------------------------------------------------------
     @staticmethod
@@ -306,7 +348,7 @@ class Matcher:
     def _adjust(self, ranked: list[Candidate], request: MatchRequest, taxonomy: Taxonomy) -> None:
         today = date.today()
         preferred = {f.lower() for f in request.formats}
-        format_value = _format_values(taxonomy)
+        format_value = format_values(taxonomy)
         half_life = self.settings.match_news_half_life_days
         for c in ranked:
             assert c.asset is not None
@@ -322,11 +364,13 @@ class Matcher:
         dims = {d: set(values) for d, values in need.tags.items() if taxonomy.dimension(d).mismatch_penalty < 1}
         if not dims or not ranked:
             return
+        # the tags that can say so: of these dimensions, or of one whose values imply them (a product its area)
+        read = sorted(set(dims) | {d.id for d in taxonomy.dimensions for v in d.values if set(v.implies) & set(dims)})
         with self.db.session() as s:
             rows = s.execute(select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value, AssetTag.confidence,
                                     AssetTag.status)
                              .where(AssetTag.asset_id.in_([c.asset_id for c in ranked]),
-                                    AssetTag.status.in_(ACTIVE_TAG)))
+                                    AssetTag.dimension.in_(read), AssetTag.status.in_(ACTIVE_TAG)))
             carried = _carried(taxonomy, rows, confident_only=True)
         for c in ranked:
             tags = carried.get(c.asset_id, {})
@@ -408,21 +452,22 @@ class Matcher:
         return sorted(picked, key=lambda c: (-c.relevance, c.asset_id))
 
     # --- the non-personalised list ----------------------------------------------------------------
-    def _by_recency(self, request: MatchRequest, scope: Scope | None) -> list[Candidate]:
+    def by_recency(self, request: MatchRequest, scope: Scope | None, limit: int | None = None) -> list[Candidate]:
         """Approved, unexpired content, newest first: the same list for every HCP (it uses nothing about
-        them), mixed and explained like the personalised one."""
-        limit = max(5 * request.k, 50)
-        query = select(Asset).where(rep_visible(scope))
+        them), mixed and explained like the personalised one. ``limit`` per source (internal, external);
+        unset: enough for ``request.k`` after its exclusions."""
+        limit = limit or max(5 * request.k, 50) + len(request.exclude_asset_ids)
+        query = select(*CARD_COLUMNS).where(rep_visible(scope))
         if request.only_language:
             query = query.where(Asset.language == request.language)
         out: list[Candidate] = []
         with self.db.session() as s:
             for source_is_external in (False, True):
                 pool = query.where((Asset.source == "external") if source_is_external else (Asset.source != "external"))
-                rows = s.scalars(pool.order_by(Asset.published_at.desc().nulls_last(), Asset.id).limit(limit)).all()
-                for rank, asset in enumerate(rows):
-                    s.expunge(asset)
-                    out.append(Candidate(asset.id, asset=asset, fused=1.0 / (self.settings.match_rrf_k + rank + 1)))
+                rows = s.execute(pool.order_by(Asset.published_at.desc().nulls_last(), Asset.id).limit(limit)).all()
+                for rank, row in enumerate(rows):
+                    out.append(Candidate(row.id, asset=AssetCard(*row),
+                                         fused=1.0 / (self.settings.match_rrf_k + rank + 1)))
         out.sort(key=lambda c: (-c.relevance, c.asset_id))
         return out
 
@@ -440,7 +485,7 @@ class Matcher:
     def _response(self, request: MatchRequest, picked: list[Candidate], taxonomy: Taxonomy, basis: Basis,
                   share: float | None, need: Need | None) -> MatchResponse:
         passages = self._passages(picked)
-        query_terms = set(self.encoder.terms(lexical_query(taxonomy, need))) if need else set()
+        query_terms = set(self.terms(lexical_query(taxonomy, need))) if need else set()
         results = []
         for c in picked:
             asset = c.asset
@@ -448,7 +493,7 @@ class Matcher:
             chunk = passages.get(c.asset_id)
             passage = Passage(chunk_id=chunk.id, text=_trim(chunk.text), page=chunk.page,
                               slide=chunk.slide) if chunk else None
-            terms = [t for t in dict.fromkeys(self.encoder.terms(chunk.text)) if t in query_terms] if chunk else []
+            terms = [t for t in dict.fromkeys(self.terms(chunk.text)) if t in query_terms] if chunk else []
             results.append(MatchResult(
                 asset_id=asset.id, title=asset.title, source=asset.source, format=asset.format,
                 language=asset.language, product=asset.product, published=asset.published_at,
@@ -464,7 +509,7 @@ class Matcher:
         return MatchResponse(personalized=basis == "need_tags", basis=basis, notice=notice(request.language, basis),
                              k=request.k, external_share_requested=share,
                              external_share=round(external / len(results), 4) if results else 0.0,
-                             fusion=self.settings.match_fusion if basis == "need_tags" else "recency",
+                             fusion=Fusion.of(self.settings, need_kind(need)).method if need is not None else "recency",
                              results=results)
 
 
@@ -481,14 +526,24 @@ def _carried(taxonomy: Taxonomy, rows: Iterable[Any], *,
     (1 when a reviewer accepted it) and whether a reviewer did. ``confident_only``: tags at or above their
     dimension's review threshold only. ``keep``: only these pairs."""
     out: dict[str, dict[tuple[str, str], tuple[float, bool]]] = {}
+    # thousands of rows name a few dozen (dimension, value) pairs: look each one's targets and threshold up once
+    targets: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    thresholds: dict[str, float] = {}
     for asset_id, dim, value, confidence, status in rows:
         reviewed = status == "accepted"
         conf = 1.0 if reviewed else float(confidence)
-        if confident_only and not reviewed and conf < taxonomy.dimension(dim).threshold:
-            continue
+        if confident_only and not reviewed:
+            if dim not in thresholds:
+                thresholds[dim] = taxonomy.dimension(dim).threshold
+            if conf < thresholds[dim]:
+                continue
+        key = (dim, value)
+        pairs = targets.get(key)
+        if pairs is None:
+            pairs = targets[key] = [p for p in [key, *taxonomy.implications(dim, value)] if keep is None or p in keep]
         seen = out.setdefault(asset_id, {})
-        for pair in [(dim, value), *taxonomy.implications(dim, value)]:
-            if (keep is None or pair in keep) and conf > seen.get(pair, (-1.0, False))[0]:
+        for pair in pairs:
+            if conf > seen.get(pair, (-1.0, False))[0]:
                 seen[pair] = (conf, reviewed)
     return out
 
@@ -498,7 +553,7 @@ def _label(taxonomy: Taxonomy, dim: str, value: str, language: str) -> str:
     return found.label.get(language) if found else value
 
 
-def _format_values(taxonomy: Taxonomy) -> dict[str, str]:
+def format_values(taxonomy: Taxonomy) -> dict[str, str]:
     """File format → the taxonomy's ``format`` value (pptx → slide_deck), when the taxonomy maps one."""
     for dim in taxonomy.dimensions:
         if dim.from_metadata is not None and dim.from_metadata.field == "format":

@@ -19,10 +19,13 @@ class NeedError(ValueError):
 
 @dataclass
 class Need:
-    """Validated need-tags (dimension → value → weight) and free text."""
+    """Validated need-tags (dimension → value → weight) and free text. ``profile``: the tags of dimensions
+    that describe only the HCP (``applies_to: hcp``: channel preference, potential tier); no content carries
+    them, so retrieval never reads them; a panel plan does (channel, priority)."""
 
     tags: dict[str, dict[str, float]] = field(default_factory=dict)
     text: str = ""
+    profile: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -51,7 +54,9 @@ def parse_need(taxonomy: Taxonomy, raw: NeedTags, text: str | None) -> Need:
                                 {"dimension": dim_id, "value": value, "weight": weight})
         if weighted:
             tags[dim_id] = {v: float(w) for v, w in weighted.items() if w > 0}
-    return Need(tags={d: v for d, v in tags.items() if v}, text=(text or "").strip())
+    hcp_only = {d.id for d in taxonomy.dimensions if d.applies_to == "hcp"}
+    return Need(tags={d: v for d, v in tags.items() if v and d not in hcp_only}, text=(text or "").strip(),
+                profile={d: v for d, v in tags.items() if v and d in hcp_only})
 
 
 def dense_query(taxonomy: Taxonomy, need: Need, language: str) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from service.matching.cards import AssetCard
 from service.matching.schemas import Basis, MatchedTag, Passage
-from service.store.models import Asset
 
 _TEXT = {
     "zh": {
@@ -54,7 +54,7 @@ def notice(language: str, basis: Basis) -> str:
     return str(_TEXT.get(language, _TEXT["en"])["notice"][basis])  # type: ignore[index]
 
 
-def reason(language: str, basis: Basis, asset: Asset, matched: list[MatchedTag], terms: list[str],
+def reason(language: str, basis: Basis, asset: AssetCard, matched: list[MatchedTag], terms: list[str],
            passage: Passage | None, today: date) -> str:
     t = _TEXT.get(language, _TEXT["en"])
     parts: list[str] = []

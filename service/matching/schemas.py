@@ -15,6 +15,7 @@ Language = Literal["zh", "en"]
 Basis = Literal["need_tags", "opted_out", "not_requested"]
 
 MAX_VALUE_WEIGHT = 5.0
+MAX_EXCLUDED = 500
 # at most 64 values per dimension; the taxonomy decides which dimensions and values exist
 NeedTags = dict[TaxonomyId, Annotated[list[TaxonomyId], Field(max_length=64)]
                 | Annotated[dict[TaxonomyId, Annotated[float, Field(ge=0, le=MAX_VALUE_WEIGHT)]], Field(max_length=64)]]
@@ -40,6 +41,8 @@ class MatchRequest(BaseModel):
     personalized: bool = Field(True, description="False: a list that uses nothing about the HCP (PIPL art. 24).")
     hcp_id: HcpId | None = Field(None, description="The CRM's pseudonymous HCP id, checked "
                                "against the opt-out list only; it is not stored.")
+    exclude_asset_ids: list[RecordId] = Field(default_factory=list, max_length=MAX_EXCLUDED, description=(
+        "Assets never to suggest, e.g. what the CRM sent this HCP recently."))
 
 
 class ScoreParts(BaseModel):
@@ -160,3 +163,69 @@ class TalkingPointsFollowup(BaseModel):
         "`failed`: no LLM points will come (`error` says why), keep the extractive ones.")
     result: TalkingPointsResponse | None = None
     error: str | None = None
+
+
+# --- panel plans ------------------------------------------------------------------------------------
+MAX_PANEL = 500
+ChannelBasis = Literal["preference", "preference_only", "format"]
+
+
+class PanelHcp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hcp_id: HcpId = Field(description="The CRM's pseudonymous HCP id (unique in the plan); checked against the "
+                          "opt-out list, never stored.")
+    need_tags: NeedTags = Field(default_factory=dict, max_length=32, description=(
+        "As for `POST /v1/match`; may also carry the HCP-only dimensions (`channel_preference`, "
+        "`potential_tier`), which set the channel and the priority."))
+    need_text: Text | None = Field(None, max_length=2000)
+    language: Language = "zh"
+    only_language: bool = False
+    formats: list[TaxonomyId] = Field(default_factory=list, max_length=10)
+    exclude_asset_ids: list[RecordId] = Field(default_factory=list, max_length=MAX_EXCLUDED, description=(
+        "What the CRM sent this HCP recently: never suggested again."))
+    k: int = Field(3, ge=1, le=20, description="How many items to suggest.")
+    personalized: bool = True
+
+
+class PanelPlanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hcps: list[PanelHcp] = Field(min_length=1, max_length=MAX_PANEL, description=(
+        f"The rep's panel: at most {MAX_PANEL} HCPs, each id once."))
+    external_share: float | None = Field(None, ge=0, le=1, description="As for `POST /v1/match`, for every HCP.")
+
+
+class Driver(BaseModel):
+    driver: str = Field(description="`relevance`, a need dimension (`potential_tier`, `adoption_stage`), or "
+                        "`not_personalised`.")
+    value: str | float | None = Field(description="The HCP's value of the dimension, or the relative relevance.")
+    score: float = Field(description="The driver's score, 0–1.")
+    weight: float
+    contribution: float = Field(description="weight × score: its share of the priority.")
+
+
+class Suggestion(MatchResult):
+    channel: str = Field(description="How to send it: a `channel_preference` value.")
+    channel_basis: ChannelBasis = Field(description=(
+        "`preference`: the HCP's most wanted channel that carries this format; `preference_only`: none of the "
+        "HCP's channels carries it, the most wanted is used anyway; `format`: no preference known (or usable), "
+        "the format's default channel (taxonomy/panel_rules.yaml)."))
+
+
+class HcpPlan(BaseModel):
+    hcp_id: str
+    personalized: bool
+    basis: Basis
+    notice: str
+    channel: str | None = Field(description="The first suggestion's channel.")
+    priority: float = Field(description="0–1, higher first; the drivers say why.")
+    priority_rank: int = Field(description="1 = the HCP to act on first in this plan.")
+    drivers: list[Driver]
+    expiry: date | None = Field(description="The earliest `valid_until` of the suggested content: the plan "
+                                "must not be acted on after it. None: nothing suggested expires.")
+    suggestions: list[Suggestion]
+
+
+class PanelPlanResponse(BaseModel):
+    hcps: list[HcpPlan] = Field(description="In the request's order.")
+    opted_out: int = Field(description="HCPs given the non-personalised list because they opted out.")
+    distinct_needs: int = Field(description="Distinct needs retrieved for (HCPs with one need share the work).")

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from service.core.embeddings import Embedder
 from service.core.lexical import default_encoder
 from service.core.taxonomy import Taxonomy
-from service.ingest import PAYLOAD_INDEXES, asset_payload, chunk_point, embedding_text
 from service.store.db import Database
 from service.store.models import Asset, Chunk
+from service.store.points import PAYLOAD_INDEXES, asset_payload, chunk_point, embedding_text
 from service.store.vectors import VectorPoint, VectorStore, point_id
 from service.store.visibility import scope_tokens, sync_scope_payload
 

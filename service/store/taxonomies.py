@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from service.core.taxonomy import Dimension, Taxonomy, parse_taxonomy
+from service.store import audit
 from service.store.db import Database
 from service.store.models import TaxonomyVersion
 
@@ -44,9 +45,11 @@ def activate_from_file(db: Database, path: Path) -> ActiveTaxonomy:
         return ActiveTaxonomy(parse_taxonomy(active.source, f"{active.taxonomy_id}@{active.version}"), active.source)
 
 
-def replace(db: Database, source: str, *, expected_version: str | None, actor: str) -> tuple[Taxonomy, Taxonomy]:
-    """Validate and activate a new taxonomy; returns (old, new). Raises TaxonomyError on an invalid one and
-    TaxonomyConflict when ``expected_version`` is not the active version or the version already exists."""
+def replace(db: Database, source: str, *, expected_version: str | None, actor: str,
+            role: str) -> tuple[Taxonomy, Taxonomy]:
+    """Validate and activate a new taxonomy, its audit entry in the same transaction; returns (old, new).
+    Raises TaxonomyError on an invalid one and TaxonomyConflict when ``expected_version`` is not the active
+    version or the version already exists."""
     new = parse_taxonomy(source, "<request>")
     with db.session() as s:
         active = s.scalar(select(TaxonomyVersion).where(TaxonomyVersion.active.is_(True)).with_for_update())
@@ -62,6 +65,8 @@ def replace(db: Database, source: str, *, expected_version: str | None, actor: s
         old = parse_taxonomy(active.source, "<active>")
         s.execute(update(TaxonomyVersion).values(active=False))
         s.add(TaxonomyVersion(taxonomy_id=new.id, version=new.version, source=source, active=True, created_by=actor))
+        audit.record(s, actor, role, "taxonomy.replace", "taxonomy", new.id, {"version": old.version},
+                     {"version": new.version, "changed_dimensions": changed_dimensions(old, new)})
     return old, new
 
 

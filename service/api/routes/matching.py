@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,9 +15,12 @@ from service.api.params import HcpIdPath, RecordIdPath
 from service.auth.keys import Principal
 from service.core.fields import HcpId
 from service.matching.need import NeedError
+from service.matching.panels import plan_csv
 from service.matching.schemas import (
     MatchRequest,
     MatchResponse,
+    PanelPlanRequest,
+    PanelPlanResponse,
     TalkingPointsFollowup,
     TalkingPointsRequest,
     TalkingPointsResponse,
@@ -54,6 +57,37 @@ def _match(c: Components, principal: Principal, body: MatchRequest) -> MatchResp
 async def match(body: MatchRequest, c: ComponentsDep,
                 principal: Annotated[Principal, Depends(require("match"))]) -> MatchResponse:
     return await run_in_threadpool(_match, c, principal, body)
+
+
+def _plan(c: Components, principal: Principal, body: PanelPlanRequest) -> PanelPlanResponse:
+    try:
+        planner = c.panels
+    except ValueError as err:
+        raise ApiError(409, "panel_rules_mismatch", f"The panel rules do not fit the active taxonomy: {err}. Fix "
+                       "the rules file (HCP_PANEL_RULES_PATH) or the taxonomy.") from err
+    try:
+        plan = planner.plan(body, c.tagger.taxonomy, scope=scope_of(principal, c))
+    except NeedError as err:
+        raise _need_error(err) from err
+    # the plan is audited by its size alone: no HCP id and no need is stored (data minimisation, as /match)
+    with c.db.session() as s:
+        audit.record(s, principal.key_id, principal.role, "panel.plan", "panel", None, None,
+                     {"hcps": len(plan.hcps), "opted_out": plan.opted_out, "distinct_needs": plan.distinct_needs,
+                      "suggestions": sum(len(h.suggestions) for h in plan.hcps)})
+    return plan
+
+
+@router.post("/v1/panels/plan", response_model=PanelPlanResponse, summary="What to send every HCP of a panel, "
+             "by which channel, with what priority",
+             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                              "description": "The plan; as CSV (a row per suggestion) with `Accept: text/csv`."}})
+async def plan_panel(body: PanelPlanRequest, request: Request, c: ComponentsDep,
+                     principal: Annotated[Principal, Depends(require("match"))]) -> PanelPlanResponse | Response:
+    plan = await run_in_threadpool(_plan, c, principal, body)
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(plan_csv(plan), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="panel-plan.csv"'})
+    return plan
 
 
 def _talking_points(c: Components, principal: Principal, body: TalkingPointsRequest) -> TalkingPointsResponse:

@@ -16,7 +16,6 @@ from service.auth.keys import Principal
 from service.core.taxonomy import TaxonomyError
 from service.jobs.queue import create_retag_job
 from service.runtime import Components
-from service.store import audit
 from service.store.models import Asset, TaxonomyVersion
 from service.store.taxonomies import TaxonomyConflict, changed_dimensions, replace
 
@@ -38,7 +37,8 @@ async def get_taxonomy(c: ComponentsDep, _: Annotated[Principal, Depends(require
 
 def _replace(c: Components, principal: Principal, body: TaxonomyReplace) -> TaxonomyReplaced:
     try:
-        old, new = replace(c.db, body.source, expected_version=body.expected_version, actor=principal.key_id)
+        old, new = replace(c.db, body.source, expected_version=body.expected_version, actor=principal.key_id,
+                           role=principal.role)
     except TaxonomyError as err:
         raise ApiError(422, "invalid_taxonomy", str(err), err.as_dict()) from err
     except TaxonomyConflict as err:
@@ -47,8 +47,6 @@ def _replace(c: Components, principal: Principal, body: TaxonomyReplace) -> Taxo
     changed = changed_dimensions(old, new)
     job_id = None
     with c.db.session() as s:
-        audit.record(s, principal.key_id, principal.role, "taxonomy.replace", "taxonomy", new.id,
-                     {"version": old.version}, {"version": new.version, "changed_dimensions": changed})
         asset_ids = list(s.scalars(select(Asset.id).order_by(Asset.id)))
     if changed and asset_ids:
         job_id = create_retag_job(c.db, principal.key_id, principal.role, new.key, changed, asset_ids)
