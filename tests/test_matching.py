@@ -253,3 +253,50 @@ def test_the_matching_eval_scores_every_variant_beside_bm25_and_fits_the_fusion_
     assert tags["fit_ndcg@10"] >= settings_on_tag_needs - 1e-4
     assert em.ndcg(["a", "a", "b"], {"a": 1, "b": 1}) == em.ndcg(["a", "b"], {"a": 1, "b": 1}), \
         "a document listed twice gains once"
+
+
+@pytest.mark.parametrize("need", [
+    {"therapy_area": ["cardiovascular"], "value_driver": {"safety": 2}},
+    {"product": ["glucora"], "value_driver": ["onset_speed", "convenience"]},
+    {"therapy_area": ["metabolism"], "adoption_stage": ["trial"], "channel_preference": ["online"]},
+])
+def test_the_tag_channel_ranks_in_sql_as_the_tags_score_on_sqlite_and_postgresql(tmp_path, database_url, need):
+    """The tag channel's top-n is computed by the database (Σ weight × best confidence, implications counted);
+    on both databases it must equal the ranking worked out here from the tag rows themselves."""
+    from sqlalchemy import select as sql_select
+
+    from service.ingest import Ingestor
+    from service.matching.matcher import _carried
+    from service.matching.need import parse_need
+    from service.runtime import build_components
+    from service.settings import Settings
+    from service.store.models import AssetTag
+
+    from .api_helpers import SAMPLES
+
+    settings = Settings(data_dir=tmp_path / "data", llm_mode="off", database_url=database_url, match_candidates=10)
+    c = build_components(settings, with_llm=False)
+    try:
+        for folder in ("cardiovex", "glucora"):
+            Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger,
+                     tagging_mode="embedding").ingest_path(SAMPLES / folder)
+        taxonomy = c.tagger.taxonomy
+        request = MatchRequest(need_tags=need, k=5)
+        parsed = parse_need(taxonomy, request.need_tags, None)
+        weight = {(d, v): taxonomy.dimension(d).weight * w for d, v, w in parsed.pairs()}
+        matcher = Matcher(c.db, c.vectors, c.embedder, settings)
+        with c.db.session() as s:
+            ranked = list(s.scalars(matcher._top_by_tags(weight, taxonomy, request, None)))
+            visible = set(s.scalars(sql_select(Asset.id).where(Asset.approval_status == "approved",
+                                                               (Asset.valid_until.is_(None))
+                                                               | (Asset.valid_until >= date.today()))))
+            rows = s.execute(sql_select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value, AssetTag.confidence,
+                                        AssetTag.status).where(AssetTag.status.in_(["proposed", "accepted"])))
+            carried = _carried(taxonomy, [r for r in rows if r[0] in visible], keep=set(weight))
+        expected = sorted((-sum(weight[p] * conf for p, (conf, _) in tags.items()), a) for a, tags in carried.items())
+        assert len(expected) > 10, "the need should find more than n assets, so the cut-off is tested"
+        assert ranked == [a for _, a in expected[:10]]
+        out = matcher.match(request, taxonomy)
+        assert out.results and out.results[0].matched_tags, "the best result carries the need's tags"
+    finally:
+        c.close()

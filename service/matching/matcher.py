@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Float, Select, String, and_, case, func, literal, or_, select, union_all
 
 from service.core.embeddings import Embedder
 from service.core.lexical import LexicalEncoder, default_encoder, query_vector
@@ -295,10 +295,11 @@ class Matcher:
                         rep_visible(scope)))
         if request.only_language:
             query = query.where(Asset.language == request.language)
-        if not rank_it:
-            query = query.where(AssetTag.asset_id.in_(list(found)))
         with self.db.session() as s:
-            best = _carried(taxonomy, s.execute(query), keep=set(weight))
+            # ranking: SQL scores every asset that carries a wanted value (thousands at scale) and hands back
+            # the best n; their rows alone come to Python, which explains them (and scores them the same way)
+            ids = list(s.scalars(self._top_by_tags(weight, taxonomy, request, scope))) if rank_it else list(found)
+            best = _carried(taxonomy, s.execute(query.where(AssetTag.asset_id.in_(ids))), keep=set(weight))
         scored = []
         for asset_id, tags in best.items():
             score = sum(weight[key] * conf for key, (conf, _) in tags.items()) / total
@@ -315,6 +316,32 @@ class Matcher:
             cand.matched = [MatchedTag(dimension=d, value=v, label=_label(taxonomy, d, v, request.language),
                                        confidence=round(conf, 4), reviewed=reviewed)
                             for (d, v), (conf, reviewed) in sorted(tags.items(), key=lambda kv: -weight[kv[0]])]
+
+    def _top_by_tags(self, weight: dict[tuple[str, str], float], taxonomy: Taxonomy, request: MatchRequest,
+                     scope: Scope | None) -> Select[tuple[str]]:
+        """The ``match_candidates`` asset ids with the highest Σ weight × best confidence over the wanted pairs
+        (a pair carried directly or by implication; confidence 1 once accepted): ``_carried``'s score, in SQL."""
+        sources = [(d, v, f"{d}:{v}", w) for (d, v), w in weight.items()]
+        sources += [(sd, sv, f"{d}:{v}", w) for (d, v), w in weight.items() for sd, sv in taxonomy.implied_by(d, v)]
+        rows = [select(literal(a, String).label("dim"), literal(b, String).label("val"),
+                       literal(t, String).label("target"), literal(w, Float).label("weight"))
+                for a, b, t, w in sources]
+        src = (union_all(*rows) if len(rows) > 1 else rows[0]).subquery("src")
+        confidence = case((AssetTag.status == "accepted", 1.0), else_=AssetTag.confidence)
+        per_pair = (select(AssetTag.asset_id.label("asset_id"), src.c.target, src.c.weight,
+                           func.max(confidence).label("conf"))
+                    .select_from(AssetTag)
+                    .join(src, and_(AssetTag.dimension == src.c.dim, AssetTag.value == src.c.val))
+                    .join(Asset, Asset.id == AssetTag.asset_id)
+                    .where(AssetTag.status.in_(ACTIVE_TAG), AssetTag.version == Asset.current_version,
+                           rep_visible(scope))
+                    .group_by(AssetTag.asset_id, src.c.target, src.c.weight))
+        if request.only_language:
+            per_pair = per_pair.where(Asset.language == request.language)
+        pp = per_pair.subquery("per_pair")
+        score = func.sum(pp.c.weight * pp.c.conf)
+        return (select(pp.c.asset_id).group_by(pp.c.asset_id).order_by(score.desc(), pp.c.asset_id)
+                .limit(self.settings.match_candidates))
 
     def _load_assets(self, candidates: dict[str, Candidate], scope: Scope | None) -> None:
         """The SQL row of each candidate; a candidate SQL does not show as approved, unexpired and in scope is
