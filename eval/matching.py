@@ -26,7 +26,17 @@ from sqlalchemy import select
 from eval.tagging import VectorCache
 from service.core.taxonomy import Taxonomy
 from service.ingest import Ingestor
-from service.matching.matcher import CHANNELS, FAMILY, Channel, Diversity, Fusion, Matcher, NeedKind, need_kind
+from service.matching.matcher import (
+    CHANNELS,
+    FAMILY,
+    Channel,
+    Diversity,
+    Fusion,
+    Matcher,
+    NeedKind,
+    need_kind,
+    usable_channels,
+)
 from service.matching.need import parse_need
 from service.matching.schemas import MatchRequest
 from service.runtime import Components
@@ -95,11 +105,6 @@ def load_kuake(path: Path, limit: int | None, seed: int, k: int, fit: int = 0) -
     return judged, titles
 
 
-def usable_channels(channels: Iterable[Channel], item: Judged) -> list[Channel]:
-    """The channels a need can use: the tag channel only when it has need-tags."""
-    return [c for c in channels if c != "tags" or item.request.need_tags]
-
-
 def run(matcher: Matcher, taxonomy: Taxonomy, judged: list[Judged], key_of: Callable[[str], str],
         variants: Iterable[str] = tuple(VARIANTS), k: int = 10,
         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -108,9 +113,10 @@ def run(matcher: Matcher, taxonomy: Taxonomy, judged: list[Judged], key_of: Call
     per: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     started = time.perf_counter()
     for i, item in enumerate(judged):
+        need = parse_need(taxonomy, item.request.need_tags, item.request.need_text)
         for name in names:
             channels, diversity = VARIANTS[name]
-            usable = usable_channels(channels, item)
+            usable = usable_channels(need, channels)
             if not usable:
                 continue
             out = matcher.match(item.request, taxonomy, channels=usable, diversity=diversity)
@@ -148,19 +154,17 @@ class JudgedSet:
     key_of: Callable[[str], str]
     candidates: list[list[Any]] | None = None
     kinds: list[NeedKind] = field(default_factory=list)  # each need's kind, found by prepare()
+    channels: list[set[Channel]] = field(default_factory=list)  # each need's usable channels, likewise
     _scores: dict[tuple[Any, ...], list[float]] = field(default_factory=dict)  # per fusion, every need's nDCG
 
     def prepare(self) -> JudgedSet:
-        self.candidates, self.kinds = [], []
+        self.candidates, self.kinds, self.channels = [], [], []
         for item in self.judged:
             need = parse_need(self.taxonomy, item.request.need_tags, item.request.need_text)
             self.kinds.append(need_kind(need))
-            self.candidates.append(self.matcher.candidates(item.request, need, self.taxonomy, self._channels(item)))
+            self.channels.append(set(usable_channels(need)))
+            self.candidates.append(self.matcher.candidates(item.request, need, self.taxonomy, self.channels[-1]))
         return self
-
-    @staticmethod
-    def _channels(item: Judged) -> set[Channel]:
-        return set(usable_channels(CHANNELS, item))
 
     def kind(self, i: int) -> NeedKind:
         return self.kinds[i]
@@ -174,7 +178,7 @@ class JudgedSet:
             every = []
             for i, (item, candidates) in enumerate(zip(self.judged, self.candidates, strict=True)):
                 used = fusion or Fusion.of(self.matcher.settings, self.kind(i))
-                picked = self.matcher.rank(candidates, item.request, self._channels(item), used,
+                picked = self.matcher.rank(candidates, item.request, self.channels[i], used,
                                            self.matcher.settings.match_diversity)
                 every.append(ndcg([self.key_of(c.asset_id) for c in picked], item.relevant))
             self._scores[key] = every

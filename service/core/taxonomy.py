@@ -184,6 +184,11 @@ class Taxonomy(_Strict):
     def has(self, dimension_id: str, value_id: str) -> bool:
         return any(d.id == dimension_id and d.value(value_id) is not None for d in self.dimensions)
 
+    def metadata_dimension(self, field: str) -> Dimension | None:
+        """The dimension read from the asset metadata ``field`` (``format``, ``source``), if any."""
+        return next((d for d in self.dimensions if d.from_metadata is not None and d.from_metadata.field == field),
+                    None)
+
     def for_content(self) -> list[Dimension]:
         return [d for d in self.dimensions if d.applies_to in ("content", "both")]
 

@@ -22,7 +22,6 @@ check, the penalties and boosts that do not depend on the fusion) and ``rank`` (
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -176,8 +175,8 @@ class Matcher:
         for all its HCPs), less the request's excluded assets."""
         excluded = set(request.exclude_asset_ids)
         pool = [c for c in pool if c.asset_id not in excluded]
-        picked = self._mix(pool, request.k, self.external_share(request), mmr=False)
-        return self._response(request, picked, taxonomy, basis, self.external_share(request), need=None)
+        share = self.external_share(request)
+        return self._response(request, self._mix(pool, request.k, share, mmr=False), taxonomy, basis, share, need=None)
 
     def external_share(self, request: MatchRequest) -> float | None:
         return self.settings.match_external_share if request.external_share is None else request.external_share
@@ -283,11 +282,9 @@ class Matcher:
             return
         weight = {(d, v): taxonomy.dimension(d).weight * w for d, v, w in pairs}
         total = sum(weight.values()) or 1.0
-        # a wanted value, or one that implies it (the product Cardiovex implies the cardiovascular area)
         sought: dict[str, set[str]] = {}
-        for d, v, _ in pairs:
-            for dim, value in [(d, v), *taxonomy.implied_by(d, v)]:
-                sought.setdefault(dim, set()).add(value)
+        for dim, value, _ in _sources(weight, taxonomy):
+            sought.setdefault(dim, set()).add(value)
         wanted = or_(*(and_(AssetTag.dimension == d, AssetTag.value.in_(sorted(vals))) for d, vals in sought.items()))
         query = (select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value, AssetTag.confidence, AssetTag.status)
                  .join(Asset, Asset.id == AssetTag.asset_id)
@@ -304,11 +301,9 @@ class Matcher:
         for asset_id, tags in best.items():
             score = sum(weight[key] * conf for key, (conf, _) in tags.items()) / total
             scored.append((-score, asset_id, tags))  # asset ids are unique: tuples never compare the dicts
-        scored = heapq.nsmallest(self.settings.match_candidates, scored) if rank_it else sorted(scored)
+        scored.sort()  # at most match_candidates: SQL cut the ranking, or the other channels' candidates
         for rank, (negated, asset_id, tags) in enumerate(scored):
             score = -negated
-            if not rank_it and asset_id not in found:
-                continue
             cand = found.setdefault(asset_id, Candidate(asset_id))
             cand.tags = score
             if rank_it:
@@ -321,11 +316,9 @@ class Matcher:
                      scope: Scope | None) -> Select[tuple[str]]:
         """The ``match_candidates`` asset ids with the highest Σ weight × best confidence over the wanted pairs
         (a pair carried directly or by implication; confidence 1 once accepted): ``_carried``'s score, in SQL."""
-        sources = [(d, v, f"{d}:{v}", w) for (d, v), w in weight.items()]
-        sources += [(sd, sv, f"{d}:{v}", w) for (d, v), w in weight.items() for sd, sv in taxonomy.implied_by(d, v)]
-        rows = [select(literal(a, String).label("dim"), literal(b, String).label("val"),
-                       literal(t, String).label("target"), literal(w, Float).label("weight"))
-                for a, b, t, w in sources]
+        rows = [select(literal(sd, String).label("dim"), literal(sv, String).label("val"),
+                       literal(f"{d}:{v}", String).label("target"), literal(weight[(d, v)], Float).label("weight"))
+                for sd, sv, (d, v) in _sources(weight, taxonomy)]
         src = (union_all(*rows) if len(rows) > 1 else rows[0]).subquery("src")
         confidence = case((AssetTag.status == "accepted", 1.0), else_=AssetTag.confidence)
         per_pair = (select(AssetTag.asset_id.label("asset_id"), src.c.target, src.c.weight,
@@ -483,7 +476,7 @@ class Matcher:
         """Approved, unexpired content, newest first: the same list for every HCP (it uses nothing about
         them), mixed and explained like the personalised one. ``limit`` per source (internal, external);
         unset: enough for ``request.k`` after its exclusions."""
-        limit = limit or max(5 * request.k, 50) + len(request.exclude_asset_ids)
+        limit = limit or recency_limit(request.k, len(request.exclude_asset_ids))
         query = select(*CARD_COLUMNS).where(rep_visible(scope))
         if request.only_language:
             query = query.where(Asset.language == request.language)
@@ -540,6 +533,18 @@ class Matcher:
                              results=results)
 
 
+def _sources(weight: Mapping[tuple[str, str], float], taxonomy: Taxonomy) -> list[tuple[str, str, tuple[str, str]]]:
+    """Each (dimension, value) whose tag counts for a wanted pair: the pair itself, or a value that implies it
+    (the product Cardiovex implies the cardiovascular area), with the wanted pair it counts for."""
+    return [(sd, sv, (d, v)) for (d, v) in weight for sd, sv in [(d, v), *taxonomy.implied_by(d, v)]]
+
+
+def recency_limit(k: int, excluded: int) -> int:
+    """How many of the newest assets per source the non-personalised list reads: room to mix ``k`` after
+    ``excluded`` assets are dropped."""
+    return max(5 * k, 50) + excluded
+
+
 def _near_duplicates(a: Candidate, b: Candidate, threshold: float) -> bool:
     if a.family is not None and a.family == b.family:
         return True
@@ -582,10 +587,8 @@ def _label(taxonomy: Taxonomy, dim: str, value: str, language: str) -> str:
 
 def format_values(taxonomy: Taxonomy) -> dict[str, str]:
     """File format → the taxonomy's ``format`` value (pptx → slide_deck), when the taxonomy maps one."""
-    for dim in taxonomy.dimensions:
-        if dim.from_metadata is not None and dim.from_metadata.field == "format":
-            return {k: v.lower() for k, v in dim.from_metadata.values.items()}
-    return {}
+    dim = taxonomy.metadata_dimension("format")
+    return {k: v.lower() for k, v in dim.from_metadata.values.items()} if dim and dim.from_metadata else {}
 
 
 def _round(value: float | None) -> float | None:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.core.taxonomy import Dimension, Taxonomy
-
-ChannelBasis = Literal["preference", "preference_only", "format"]
+from service.core.taxonomy import Taxonomy
+from service.matching.schemas import ChannelBasis
 
 
 class _Strict(BaseModel):
@@ -69,7 +67,10 @@ class PanelRules(_Strict):
         missing = sorted(set(self.channels) - set(channel_dim.value_ids))
         if missing:
             raise ValueError(f"channels {missing} are not values of {self.channel_dimension!r}")
-        formats = set(_format_dimension(taxonomy).value_ids)
+        format_dim = taxonomy.metadata_dimension("format")
+        if format_dim is None:
+            raise ValueError(f"taxonomy {taxonomy.key} has no dimension read from the file format")
+        formats = set(format_dim.value_ids)
         named = {f for fs in self.channels.values() for f in fs} | set(self.format_default_channel)
         if named - formats:
             raise ValueError(f"formats {sorted(named - formats)} are not values of the taxonomy's format dimension")
@@ -91,13 +92,6 @@ class PanelRules(_Strict):
         if wanted:
             return wanted[0], "preference_only"
         return self.format_default_channel.get(format_value or "", self.fallback_channel), "format"
-
-
-def _format_dimension(taxonomy: Taxonomy) -> Dimension:
-    for dim in taxonomy.dimensions:
-        if dim.from_metadata is not None and dim.from_metadata.field == "format":
-            return dim
-    raise ValueError(f"taxonomy {taxonomy.key} has no dimension read from the file format")
 
 
 def load_panel_rules(path: Path, taxonomy: Taxonomy) -> PanelRules:

@@ -13,7 +13,16 @@ from collections import Counter
 from dataclasses import dataclass
 
 from service.core.taxonomy import Taxonomy
-from service.matching.matcher import CHANNELS, Candidate, Fusion, Matcher, format_values, need_kind, usable_channels
+from service.matching.matcher import (
+    CHANNELS,
+    Candidate,
+    Fusion,
+    Matcher,
+    format_values,
+    need_kind,
+    recency_limit,
+    usable_channels,
+)
 from service.matching.need import Need, NeedError, parse_need
 from service.matching.panel_rules import PanelRules
 from service.matching.schemas import (
@@ -63,7 +72,7 @@ class PanelPlanner:
             for p in group:
                 p.response = self.matcher.answer(p.request, p.need, candidates, taxonomy)
         for group in pools.values():
-            limit = max(5 * max(p.request.k for p in group), 50) + max(len(p.request.exclude_asset_ids) for p in group)
+            limit = recency_limit(max(p.request.k for p in group), max(len(p.request.exclude_asset_ids) for p in group))
             pool = self.matcher.by_recency(group[0].request, scope, limit=limit)
             for p in group:
                 p.response = self.matcher.non_personalised(p.request, taxonomy, p.basis, pool)
@@ -166,8 +175,8 @@ def plan_csv(plan: PanelPlanResponse) -> str:
     for h in plan.hcps:
         drivers = ";".join(f"{d.driver}={d.contribution:g}" for d in h.drivers)
         head = [h.hcp_id, h.priority_rank, f"{h.priority:g}", h.basis, h.expiry or ""]
-        if not h.suggestions:
-            writer.writerow([*head, "", "", "", "", "", "", "", "", "", "", drivers])
+        if not h.suggestions:  # the suggestion's columns empty
+            writer.writerow([*head, *[""] * (len(CSV_COLUMNS) - len(head) - 1), drivers])
         for rank, s in enumerate(h.suggestions, start=1):
             writer.writerow([*head, rank, s.asset_id, s.title, s.format, s.language, s.channel, s.channel_basis,
                              f"{s.score:g}", s.valid_until or "", s.reason, drivers])
