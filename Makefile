@@ -9,16 +9,22 @@ export TRANSFORMERS_OFFLINE := 1
 
 # The service and its local LLM server (llama-cpp-python builds from source once: ~11 min on 2 cores;
 # pip caches the wheel, so later set-ups take seconds).
+# llama.cpp is built for any x86-64 CPU with AVX2 rather than for this one (-march=native): the native build of
+# llama-cpp-python 0.3.36 segfaults in llama_decode on an AVX-512/AMX Xeon, and a wheel pip cached on one machine
+# must run on the next. Set LLAMA_CMAKE_ARGS to choose other flags.
+LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON \
+	-DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF,)
+
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[llm]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[llm]'
 	touch $@
 
 # Plus test tools, the sentence-transformers backend and the small test models; and Debian's Chromium for the
 # browser tests (installed here when run as root on Debian/Ubuntu; elsewhere set HCP_TEST_CHROMIUM).
 $(VENV)/.dev: $(VENV)/.base
-	$(BIN)/pip install --quiet -e '.[llm,st,dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[llm,st,dev]'
 	@if [ -z "$$HCP_TEST_CHROMIUM" ] && [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian's chromium for the browser tests"; \

@@ -26,9 +26,9 @@ from sqlalchemy import select
 from eval.tagging import VectorCache
 from service.core.taxonomy import Taxonomy
 from service.ingest import Ingestor
+from service.matching.cards import FAMILY
 from service.matching.matcher import (
     CHANNELS,
-    FAMILY,
     Channel,
     Diversity,
     Fusion,

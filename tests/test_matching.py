@@ -139,6 +139,35 @@ def test_a_withdrawal_in_sql_hides_the_asset_even_before_its_vectors_are_updated
             s.execute(update(Asset).where(Asset.id == top).values(approval_status="approved"))
 
 
+class StaleCatalogFault:
+    """Fault injection: a catalog stuck on an old snapshot (as a concurrent request sees one for the moment another
+    re-reads the tables)."""
+
+    def __init__(self, snapshot):
+        self.snapshot = snapshot
+
+    def current(self, taxonomy):
+        return self.snapshot
+
+
+def test_an_asset_withdrawn_after_the_catalog_was_read_is_replaced_by_the_next_best(api):
+    body = {"need_tags": {"therapy_area": ["metabolism"], "value_driver": ["onset_speed"]}, "k": 5}
+    matcher = api.components.matcher
+    before = [r["asset_id"] for r in match(api, body)["results"]]
+    real = matcher.catalog
+    matcher.catalog = StaleCatalogFault(real.current(api.components.tagger.taxonomy))
+    with api.components.db.session() as s:
+        s.execute(update(Asset).where(Asset.id == before[0]).values(approval_status="withdrawn"))
+    try:
+        after = [r["asset_id"] for r in match(api, body)["results"]]
+        assert before[0] not in after, "SQL, not the catalog, decides what a rep is shown"
+        assert len(after) == 5 and set(before[1:]) < set(after), "the others stay and the next best fills in"
+    finally:
+        matcher.catalog = real
+        with api.components.db.session() as s:
+            s.execute(update(Asset).where(Asset.id == before[0]).values(approval_status="approved"))
+
+
 @pytest.mark.parametrize("share", [0.0, 0.3, 0.5, None])
 def test_the_external_share_matches_the_requested_mix(api, share):
     body = {"need_tags": {"therapy_area": ["cardiovascular", "metabolism"]}, "k": 10, "language": "en"}
@@ -260,17 +289,21 @@ def test_the_matching_eval_scores_every_variant_beside_bm25_and_fits_the_fusion_
     {"product": ["glucora"], "value_driver": ["onset_speed", "convenience"]},
     {"therapy_area": ["metabolism"], "adoption_stage": ["trial"], "channel_preference": ["online"]},
 ])
-def test_the_tag_channel_ranks_in_sql_as_the_tags_score_on_sqlite_and_postgresql(tmp_path, database_url, need):
-    """The tag channel's top-n is computed by the database (Σ weight × best confidence, implications counted);
-    on both databases it must equal the ranking worked out here from the tag rows themselves."""
+def test_the_catalog_ranks_tags_as_the_rows_score_and_follows_every_write_on_sqlite_and_postgresql(
+        tmp_path, database_url, need):
+    """The tag channel's top-n comes from the in-memory catalog (Σ weight × best confidence, implications counted);
+    on both databases it must equal the ranking worked out here from the tag rows themselves, within a key's scope
+    too, and a write the ORM never saw (a bulk UPDATE) must show on the next request."""
     from sqlalchemy import select as sql_select
+    from sqlalchemy import update
 
     from service.ingest import Ingestor
-    from service.matching.matcher import _carried
+    from service.matching.matcher import _carried, _sources
     from service.matching.need import parse_need
     from service.runtime import build_components
     from service.settings import Settings
     from service.store.models import AssetTag
+    from service.store.visibility import rep_visible, resolve_scope
 
     from .api_helpers import SAMPLES
 
@@ -285,17 +318,34 @@ def test_the_tag_channel_ranks_in_sql_as_the_tags_score_on_sqlite_and_postgresql
         parsed = parse_need(taxonomy, request.need_tags, None)
         weight = {(d, v): taxonomy.dimension(d).weight * w for d, v, w in parsed.pairs()}
         matcher = Matcher(c.db, c.vectors, c.embedder, settings)
-        with c.db.session() as s:
-            ranked = list(s.scalars(matcher._top_by_tags(weight, taxonomy, request, None)))
-            visible = set(s.scalars(sql_select(Asset.id).where(Asset.approval_status == "approved",
-                                                               (Asset.valid_until.is_(None))
-                                                               | (Asset.valid_until >= date.today()))))
-            rows = s.execute(sql_select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value, AssetTag.confidence,
-                                        AssetTag.status).where(AssetTag.status.in_(["proposed", "accepted"])))
-            carried = _carried(taxonomy, [r for r in rows if r[0] in visible], keep=set(weight))
-        expected = sorted((-sum(weight[p] * conf for p, (conf, _) in tags.items()), a) for a, tags in carried.items())
-        assert len(expected) > 10, "the need should find more than n assets, so the cut-off is tested"
-        assert ranked == [a for _, a in expected[:10]]
+
+        def expected(scope=None):
+            with c.db.session() as s:
+                visible = set(s.scalars(sql_select(Asset.id).where(rep_visible(scope))))
+                rows = s.execute(sql_select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value,
+                                            AssetTag.confidence, AssetTag.status)
+                                 .where(AssetTag.status.in_(["proposed", "accepted"])))
+                carried = _carried(taxonomy, [r for r in rows if r[0] in visible], keep=set(weight))
+            return [a for _, a in sorted((-sum(weight[p] * conf for p, (conf, _) in tags.items()), a)
+                                         for a, tags in carried.items() if tags)]
+
+        def ranked(scope=None):
+            catalog = matcher.catalog.current(taxonomy)
+            score, carried = catalog.tag_scores(weight, _sources(weight, taxonomy))
+            return catalog.top(score, carried, catalog.visible(None, scope), 10)
+
+        assert len(expected()) > 10, "the need should find more than n assets, so the cut-off is tested"
+        assert ranked() == expected()[:10]
+        scope = resolve_scope(["glucora"], [], taxonomy)
+        assert ranked(scope) == expected(scope)[:10] and set(ranked(scope)) != set(ranked()), \
+            "a scoped key's top-n is as full as it can be, from its own scope"
+        top = ranked()[0]
+        with c.db.session() as s:  # as another writer would: no ORM object, no event in this process
+            s.execute(update(AssetTag).where(AssetTag.asset_id == top).values(status="rejected"))
+        assert top not in ranked() and ranked() == expected()[:10], "the catalog follows a write it was not told of"
+        rebuilds = matcher.catalog.rebuilds
+        ranked()
+        assert matcher.catalog.rebuilds == rebuilds, "an unchanged store is not read again"
         out = matcher.match(request, taxonomy)
         assert out.results and out.results[0].matched_tags, "the best result carries the need's tags"
     finally:

@@ -70,7 +70,8 @@ def test_real_llm_with_a_prompt_injection_document_never_yields_a_tag_outside_th
     engine = engine_with(taxonomy, embedder, prompt, llm_server.base_url)
     result = engine.tag(SAFETY_TEXT + INJECTION, title="Safety", mode="full")
     assert result.status == "ok", result.llm_error
-    assert result.llm_calls == 1 and result.prompt_tokens > 0
+    # one question; SmolLM-135M's JSON misses the schema now and then, and the adjudicator re-asks once with the error
+    assert 1 <= result.llm_calls <= 2 and result.prompt_tokens > 0
     assert all_in_taxonomy(taxonomy, result)
     values = {t.value for t in result.tags}
     assert "miracle_cure" not in values and "panacea" not in values

@@ -254,3 +254,51 @@ def test_points_past_the_deadline_come_back_extractive_at_once_and_the_llm_point
     _check_citations(api, result["points"])
     missing = api.client.get("/v1/talking-points/no-such-followup", headers=api.h("rep"))
     assert missing.status_code == 404 and missing.json()["code"] == "followup_not_found"
+
+
+def test_talking_points_read_nothing_the_match_already_had(api_llm_down):
+    """Talking points draw on the match that chose their assets: its SQL check already loaded the picked assets'
+    chunks and its dense search scored them against the need's vector, so the points add no SQL statement, no
+    embedding and no vector read beyond chunks the search did not reach."""
+    from sqlalchemy import event
+
+    from service.matching.schemas import MatchRequest, TalkingPointsRequest
+
+    c = api_llm_down.components
+    taxonomy = c.tagger.taxonomy
+    need = {"therapy_area": ["cardiovascular"], "value_driver": ["safety"]}
+    calls: list[str] = []
+
+    def counted(name, call):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return call(*args, **kwargs)
+        return wrapper
+
+    def on_sql(*_):
+        calls.append("sql")
+
+    matcher = c.matcher
+    matcher.match(MatchRequest(need_tags=need, language="en", k=5), taxonomy)  # the catalog read once, up front
+    originals = {name: getattr(matcher.vectors, name) for name in ("search", "search_lexical", "retrieve")}
+    embed = matcher.embedder.embed_query
+    for name, call in originals.items():
+        setattr(matcher.vectors, name, counted(name, call))
+    matcher.embedder.embed_query = counted("embed", embed)
+    event.listen(c.db.engine, "before_cursor_execute", on_sql)
+    try:
+        matcher.match(MatchRequest(need_tags=need, language="en", k=5), taxonomy)
+        by_match = list(calls)
+        calls.clear()
+        out = c.talking_points.write(TalkingPointsRequest(need_tags=need, language="en", n=3), taxonomy)
+        by_points = list(calls)
+    finally:
+        event.remove(c.db.engine, "before_cursor_execute", on_sql)
+        for name, call in originals.items():
+            setattr(matcher.vectors, name, call)
+        matcher.embedder.embed_query = embed
+    assert out.points and all(p.citations for p in out.points)
+    assert by_match.count("embed") == 1 and by_points.count("embed") == 1, "the need is embedded once, by the match"
+    assert by_points.count("sql") == by_match.count("sql"), (by_match, by_points)
+    assert by_points.count("search") == by_points.count("search_lexical") == 1
+    assert by_points.count("retrieve") <= by_match.count("retrieve") + 1, "at most one read, for unscored chunks"

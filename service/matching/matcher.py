@@ -13,11 +13,15 @@ reciprocal rank (default) or by weighted normalised scores, with weights fitted 
 Near-duplicates (one content family, such as the zh and en copies of a deck, or passages near-identical by
 vector) collapse into the best of them, the others listed as its alternates; general MMR is an option, not
 the default (it pushes down relevant documents for resembling each other, which medical ones do). The
-internal/external mix is honoured. Every candidate is re-checked against SQL: approved and not expired,
-whatever the vector payload says.
+internal/external mix is honoured.
 
-Two stages, so that fitting the fusion re-ranks without re-retrieving: ``candidates`` (retrieval, the SQL
-check, the penalties and boosts that do not depend on the fusion) and ``rank`` (fusion, duplicates, mix).
+What ranking reads about assets and tags comes from the in-memory catalog (``catalog.py``), current to the
+store's change counter; what a response shows is loaded by one SQL query that re-checks it (approved, not
+expired, in scope) whatever the catalog or the vector payloads say, with its tags and passages.
+
+Two stages, so that fitting the fusion re-ranks without re-retrieving: ``candidates`` (retrieval, the catalog's
+visibility, tag scores, the penalties and boosts that do not depend on the fusion) and ``rank`` (fusion,
+duplicates, mix); ``answer`` checks the picked in SQL and builds the response.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import Float, Select, String, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import and_, select
+from sqlalchemy.orm import aliased
 
 from service.core.embeddings import Embedder
 from service.core.lexical import LexicalEncoder, default_encoder, query_vector
 from service.core.taxonomy import Taxonomy
-from service.matching.cards import CARD_COLUMNS, AssetCard
+from service.matching.cards import CARD_COLUMNS, AssetCard, ChunkRow
+from service.matching.catalog import Catalog, CatalogSnapshot
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
 from service.matching.reasons import notice, reason
 from service.matching.schemas import (
@@ -58,7 +64,19 @@ Channel = Literal["dense", "lexical", "tags"]
 CHANNELS: tuple[Channel, ...] = ("dense", "lexical", "tags")
 Diversity = Literal["duplicates", "mmr", "none"]
 PASSAGE_CHARS = 600
-FAMILY = "family"  # the asset metadata field naming its content family (translations, versions of one piece)
+TagRow = tuple[str, str, str, float, str]  # asset id, dimension, value, confidence, status
+
+
+@dataclass
+class Ranking:
+    """A personalised answer with what it was built from: the picked candidates (cards, chunks as loaded, the
+    dense channel's chunk scores) and the need's query vector, so that talking points read nothing again."""
+
+    response: MatchResponse
+    picked: list[Candidate]
+    need: Need
+    vector: np.ndarray | None
+HIT_FIELDS = ("asset_id", "chunk_id")  # all matching reads of a hit's payload
 
 
 NeedKind = Literal["tags", "text"]
@@ -105,7 +123,13 @@ class Candidate:
     tags: float = 0.0
     ranks: dict[Channel, int] = field(default_factory=dict)
     chunk_score: dict[str, float] = field(default_factory=dict)  # chunk id → fused chunk-level score
-    matched: list[MatchedTag] = field(default_factory=list)
+    cosine: dict[str, float] = field(default_factory=dict)  # chunk id → the dense channel's score (its cosine)
+    first_chunk: str | None = None  # the current version's first chunk (the passage when no chunk was hit)
+    row: int = -1  # its row in the catalog snapshot it was ranked from
+    chunks: list[ChunkRow] = field(default_factory=list)  # as SQL read them for the response: its best, or all
+    # the wanted (dimension, value) pairs it carries, weightiest first, with confidence and whether reviewed
+    # (labelled only for the k answered: building hundreds of tag objects per request cost milliseconds)
+    carried: list[tuple[str, str, float, bool]] = field(default_factory=list)
     fused: float = 0.0
     freshness: float = 1.0
     format_boost: float = 1.0
@@ -116,8 +140,7 @@ class Candidate:
 
     @property
     def family(self) -> str | None:
-        value = (self.asset.extra or {}).get(FAMILY) if self.asset is not None else None
-        return str(value) if value else None
+        return (self.asset.family or None) if self.asset is not None else None
 
     @property
     def relevance(self) -> float:
@@ -138,6 +161,7 @@ class Matcher:
         # jieba is the dearest step of a response after SQL; needs and passages repeat all day, so their
         # terms are remembered (bounded: a few thousand short texts)
         self.terms = lru_cache(maxsize=8192)(lambda text: tuple(self.encoder.terms(text)))
+        self.catalog = Catalog(db)
 
     # --- entry point -----------------------------------------------------------------------------
     def match(self, request: MatchRequest, taxonomy: Taxonomy, *, scope: Scope | None = None,
@@ -157,17 +181,42 @@ class Matcher:
                             "(personalized: false).")
         channel_set = set(channels)
         candidates = self.candidates(request, need, taxonomy, channel_set, scope)
-        return self.answer(request, need, candidates, taxonomy, channels=channel_set, diversity=diversity,
-                           fusion=fusion)
+        return self.answer(request, need, candidates, taxonomy, scope=scope, channels=channel_set,
+                           diversity=diversity, fusion=fusion)
+
+    def ranking(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, *,
+                scope: Scope | None = None) -> Ranking:
+        """The personalised answer to a non-empty ``need`` with what it was built from, every current chunk of the
+        picked assets loaded (talking points draw on them). The caller has checked the HCP may get one
+        (``basis``)."""
+        candidates, vector = self.retrieve(request, need, taxonomy, set(CHANNELS), scope)
+        picked, response = self._answer(request, need, candidates, taxonomy, scope, CHANNELS, None, None,
+                                        all_chunks=True)
+        return Ranking(response, picked, need, vector)
 
     def answer(self, request: MatchRequest, need: Need, candidates: list[Candidate], taxonomy: Taxonomy, *,
-               channels: Iterable[Channel] = CHANNELS, diversity: Diversity | None = None,
-               fusion: Fusion | None = None) -> MatchResponse:
+               scope: Scope | None = None, channels: Iterable[Channel] = CHANNELS,
+               diversity: Diversity | None = None, fusion: Fusion | None = None) -> MatchResponse:
         """The personalised response from ``candidates`` (``candidates()``'s; a panel plan retrieves them once
         for every HCP with the same need and answers each with its own exclusions and k)."""
-        picked = self.rank(candidates, request, set(channels), fusion or Fusion.of(self.settings, need_kind(need)),
-                           diversity or self.settings.match_diversity)
-        return self._response(request, picked, taxonomy, "need_tags", self.external_share(request), need=need)
+        return self._answer(request, need, candidates, taxonomy, scope, channels, diversity, fusion)[1]
+
+    def _answer(self, request: MatchRequest, need: Need, candidates: list[Candidate], taxonomy: Taxonomy,
+                scope: Scope | None, channels: Iterable[Channel], diversity: Diversity | None,
+                fusion: Fusion | None, *, all_chunks: bool = False) -> tuple[list[Candidate], MatchResponse]:
+        fusion = fusion or Fusion.of(self.settings, need_kind(need))
+        diversity = diversity or self.settings.match_diversity
+        pool = candidates
+        while True:
+            picked = self.rank(pool, request, set(channels), fusion, diversity)
+            shown = [c for p in picked for c in (p, *p.alternates)]
+            loaded = self._load(shown, need, taxonomy, scope, all_chunks=all_chunks)
+            gone = {c.asset_id for c in shown} - loaded
+            if not gone:
+                break
+            # the catalog lagged a withdrawal by a moment: SQL is the truth, the next best take their place
+            pool = [c for c in pool if c.asset_id not in gone]
+        return picked, self._response(request, picked, taxonomy, "need_tags", self.external_share(request), need=need)
 
     def non_personalised(self, request: MatchRequest, taxonomy: Taxonomy, basis: Basis,
                          pool: list[Candidate]) -> MatchResponse:
@@ -183,14 +232,37 @@ class Matcher:
 
     def candidates(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
                    scope: Scope | None = None) -> list[Candidate]:
-        """Every channel's hits rolled up to assets that SQL shows as visible, with the fusion-independent
-        adjustments (mismatch penalty, news freshness, preferred format) applied."""
-        found = self._retrieve(request, need, taxonomy, channels, scope)
-        self._load_assets(found, scope)
-        out = [c for c in found.values() if c.asset is not None]
-        self._penalise_mismatches(out, need, taxonomy)
+        """Every channel's hits rolled up to the assets the catalog shows as visible, tag-scored, with the
+        fusion-independent adjustments (mismatch penalty, news freshness, preferred format) applied."""
+        return self.retrieve(request, need, taxonomy, channels, scope)[0]
+
+    def retrieve(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
+                 scope: Scope | None = None) -> tuple[list[Candidate], np.ndarray | None]:
+        """``candidates()`` with the need's query vector (None without the dense channel)."""
+        catalog = self.catalog.current(taxonomy)
+        visible = catalog.visible(request.language if request.only_language else None, scope)
+        found, vector = self._retrieve(request, need, taxonomy, channels, scope)
+        weight = _weights(need, taxonomy)
+        score = None
+        if weight:
+            score, carried = catalog.tag_scores(weight, _sources(weight, taxonomy))
+            if "tags" in channels:
+                top = catalog.top(score, carried, visible, self.settings.match_candidates)
+                for rank, asset_id in enumerate(top):
+                    found.setdefault(asset_id, Candidate(asset_id)).ranks["tags"] = rank
+        total = sum(weight.values()) or 1.0
+        out = []
+        for c in found.values():
+            row = catalog.row_of.get(c.asset_id)
+            if row is None or not visible[row]:
+                continue
+            c.row, c.asset, c.first_chunk = row, catalog.cards[row], catalog.first_chunk[row]
+            if score is not None:
+                c.tags = float(score[row]) / total
+            out.append(c)
+        self._penalise_mismatches(out, need, taxonomy, catalog)
         self._adjust(out, request, taxonomy)
-        return out
+        return out, vector
 
     def rank(self, candidates: list[Candidate], request: MatchRequest, channels: set[Channel], fusion: Fusion,
              diversity: Diversity) -> list[Candidate]:
@@ -237,19 +309,24 @@ class Matcher:
             equals["scope"] = tokens
         return Where(equals=equals, ranges={"valid_until": (day_number(date.today(), 0), None)})
 
-    def _retrieve(self, request: MatchRequest, need: Need, taxonomy: Taxonomy,
-                  channels: set[Channel], scope: Scope | None) -> dict[str, Candidate]:
+    def _retrieve(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
+                  scope: Scope | None) -> tuple[dict[str, Candidate], np.ndarray | None]:
+        """The chunk channels' hits rolled up to assets, and the need's query vector."""
         n = self.settings.match_candidates
         where = self._where(request, scope)
         found: dict[str, Candidate] = {}
         chunk_lists: list[list[VectorHit]] = []
+        vector = None
         if "dense" in channels:
             vector = self.embedder.embed_query(dense_query(taxonomy, need, request.language))
-            hits = self.vectors.search(vector, n, where)
+            hits = self.vectors.search(vector, n, where, fields=HIT_FIELDS)
             self._roll_up(found, hits, "dense")
+            for hit in hits:
+                found[str(hit.payload["asset_id"])].cosine[str(hit.payload["chunk_id"])] = hit.score
             chunk_lists.append(hits)
         if "lexical" in channels:
-            hits = self.vectors.search_lexical(query_vector(self.terms(lexical_query(taxonomy, need))), n, where)
+            hits = self.vectors.search_lexical(query_vector(self.terms(lexical_query(taxonomy, need))), n, where,
+                                               fields=HIT_FIELDS)
             self._roll_up(found, hits, "lexical")
             chunk_lists.append(hits)
         # chunk-level reciprocal-rank fusion picks each asset's passage
@@ -259,8 +336,7 @@ class Matcher:
                 cand = found[str(hit.payload["asset_id"])]
                 chunk = str(hit.payload.get("chunk_id"))
                 cand.chunk_score[chunk] = cand.chunk_score.get(chunk, 0.0) + 1.0 / (k + rank + 1)
-        self._tag_channel(found, need, taxonomy, request, scope, rank_it="tags" in channels)
-        return found
+        return found, vector
 
     @staticmethod
     def _roll_up(found: dict[str, Candidate], hits: list[VectorHit], channel: Literal["dense", "lexical"]) -> None:
@@ -273,77 +349,46 @@ class Matcher:
                 cand.ranks[channel] = rank
                 rank += 1
 
-    def _tag_channel(self, found: dict[str, Candidate], need: Need, taxonomy: Taxonomy, request: MatchRequest,
-                     scope: Scope | None, *, rank_it: bool) -> None:
-        """Score assets by the need-tags they carry. With ``rank_it`` False only explains (matched tags) the
-        candidates the other channels found."""
-        pairs = need.pairs()
-        if not pairs:
-            return
-        weight = {(d, v): taxonomy.dimension(d).weight * w for d, v, w in pairs}
-        total = sum(weight.values()) or 1.0
-        sought: dict[str, set[str]] = {}
-        for dim, value, _ in _sources(weight, taxonomy):
-            sought.setdefault(dim, set()).add(value)
-        wanted = or_(*(and_(AssetTag.dimension == d, AssetTag.value.in_(sorted(vals))) for d, vals in sought.items()))
-        query = (select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value, AssetTag.confidence, AssetTag.status)
-                 .join(Asset, Asset.id == AssetTag.asset_id)
-                 .where(wanted, AssetTag.status.in_(ACTIVE_TAG), AssetTag.version == Asset.current_version,
-                        rep_visible(scope)))
-        if request.only_language:
-            query = query.where(Asset.language == request.language)
+    def _load(self, shown: list[Candidate], need: Need | None, taxonomy: Taxonomy, scope: Scope | None, *,
+              all_chunks: bool = False) -> set[str]:
+        """One query for the assets a response shows: which of them SQL shows as approved, unexpired and in scope
+        (the truth the catalog and the vector payloads can lag behind for a moment), their current tags of the
+        need's pairs (their explanation), and their passages (``all_chunks``: every current chunk, for talking
+        points). Returns the ids SQL shows."""
+        if not shown:
+            return set()
+        self._default_to_first_chunk(shown)
+        weight = _weights(need, taxonomy) if need is not None else {}
+        sources = _sources(weight, taxonomy)
+        dims = sorted({d for d, _, _ in sources})
+        passages = [c.best_chunk for c in shown if c.best_chunk]
+        which = Chunk.version == Asset.current_version if all_chunks else Chunk.id.in_(passages)
+        query = (select(Asset.id, Chunk.id, Chunk.ordinal, Chunk.text, Chunk.page, Chunk.slide, Chunk.section,
+                        *((AssetTag.dimension, AssetTag.value, AssetTag.confidence, AssetTag.status) if dims else ()))
+                 .select_from(Asset)
+                 .outerjoin(Chunk, and_(Chunk.asset_id == Asset.id, which)))
+        if dims:
+            query = query.outerjoin(AssetTag, and_(AssetTag.asset_id == Asset.id,
+                                                   AssetTag.version == Asset.current_version,
+                                                   AssetTag.status.in_(ACTIVE_TAG), AssetTag.dimension.in_(dims)))
+        query = query.where(Asset.id.in_(sorted({c.asset_id for c in shown})), rep_visible(scope))
+        found: set[str] = set()
+        chunks: dict[str, dict[str, ChunkRow]] = {}
+        tags: list[TagRow] = []
+        row: Any
         with self.db.session() as s:
-            # ranking: SQL scores every asset that carries a wanted value (thousands at scale) and hands back
-            # the best n; their rows alone come to Python, which explains them (and scores them the same way)
-            ids = list(s.scalars(self._top_by_tags(weight, taxonomy, request, scope))) if rank_it else list(found)
-            best = _carried(taxonomy, s.execute(query.where(AssetTag.asset_id.in_(ids))), keep=set(weight))
-        scored = []
-        for asset_id, tags in best.items():
-            score = sum(weight[key] * conf for key, (conf, _) in tags.items()) / total
-            scored.append((-score, asset_id, tags))  # asset ids are unique: tuples never compare the dicts
-        scored.sort()  # at most match_candidates: SQL cut the ranking, or the other channels' candidates
-        for rank, (negated, asset_id, tags) in enumerate(scored):
-            score = -negated
-            cand = found.setdefault(asset_id, Candidate(asset_id))
-            cand.tags = score
-            if rank_it:
-                cand.ranks["tags"] = rank
-            cand.matched = [MatchedTag(dimension=d, value=v, label=_label(taxonomy, d, v, request.language),
-                                       confidence=round(conf, 4), reviewed=reviewed)
-                            for (d, v), (conf, reviewed) in sorted(tags.items(), key=lambda kv: -weight[kv[0]])]
-
-    def _top_by_tags(self, weight: dict[tuple[str, str], float], taxonomy: Taxonomy, request: MatchRequest,
-                     scope: Scope | None) -> Select[tuple[str]]:
-        """The ``match_candidates`` asset ids with the highest Σ weight × best confidence over the wanted pairs
-        (a pair carried directly or by implication; confidence 1 once accepted): ``_carried``'s score, in SQL."""
-        rows = [select(literal(sd, String).label("dim"), literal(sv, String).label("val"),
-                       literal(f"{d}:{v}", String).label("target"), literal(weight[(d, v)], Float).label("weight"))
-                for sd, sv, (d, v) in _sources(weight, taxonomy)]
-        src = (union_all(*rows) if len(rows) > 1 else rows[0]).subquery("src")
-        confidence = case((AssetTag.status == "accepted", 1.0), else_=AssetTag.confidence)
-        per_pair = (select(AssetTag.asset_id.label("asset_id"), src.c.target, src.c.weight,
-                           func.max(confidence).label("conf"))
-                    .select_from(AssetTag)
-                    .join(src, and_(AssetTag.dimension == src.c.dim, AssetTag.value == src.c.val))
-                    .join(Asset, Asset.id == AssetTag.asset_id)
-                    .where(AssetTag.status.in_(ACTIVE_TAG), AssetTag.version == Asset.current_version,
-                           rep_visible(scope))
-                    .group_by(AssetTag.asset_id, src.c.target, src.c.weight))
-        if request.only_language:
-            per_pair = per_pair.where(Asset.language == request.language)
-        pp = per_pair.subquery("per_pair")
-        score = func.sum(pp.c.weight * pp.c.conf)
-        return (select(pp.c.asset_id).group_by(pp.c.asset_id).order_by(score.desc(), pp.c.asset_id)
-                .limit(self.settings.match_candidates))
-
-    def _load_assets(self, candidates: dict[str, Candidate], scope: Scope | None) -> None:
-        """The SQL row of each candidate; a candidate SQL does not show as approved, unexpired and in scope is
-        dropped (a vector payload can lag behind a withdrawal or a review for a moment; SQL is the truth)."""
-        if not candidates:
-            return
-        with self.db.session() as s:
-            for row in s.execute(select(*CARD_COLUMNS).where(Asset.id.in_(list(candidates)), rep_visible(scope))):
-                candidates[row.id].asset = AssetCard(*row)
+            for row in s.execute(query):
+                found.add(row[0])
+                if row[1] is not None and row[1] not in chunks.setdefault(row[0], {}):
+                    chunks[row[0]][row[1]] = ChunkRow(*row[1:7])
+                if dims and row[7] is not None:
+                    tags.append((row[0], *row[7:]))
+        carried = _carried(taxonomy, tags, keep=set(weight)) if weight else {}
+        for c in shown:
+            c.chunks = sorted(chunks.get(c.asset_id, {}).values(), key=lambda chunk: chunk.ordinal)
+            c.carried = [(d, v, conf, reviewed) for (d, v), (conf, reviewed)
+                         in sorted(carried.get(c.asset_id, {}).items(), key=lambda kv: -weight[kv[0]])]
+        return found
 
     # --- scoring ---------------------------------------------------------------------------------
     @staticmethod
@@ -378,41 +423,36 @@ class Matcher:
             if preferred and {c.asset.format.lower(), format_value.get(c.asset.format, "")} & preferred:
                 c.format_boost = 1.0 + self.settings.match_format_boost
 
-    def _penalise_mismatches(self, ranked: list[Candidate], need: Need, taxonomy: Taxonomy) -> None:
+    @staticmethod
+    def _penalise_mismatches(ranked: list[Candidate], need: Need, taxonomy: Taxonomy,
+                             catalog: CatalogSnapshot) -> None:
         """Content confidently tagged only with other values of a need dimension that has a mismatch penalty
         (therapy area: a cardiologist's need and an oncology deck) is scored down; untagged content is not."""
         dims = {d: set(values) for d, values in need.tags.items() if taxonomy.dimension(d).mismatch_penalty < 1}
         if not dims or not ranked:
             return
-        # the tags that can say so: of these dimensions, or of one whose values imply them (a product its area)
-        read = sorted(set(dims) | {d.id for d in taxonomy.dimensions for v in d.values if set(v.implies) & set(dims)})
-        with self.db.session() as s:
-            rows = s.execute(select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value, AssetTag.confidence,
-                                    AssetTag.status)
-                             .where(AssetTag.asset_id.in_([c.asset_id for c in ranked]),
-                                    AssetTag.dimension.in_(read), AssetTag.status.in_(ACTIVE_TAG)))
-            carried = _carried(taxonomy, rows, confident_only=True)
-        for c in ranked:
-            tags = carried.get(c.asset_id, {})
-            for dim, wanted in dims.items():
-                values = {v for (d, v) in tags if d == dim}
-                if values and not values & wanted:
-                    c.mismatch *= taxonomy.dimension(dim).mismatch_penalty
+        read = _mismatch_reads(need, taxonomy)
+        rows = np.asarray([c.row for c in ranked])
+        for dim, wanted in dims.items():
+            values = catalog.confident_values(dim, read, taxonomy)
+            tagged = np.zeros(len(rows), dtype=bool)
+            fits = np.zeros(len(rows), dtype=bool)
+            for value, mask in values.items():
+                tagged |= mask[rows]
+                if value in wanted:
+                    fits |= mask[rows]
+            penalty = taxonomy.dimension(dim).mismatch_penalty
+            for c, off in zip(ranked, tagged & ~fits, strict=True):
+                if off:
+                    c.mismatch *= penalty
 
-    def _default_to_first_chunk(self, candidates: list[Candidate]) -> None:
+    @staticmethod
+    def _default_to_first_chunk(candidates: list[Candidate]) -> None:
         """A candidate no chunk-level channel found (tag channel, non-personalised list) gets its first
         current chunk as its passage: which of its chunks is nearest the need is not known."""
-        missing = [c for c in candidates if c.best_chunk is None]
-        if not missing:
-            return
-        with self.db.session() as s:
-            rows = s.execute(select(Chunk.asset_id, Chunk.id).join(Asset, Asset.id == Chunk.asset_id)
-                             .where(Chunk.asset_id.in_([c.asset_id for c in missing]),
-                                    Chunk.version == Asset.current_version, Chunk.ordinal == 0))
-            first = {asset_id: chunk_id for asset_id, chunk_id in rows}
-        for c in missing:
-            if c.asset_id in first:
-                c.chunk_score[first[c.asset_id]] = 0.0
+        for c in candidates:
+            if c.best_chunk is None and c.first_chunk is not None:
+                c.chunk_score[c.first_chunk] = 0.0
 
     def _attach_vectors(self, ranked: list[Candidate]) -> None:
         """Each candidate's passage vector, for near-duplicates and MMR."""
@@ -477,43 +517,40 @@ class Matcher:
         them), mixed and explained like the personalised one. ``limit`` per source (internal, external);
         unset: enough for ``request.k`` after its exclusions."""
         limit = limit or recency_limit(request.k, len(request.exclude_asset_ids))
-        query = select(*CARD_COLUMNS).where(rep_visible(scope))
+        first = aliased(Chunk)
+        query = (select(*CARD_COLUMNS, first.id).outerjoin(first, and_(
+            first.asset_id == Asset.id, first.version == Asset.current_version, first.ordinal == 0))
+            .where(rep_visible(scope)))
         if request.only_language:
             query = query.where(Asset.language == request.language)
         out: list[Candidate] = []
         with self.db.session() as s:
+            row: Any
             for source_is_external in (False, True):
                 pool = query.where((Asset.source == "external") if source_is_external else (Asset.source != "external"))
                 rows = s.execute(pool.order_by(Asset.published_at.desc().nulls_last(), Asset.id).limit(limit)).all()
                 for rank, row in enumerate(rows):
-                    out.append(Candidate(row.id, asset=AssetCard(*row),
+                    out.append(Candidate(row.id, asset=AssetCard(*row[:-1]), first_chunk=row[-1],
                                          fused=1.0 / (self.settings.match_rrf_k + rank + 1)))
         out.sort(key=lambda c: (-c.relevance, c.asset_id))
         return out
 
     # --- response --------------------------------------------------------------------------------
-    def _passages(self, picked: list[Candidate]) -> dict[str, Chunk]:
-        self._default_to_first_chunk(picked)
-        ids = [c.best_chunk for c in picked if c.best_chunk]
-        with self.db.session() as s:
-            rows = list(s.scalars(select(Chunk).where(Chunk.id.in_(ids)))) if ids else []
-            for row in rows:
-                s.expunge(row)
-        by_id = {r.id: r for r in rows}
-        return {c.asset_id: by_id[c.best_chunk] for c in picked if c.best_chunk in by_id}
-
     def _response(self, request: MatchRequest, picked: list[Candidate], taxonomy: Taxonomy, basis: Basis,
                   share: float | None, need: Need | None) -> MatchResponse:
-        passages = self._passages(picked)
+        if basis != "need_tags":  # the personalised list's passages came with its SQL check
+            self._load(picked, None, taxonomy, None)
         query_terms = set(self.terms(lexical_query(taxonomy, need))) if need else set()
         results = []
         for c in picked:
             asset = c.asset
             assert asset is not None
-            chunk = passages.get(c.asset_id)
+            chunk = next((ch for ch in c.chunks if ch.id == c.best_chunk), None)
             passage = Passage(chunk_id=chunk.id, text=_trim(chunk.text), page=chunk.page,
                               slide=chunk.slide) if chunk else None
             terms = [t for t in dict.fromkeys(self.terms(chunk.text)) if t in query_terms] if chunk else []
+            matched = [MatchedTag(dimension=d, value=v, label=_label(taxonomy, d, v, request.language),
+                                  confidence=round(conf, 4), reviewed=reviewed) for d, v, conf, reviewed in c.carried]
             results.append(MatchResult(
                 asset_id=asset.id, title=asset.title, source=asset.source, format=asset.format,
                 language=asset.language, product=asset.product, published=asset.published_at,
@@ -521,10 +558,10 @@ class Matcher:
                 score_parts=ScoreParts(dense=_round(c.dense), lexical=_round(c.lexical), tags=round(c.tags, 4),
                                        fused=round(c.fused, 6), freshness=round(c.freshness, 4),
                                        format=round(c.format_boost, 4), mismatch=round(c.mismatch, 4)),
-                matched_tags=c.matched, passage=passage,
+                matched_tags=matched, passage=passage,
                 alternates=[Alternate(asset_id=a.asset_id, title=a.asset.title, language=a.asset.language,
                                       format=a.asset.format) for a in c.alternates if a.asset is not None],
-                reason=reason(request.language, basis, asset, c.matched, terms, passage, date.today())))
+                reason=reason(request.language, basis, asset, matched, terms, passage, date.today())))
         external = sum(1 for r in results if r.source == "external")
         return MatchResponse(personalized=basis == "need_tags", basis=basis, notice=notice(request.language, basis),
                              k=request.k, external_share_requested=share,
@@ -537,6 +574,20 @@ def _sources(weight: Mapping[tuple[str, str], float], taxonomy: Taxonomy) -> lis
     """Each (dimension, value) whose tag counts for a wanted pair: the pair itself, or a value that implies it
     (the product Cardiovex implies the cardiovascular area), with the wanted pair it counts for."""
     return [(sd, sv, (d, v)) for (d, v) in weight for sd, sv in [(d, v), *taxonomy.implied_by(d, v)]]
+
+
+def _weights(need: Need, taxonomy: Taxonomy) -> dict[tuple[str, str], float]:
+    """Each wanted (dimension, value) pair's weight: its dimension's times the need's own."""
+    return {(d, v): taxonomy.dimension(d).weight * w for d, v, w in need.pairs()}
+
+
+def _mismatch_reads(need: Need, taxonomy: Taxonomy) -> list[str]:
+    """The dimensions whose tags can show a mismatch: the need's dimensions with a penalty, and those whose
+    values imply one of them (a product its therapy area)."""
+    dims = {d for d in need.tags if taxonomy.dimension(d).mismatch_penalty < 1}
+    if not dims:
+        return []
+    return sorted(dims | {d.id for d in taxonomy.dimensions for v in d.values if set(v.implies) & dims})
 
 
 def recency_limit(k: int, excluded: int) -> int:

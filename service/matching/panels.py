@@ -70,7 +70,7 @@ class PanelPlanner:
             candidates: list[Candidate] = self.matcher.candidates(first.request, first.need, taxonomy, set(CHANNELS),
                                                                   scope)
             for p in group:
-                p.response = self.matcher.answer(p.request, p.need, candidates, taxonomy)
+                p.response = self.matcher.answer(p.request, p.need, candidates, taxonomy, scope=scope)
         for group in pools.values():
             limit = recency_limit(max(p.request.k for p in group), max(len(p.request.exclude_asset_ids) for p in group))
             pool = self.matcher.by_recency(group[0].request, scope, limit=limit)

@@ -35,6 +35,7 @@ from service.core.prompts import PROMPTS_DIR, PromptTemplate, load_prompt
 from service.core.taxonomy import Taxonomy
 from service.llm.client import LLMError
 from service.llm.gateway import LLMGateway
+from service.matching.cards import CARD_COLUMNS, AssetCard, ChunkRow
 from service.matching.matcher import Matcher
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
 from service.matching.reasons import notice
@@ -96,10 +97,20 @@ class Guardrails:
 @dataclass
 class Source:
     id: str
-    asset: Asset
-    chunk: Chunk
+    asset: AssetCard
+    chunk: ChunkRow
     text: str
     score: float
+
+
+@dataclass
+class Material:
+    """What points may draw on: the assets best first, each one's current chunks, and each chunk's score (its
+    cosine to the need; without a need, earlier chunks first)."""
+
+    assets: list[AssetCard]
+    chunks: dict[str, list[ChunkRow]]
+    score: dict[str, float]
 
 
 def _numbers(text: str) -> set[str]:
@@ -129,7 +140,7 @@ def sayable(sentence: str, headings: set[str]) -> bool:
     return len(text) >= MIN_CHARS_EN and len(text.split()) >= MIN_WORDS_EN
 
 
-def _headings(asset: Asset, chunks: list[Chunk]) -> set[str]:
+def _headings(asset: AssetCard, chunks: list[ChunkRow]) -> set[str]:
     """The asset's title and every heading on its chunks' section paths, compared case-insensitively."""
     out = {asset.title.strip().casefold()}
     for chunk in chunks:
@@ -178,8 +189,8 @@ class TalkingPointWriter:
         if basis == "need_tags" and need.empty and not request.asset_ids:
             raise NeedError("empty_need", "Give need_tags, need_text or asset_ids, or ask for non-personalised "
                             "points (personalized: false).")
-        assets = self._assets(request, taxonomy, scope)
-        draft = _Draft(request, basis, need, self._sources(assets, need, taxonomy, request.language))
+        draft = _Draft(request, basis, need, self._sources(self._material(request, basis, need, taxonomy, scope),
+                                                           need, taxonomy))
         if self.llm is None:
             return self._respond(draft, [], "llm_disabled")
         if not draft.sources:
@@ -241,47 +252,65 @@ class TalkingPointWriter:
             llm_error=llm_error, dropped=dict(draft.dropped), followup=followup)
 
     # --- what the points may draw on ------------------------------------------------------------
-    def _assets(self, request: TalkingPointsRequest, taxonomy: Taxonomy, scope: Scope | None) -> list[Asset]:
-        ids = request.asset_ids
-        if not ids:
-            match = self.matcher.match(MatchRequest(need_tags=request.need_tags, need_text=request.need_text,
-                                                    language=request.language, k=5,
-                                                    personalized=request.personalized, hcp_id=request.hcp_id),
-                                       taxonomy, scope=scope)
-            ids = [r.asset_id for r in match.results]
+    def _material(self, request: TalkingPointsRequest, basis: Basis, need: Need, taxonomy: Taxonomy,
+                  scope: Scope | None) -> Material:
+        """The match's own picks, chunks and chunk scores when it chose the assets (nothing is read again); the
+        asked-for assets, or the non-personalised list's, read here."""
+        match = MatchRequest(need_tags=request.need_tags, need_text=request.need_text, language=request.language,
+                             k=5, personalized=request.personalized, hcp_id=request.hcp_id)
+        if not request.asset_ids and basis == "need_tags":
+            ranking = self.matcher.ranking(match, need, taxonomy, scope=scope)
+            picked = [c for c in ranking.picked if c.asset is not None]
+            score = {ch.id: c.cosine[ch.id] for c in picked for ch in c.chunks if ch.id in c.cosine}
+            unscored = [ch for c in picked for ch in c.chunks if ch.id not in score]
+            if unscored and ranking.vector is not None:  # chunks past the dense channel's top hits
+                score |= self._cosines(unscored, ranking.vector)
+            return Material([c.asset for c in picked if c.asset is not None], {c.asset_id: c.chunks for c in picked},
+                            {ch.id: score.get(ch.id, 0.0) for c in picked for ch in c.chunks})
+        ids = request.asset_ids or [r.asset_id for r in self.matcher.match(match, taxonomy, scope=scope).results]
         ids = list(dict.fromkeys(ids))
         with self.matcher.db.session() as s:
-            rows = {a.id: a for a in s.scalars(select(Asset).where(Asset.id.in_(ids), rep_visible(scope)))}
-            for row in rows.values():
-                s.expunge(row)
-        missing = [i for i in ids if i not in rows]
+            cards = {row[0]: AssetCard(*row) for row in s.execute(select(*CARD_COLUMNS).where(
+                Asset.id.in_(ids), rep_visible(scope)))}
+            chunks: dict[str, list[ChunkRow]] = {}
+            for row in s.execute(select(Chunk.asset_id, Chunk.id, Chunk.ordinal, Chunk.text, Chunk.page, Chunk.slide,
+                                        Chunk.section).join(Asset, Asset.id == Chunk.asset_id)
+                                 .where(Chunk.asset_id.in_(list(cards)), Chunk.version == Asset.current_version)
+                                 .order_by(Chunk.asset_id, Chunk.ordinal)):
+                chunks.setdefault(row[0], []).append(ChunkRow(*row[1:]))
+        missing = [i for i in ids if i not in cards]
         if missing and request.asset_ids:
             raise AssetsNotVisible(missing)
-        return [rows[i] for i in ids if i in rows]
+        every = [ch for own in chunks.values() for ch in own]
+        if need.empty:
+            score = {ch.id: -0.01 * ch.ordinal for ch in every}
+        else:
+            score = self._cosines(every, self.matcher.embedder.embed_query(dense_query(taxonomy, need,
+                                                                                       request.language)))
+        return Material([cards[i] for i in ids if i in cards], chunks, score)
 
-    def _sources(self, assets: list[Asset], need: Need, taxonomy: Taxonomy, language: str) -> list[Source]:
+    def _cosines(self, chunks: list[ChunkRow], query: np.ndarray) -> dict[str, float]:
+        """Each chunk's stored vector's cosine to ``query`` (0 for a chunk without one)."""
+        vectors = {p.id: np.asarray(p.vector, dtype=np.float32)
+                   for p in self.matcher.vectors.retrieve([point_id(c.id) for c in chunks], with_vectors=True)
+                   if len(p.vector)}
+        return {c.id: float(np.dot(query, vectors[point_id(c.id)])) if point_id(c.id) in vectors else 0.0
+                for c in chunks}
+
+    def _sources(self, material: Material, need: Need, taxonomy: Taxonomy) -> list[Source]:
         """Numbered sentences from each asset's best passages, taken in turn from each asset (best asset
         first), leaving out instruction-like and tracking-like sentences."""
-        if not assets:
-            return []
-        with self.matcher.db.session() as s:
-            chunks = list(s.scalars(select(Chunk).join(Asset, Asset.id == Chunk.asset_id)
-                                    .where(Chunk.asset_id.in_([a.id for a in assets]),
-                                           Chunk.version == Asset.current_version)
-                                    .order_by(Chunk.asset_id, Chunk.ordinal)))
-            for chunk in chunks:
-                s.expunge(chunk)
-        score = self._chunk_scores(chunks, need, taxonomy, language)
-        terms = set(self.matcher.encoder.terms(lexical_query(taxonomy, need))) if not need.empty else set()
-        per_asset: list[list[tuple[Chunk, str, float]]] = []
-        for asset in assets:
-            own = [c for c in chunks if c.asset_id == asset.id]
+        score = material.score
+        terms = set(self.matcher.terms(lexical_query(taxonomy, need))) if not need.empty else set()
+        per_asset: list[list[tuple[AssetCard, ChunkRow, str, float]]] = []
+        for asset in material.assets:
+            own = material.chunks.get(asset.id, [])
             headings = _headings(asset, own)
-            picked: list[tuple[Chunk, str, float]] = []
+            picked: list[tuple[ChunkRow, str, float]] = []
             seen: set[str] = set()
             # the best passages that hold a sentence worth saying (a slide's title chunk holds none)
             sayings = {c.id: [t for t in split_sentences(c.text) if sayable(t, headings)] for c in own}
-            usable = [c for c in sorted(own, key=lambda c: -score[c.id]) if sayings[c.id]]
+            usable = [c for c in sorted(own, key=lambda c: -score.get(c.id, 0.0)) if sayings[c.id]]
             for chunk in usable[:CHUNKS_PER_ASSET]:
                 for sentence in sayings[chunk.id]:
                     key = sentence.strip().casefold()
@@ -289,28 +318,17 @@ class TalkingPointWriter:
                         continue
                     seen.add(key)
                     overlap = len(terms & set(self.matcher.encoder.terms(sentence)))
-                    picked.append((chunk, sentence.strip(), score[chunk.id] + 0.02 * overlap))
-            per_asset.append(sorted(picked, key=lambda p: -p[2]))
+                    picked.append((chunk, sentence.strip(), score.get(chunk.id, 0.0) + 0.02 * overlap))
+            picked.sort(key=lambda p: -p[2])
+            per_asset.append([(asset, chunk, text, value) for chunk, text, value in picked])
         out: list[Source] = []
         limit = self.matcher.settings.talking_points_context_sentences
-        by_id = {a.id: a for a in assets}
         for depth in range(max((len(p) for p in per_asset), default=0)):
-            for picked in per_asset:
-                if depth < len(picked) and len(out) < limit:
-                    chunk, sentence, value = picked[depth]
-                    out.append(Source(f"S{len(out) + 1}", by_id[chunk.asset_id], chunk, sentence, value))
+            for entries in per_asset:
+                if depth < len(entries) and len(out) < limit:
+                    owner, chunk, sentence, value = entries[depth]
+                    out.append(Source(f"S{len(out) + 1}", owner, chunk, sentence, value))
         return out
-
-    def _chunk_scores(self, chunks: list[Chunk], need: Need, taxonomy: Taxonomy, language: str) -> dict[str, float]:
-        """Cosine of each chunk's stored vector to the need; without a need, earlier chunks first."""
-        if need.empty:
-            return {c.id: -0.01 * c.ordinal for c in chunks}
-        query = self.matcher.embedder.embed_query(dense_query(taxonomy, need, language))
-        vectors = {p.id: np.asarray(p.vector, dtype=np.float32)
-                   for p in self.matcher.vectors.retrieve([point_id(c.id) for c in chunks], with_vectors=True)
-                   if len(p.vector)}
-        return {c.id: float(np.dot(query, vectors[point_id(c.id)])) if point_id(c.id) in vectors else 0.0
-                for c in chunks}
 
     # --- the LLM's points, checked ----------------------------------------------------------------
     def _llm_points(self, draft: _Draft, taxonomy: Taxonomy, deadline: float, demote_at: float | None = None

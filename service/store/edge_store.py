@@ -39,6 +39,7 @@ from qdrant_edge import (
     MatchValue,
     Modifier,
     PayloadSchemaType,
+    PayloadSelector,
     Point,
     Query,
     QueryRequest,
@@ -94,6 +95,10 @@ class _Generation:
     shard: EdgeShard
     readers: int = 0
     retired: bool = False
+
+
+def _payload(fields: Sequence[str] | None) -> bool | PayloadSelector:
+    return True if fields is None else PayloadSelector.Include(list(fields))
 
 
 class EdgeVectorStore(VectorStore):
@@ -268,18 +273,19 @@ class EdgeVectorStore(VectorStore):
 
     # --- reads -------------------------------------------------------------------------------
     def search(self, vector: Sequence[float] | np.ndarray, limit: int, where: Where | None = None,
-               *, with_vectors: bool = False) -> list[VectorHit]:
+               *, with_vectors: bool = False, fields: Sequence[str] | None = None) -> list[VectorHit]:
         request = QueryRequest(limit=limit, query=Query.Nearest(self._check_dim(vector)),
-                               filter=edge_filter(where), with_payload=True, with_vector=with_vectors,
+                               filter=edge_filter(where), with_payload=_payload(fields), with_vector=with_vectors,
                                params=self._search_params)
         return self._query(request)
 
-    def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None) -> list[VectorHit]:
+    def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None, *,
+                       fields: Sequence[str] | None = None) -> list[VectorHit]:
         if not query:
             return []
         request = QueryRequest(limit=limit, query=Query.Nearest(EdgeSparse(query.indices, query.values),
                                                                 using=LEXICAL_VECTOR),
-                               filter=edge_filter(where), with_payload=True)
+                               filter=edge_filter(where), with_payload=_payload(fields))
         return self._query(request)
 
     def _query(self, request: QueryRequest) -> list[VectorHit]:

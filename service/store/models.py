@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -231,6 +244,16 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # {"products": [...], "therapy_areas": [...]} (taxonomy value ids); None: unscoped
     scope: Mapped[dict[str, list[str]] | None] = mapped_column(JSON)
+
+
+class StoreChanges(Base):
+    """One row whose ``generation`` database triggers bump on every write to ``assets`` or ``asset_tags``
+    (migration 0008), from any writer: in-memory copies of those tables compare it to know they are current."""
+
+    __tablename__ = "store_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
 
 
 class HcpOptOut(Base):

@@ -128,18 +128,21 @@ class QdrantServerStore(VectorStore):
         self._client.set_payload(self.collection, payload=dict(payload), points=flt, wait=True)
 
     def search(self, vector: Sequence[float] | np.ndarray, limit: int, where: Where | None = None,
-               *, with_vectors: bool = False) -> list[VectorHit]:
+               *, with_vectors: bool = False, fields: Sequence[str] | None = None) -> list[VectorHit]:
         found = self._client.query_points(self.collection, query=self._check_dim(vector), limit=limit,
-                                          query_filter=client_filter(where), with_payload=True,
+                                          query_filter=client_filter(where),
+                                          with_payload=True if fields is None else list(fields),
                                           with_vectors=with_vectors).points
         return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
 
-    def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None) -> list[VectorHit]:
+    def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None, *,
+                       fields: Sequence[str] | None = None) -> list[VectorHit]:
         if not query:
             return []
         found = self._client.query_points(self.collection, using=LEXICAL_VECTOR, limit=limit,
                                           query=qm.SparseVector(indices=query.indices, values=query.values),
-                                          query_filter=client_filter(where), with_payload=True).points
+                                          query_filter=client_filter(where),
+                                          with_payload=True if fields is None else list(fields)).points
         return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]:

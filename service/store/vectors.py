@@ -119,10 +119,13 @@ class VectorStore(ABC):
 
     @abstractmethod
     def search(self, vector: Sequence[float] | np.ndarray, limit: int, where: Where | None = None,
-               *, with_vectors: bool = False) -> list[VectorHit]: ...
+               *, with_vectors: bool = False, fields: Sequence[str] | None = None) -> list[VectorHit]:
+        """The nearest points. ``fields``: only these payload fields (None: all); decoding whole payloads costs
+        more than the search itself at 100k points (qdrant-edge: 15 ms against 4.5 ms for two fields)."""
 
     @abstractmethod
-    def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None) -> list[VectorHit]:
+    def search_lexical(self, query: SparseVector, limit: int, where: Where | None = None, *,
+                       fields: Sequence[str] | None = None) -> list[VectorHit]:
         """Points ranked by BM25 (the query's term weights times the points' ones, IDF applied)."""
 
     @abstractmethod

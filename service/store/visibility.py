@@ -136,11 +136,12 @@ def scope_tokens(session: Session, asset_ids: Sequence[str], taxonomy: Taxonomy 
         for asset_id, dim, value, status in rows:
             tags[asset_id].append((dim, value, status))
         for asset_id, product in named.items():
-            out[asset_id] = _tokens(product, tags[asset_id], taxonomy)
+            out[asset_id] = tokens_of(product, tags[asset_id], taxonomy)
     return out
 
 
-def _tokens(named: str | None, tags: list[tuple[str, str, str]], taxonomy: Taxonomy | None) -> list[str]:
+def tokens_of(named: str | None, tags: list[tuple[str, str, str]], taxonomy: Taxonomy | None) -> list[str]:
+    """An asset's scope tokens from the product its metadata names and its active (dimension, value, status) tags."""
     products = {named} if named else set()
     products |= {v for d, v, s in tags if d == PRODUCT_DIMENSION and s == "accepted"}
     if not products:
