@@ -65,17 +65,6 @@ CHANNELS: tuple[Channel, ...] = ("dense", "lexical", "tags")
 Diversity = Literal["duplicates", "mmr", "none"]
 PASSAGE_CHARS = 600
 TagRow = tuple[str, str, str, float, str]  # asset id, dimension, value, confidence, status
-
-
-@dataclass
-class Ranking:
-    """A personalised answer with what it was built from: the picked candidates (cards, chunks as loaded, the
-    dense channel's chunk scores) and the need's query vector, so that talking points read nothing again."""
-
-    response: MatchResponse
-    picked: list[Candidate]
-    need: Need
-    vector: np.ndarray | None
 HIT_FIELDS = ("asset_id", "chunk_id")  # all matching reads of a hit's payload
 
 
@@ -151,6 +140,15 @@ class Candidate:
         return max(self.chunk_score, key=lambda c: self.chunk_score[c]) if self.chunk_score else None
 
 
+@dataclass
+class Ranking:
+    """What a personalised answer is built from: the picked candidates (cards, every current chunk as SQL loaded
+    it, the dense channel's chunk scores) and the need's query vector, so that talking points read nothing again."""
+
+    picked: list[Candidate]
+    vector: np.ndarray | None
+
+
 class Matcher:
     """Stateless over the stores; one instance serves every request."""
 
@@ -186,24 +184,25 @@ class Matcher:
 
     def ranking(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, *,
                 scope: Scope | None = None) -> Ranking:
-        """The personalised answer to a non-empty ``need`` with what it was built from, every current chunk of the
-        picked assets loaded (talking points draw on them). The caller has checked the HCP may get one
-        (``basis``)."""
+        """What the personalised answer to a non-empty ``need`` picks, every current chunk of the picked assets
+        loaded (talking points draw on them), without building the response. The caller has checked the HCP may
+        get one (``basis``)."""
         candidates, vector = self.retrieve(request, need, taxonomy, set(CHANNELS), scope)
-        picked, response = self._answer(request, need, candidates, taxonomy, scope, CHANNELS, None, None,
-                                        all_chunks=True)
-        return Ranking(response, picked, need, vector)
+        return Ranking(self._pick(request, need, candidates, taxonomy, scope, CHANNELS, None, None, all_chunks=True),
+                       vector)
 
     def answer(self, request: MatchRequest, need: Need, candidates: list[Candidate], taxonomy: Taxonomy, *,
                scope: Scope | None = None, channels: Iterable[Channel] = CHANNELS,
                diversity: Diversity | None = None, fusion: Fusion | None = None) -> MatchResponse:
         """The personalised response from ``candidates`` (``candidates()``'s; a panel plan retrieves them once
         for every HCP with the same need and answers each with its own exclusions and k)."""
-        return self._answer(request, need, candidates, taxonomy, scope, channels, diversity, fusion)[1]
+        picked = self._pick(request, need, candidates, taxonomy, scope, channels, diversity, fusion)
+        return self._response(request, picked, taxonomy, "need_tags", self.external_share(request), need=need)
 
-    def _answer(self, request: MatchRequest, need: Need, candidates: list[Candidate], taxonomy: Taxonomy,
-                scope: Scope | None, channels: Iterable[Channel], diversity: Diversity | None,
-                fusion: Fusion | None, *, all_chunks: bool = False) -> tuple[list[Candidate], MatchResponse]:
+    def _pick(self, request: MatchRequest, need: Need, candidates: list[Candidate], taxonomy: Taxonomy,
+              scope: Scope | None, channels: Iterable[Channel], diversity: Diversity | None,
+              fusion: Fusion | None, *, all_chunks: bool = False) -> list[Candidate]:
+        """The ranked pick, each one (and its alternates) confirmed and loaded by SQL (``_load``)."""
         fusion = fusion or Fusion.of(self.settings, need_kind(need))
         diversity = diversity or self.settings.match_diversity
         pool = candidates
@@ -216,7 +215,7 @@ class Matcher:
                 break
             # the catalog lagged a withdrawal by a moment: SQL is the truth, the next best take their place
             pool = [c for c in pool if c.asset_id not in gone]
-        return picked, self._response(request, picked, taxonomy, "need_tags", self.external_share(request), need=need)
+        return picked
 
     def non_personalised(self, request: MatchRequest, taxonomy: Taxonomy, basis: Basis,
                          pool: list[Candidate]) -> MatchResponse:

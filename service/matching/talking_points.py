@@ -266,7 +266,7 @@ class TalkingPointWriter:
             if unscored and ranking.vector is not None:  # chunks past the dense channel's top hits
                 score |= self._cosines(unscored, ranking.vector)
             return Material([c.asset for c in picked if c.asset is not None], {c.asset_id: c.chunks for c in picked},
-                            {ch.id: score.get(ch.id, 0.0) for c in picked for ch in c.chunks})
+                            score)
         ids = request.asset_ids or [r.asset_id for r in self.matcher.match(match, taxonomy, scope=scope).results]
         ids = list(dict.fromkeys(ids))
         with self.matcher.db.session() as s:
