@@ -196,7 +196,7 @@ def main() -> int:
                     with db.session() as s:
                         ids = [a for (a,) in s.query(Asset.id).order_by(Asset.id).limit(args.assets)]
                     taxonomy = activate_from_file(db, settings.taxonomy_path).taxonomy  # the one serve tags with
-                    job_id = create_retag_job(db, "bench", "admin", taxonomy.key, None, ids)
+                    job_id = create_retag_job(db, ("bench", "admin"), taxonomy.key, None, ids)
                 finally:
                     db.dispose()
                 print(f"phase 2: background re-tag of {len(ids)} assets alone for {args.background_seconds:.0f}s",

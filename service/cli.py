@@ -140,7 +140,7 @@ def _queue_llm_retag(components: Components, asset_ids: list[str]) -> None:
         return
     from service.jobs.queue import create_retag_job
 
-    create_retag_job(components.db, "cli", "admin", components.tagger.taxonomy.key, None, asset_ids)
+    create_retag_job(components.db, ("cli", "admin"), components.tagger.taxonomy.key, None, asset_ids)
     console.print(f"{len(asset_ids)} new assets queued for LLM tagging in the background.")
 
 
@@ -501,6 +501,7 @@ def worker() -> None:
     components = build_components(settings)
     try:
         components.start_worker()
+        components.watch_state()
         console.print("worker running; Ctrl-C to stop")
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -555,7 +556,8 @@ def eval_matching(
             if path is None:
                 continue
             scratch = settings.model_copy(update={"data_dir": Path(tmp) / name, "llm_mode": "off",
-                                                  "database_url": None, "qdrant_url": None, "worker_enabled": False})
+                                                  "database_url": None, "qdrant_url": None, "vector_backend": None,
+                                                  "worker_enabled": False})
             c = build_components(scratch, with_llm=False)
             c.embedder = embedder
             try:
@@ -1042,6 +1044,13 @@ def db_upgrade() -> None:
     db = Database(settings.resolved_database_url)
     db.migrate()
     console.print(f"database {db.describe()} is at the latest schema: {', '.join(db.tables())}")
+    if settings.effective_vector_backend == "pgvector":  # its tables have migrations of their own
+        from service.core.embeddings import build_embedder
+        from service.store.factory import build_vector_store
+
+        store = build_vector_store(settings, build_embedder(settings).dim, migrate=True)
+        console.print(f"pgvector store {store.info()['location']} is at the latest schema")
+        store.close()
 
 
 @vectors_app.command("optimize")

@@ -83,8 +83,7 @@ class Ingestor:
         self.db, self.vectors, self.embedder, self.settings = db, vectors, embedder, settings
         self.tagger, self.actor, self.tagging_mode = tagger, actor, tagging_mode
         self.limits = ingest_limits(settings)
-        for name, kind in PAYLOAD_INDEXES.items():
-            vectors.ensure_index(name, kind)
+        vectors.ensure_indexes(PAYLOAD_INDEXES)
 
     # --- one document --------------------------------------------------------------------------
     def ingest(self, doc: Document) -> IngestOutcome:

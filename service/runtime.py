@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ class Components:
     _writer: TalkingPointWriter | None = field(default=None, repr=False)
     _planner: PanelPlanner | None = field(default=None, repr=False)
     _planner_taxonomy: str = field(default="", repr=False)
+    _watch_stop: threading.Event | None = field(default=None, repr=False)
 
     @property
     def matcher(self) -> Matcher:
@@ -82,6 +84,23 @@ class Components:
             self.worker = Worker(self, HANDLERS).start()
         return self.worker
 
+    def watch_state(self) -> None:
+        """A thread that follows the database's active taxonomy and newest model generation every
+        ``HCP_STATE_CHECK_S``, so this process serves what another replica or the worker made current (idempotent;
+        the worker also checks before each job item)."""
+        if self._watch_stop is not None:
+            return
+        stop = self._watch_stop = threading.Event()
+
+        def follow() -> None:
+            while not stop.wait(self.settings.state_check_s):
+                try:
+                    self.tagger.sync(max_age_s=0)
+                except Exception:  # a database blip: the next round tries again
+                    log.exception("could not follow the active taxonomy and model generation")
+
+        threading.Thread(target=follow, name="hcp-state-watch", daemon=True).start()
+
     def begin_shutdown(self) -> None:
         """The first thing on SIGTERM: LLM calls are called off (their callers fall back or leave their job item
         for the next start) and the worker takes no new item."""
@@ -94,6 +113,8 @@ class Components:
         if self.closed:
             return
         self.closed = True
+        if self._watch_stop is not None:
+            self._watch_stop.set()
         self.begin_shutdown()
         if self.worker is not None:
             self.worker.close(timeout_s)
@@ -154,7 +175,8 @@ def build_components(settings: Settings, *, with_llm: bool = True) -> Components
         active = activate_from_file(db, settings.taxonomy_path)
         tagger = Tagger(active.taxonomy, embedder, llm, db, settings.training_dir, mode=settings.tagging_mode,
                         uncertain_band=settings.tagging_uncertain_band,
-                        llm_token_ratio=settings.tagging_llm_token_ratio, few_shot=settings.tagging_few_shot)
+                        llm_token_ratio=settings.tagging_llm_token_ratio, few_shot=settings.tagging_few_shot,
+                        check_every_s=settings.state_check_s)
     except BaseException:
         if server is not None:
             server.stop()

@@ -35,10 +35,18 @@ class Settings(BaseSettings):
                                      "`<data_dir>/hcp.db`. PostgreSQL: `postgresql+psycopg://user:pw@host/db`.")
     migrate_on_start: bool = Field(True, description="Apply database migrations when the service starts "
                                    "(turn off for API replicas when a one-shot `hcp-content db upgrade` runs first).")
+    vector_backend: Literal["qdrant-edge", "qdrant", "pgvector"] | None = Field(
+        None, description="Where chunk vectors live. `qdrant-edge`: Qdrant's engine embedded in-process under "
+        "`<data_dir>/qdrant` (one process). `qdrant`: a Qdrant server or cluster at `HCP_QDRANT_URL`. `pgvector`: "
+        "PostgreSQL with pgvector, the records' database unless `HCP_VECTOR_DATABASE_URL` names another. "
+        "Unset: `qdrant` when `HCP_QDRANT_URL` is set, else `qdrant-edge`.")
+    vector_database_url: str | None = Field(None, description="pgvector backend: the PostgreSQL URL of the vector "
+                                            "tables. Unset: `HCP_DATABASE_URL`.")
     qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL. Unset: Qdrant's "
                                    "engine embedded in-process (qdrant-edge) under `<data_dir>/qdrant`.")
     qdrant_api_key: str | None = Field(None, description="API key for the Qdrant server.")
-    qdrant_collection: str = Field("hcp_chunks", description="Collection holding chunk vectors.")
+    qdrant_collection: str = Field("hcp_chunks", description="Collection holding chunk vectors (pgvector: the "
+                                   "`collection` column of `vector_points`).")
     qdrant_hnsw_ef: int = Field(128, ge=4, description="HNSW search breadth (higher: better recall, slower).")
     qdrant_optimize_after: int = Field(2000, description="Embedded store: points written since the "
                                        "last HNSW build that trigger a background re-optimisation.")
@@ -190,6 +198,9 @@ class Settings(BaseSettings):
                                     "about this long: LLM calls are cancelled, unfinished job items are left "
                                     "for the next start, requests still open after it get no answer.")
     worker_poll_s: float = Field(1.0, gt=0, description="How often an idle worker looks for jobs.")
+    state_check_s: float = Field(2.0, gt=0, description="How often a process reads the active taxonomy version and "
+                                 "the newest model generation from the database, to serve what another replica or "
+                                 "the worker made current (the worker also reads them before each job item).")
     job_lease_s: float = Field(60.0, gt=0, description="A running job whose worker has not reported for "
                                "this long is taken over (its process died).")
     upload_max_files: int = Field(200, ge=1, description="Most files in one upload request.")
@@ -202,6 +213,9 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level.")
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute one API key may make "
                                        "(429 beyond, with Retry-After).")
+    rate_limit_shared: bool | None = Field(None, description="Count each key's requests in the database, so the "
+                                           "limit holds across API replicas (a sliding one-minute window). Unset: "
+                                           "shared on PostgreSQL, per process on SQLite.")
     max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body other than a "
                                    "file upload (413 beyond, before it is parsed).")
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024, description="Largest multipart upload request, "
@@ -235,6 +249,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'hcp.db').resolve()}"
+
+    @property
+    def effective_vector_backend(self) -> Literal["qdrant-edge", "qdrant", "pgvector"]:
+        if self.vector_backend:
+            return self.vector_backend
+        return "qdrant" if self.qdrant_url else "qdrant-edge"
 
     @property
     def qdrant_path(self) -> Path:

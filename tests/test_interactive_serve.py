@@ -154,7 +154,7 @@ def test_sigterm_during_an_llm_call_exits_within_the_grace_period_and_the_job_co
 
         with c.db.session() as s:
             ids = [a for (a,) in s.query(Asset.id)]
-        job_id = create_retag_job(c.db, "test", "admin", c.tagger.taxonomy.key, None, ids)
+        job_id = create_retag_job(c.db, ("test", "admin"), c.tagger.taxonomy.key, None, ids)
     finally:
         c.close()
     grace = 4.0

@@ -12,6 +12,7 @@ import yaml
 
 from service.ingest import Ingestor
 from service.settings import Settings
+from service.store.generations import serving_state
 
 from .api_helpers import ROOT, SAMPLES, start_api, stop_api
 
@@ -56,7 +57,11 @@ def test_reviews_train_the_heads_and_eval_on_reviewed_gold_reflects_them(tmp_pat
         assert heads is not None and heads.embedding is not None and heads.lexical is not None
         assert len(heads.embedding.models) > 10 and len(heads.lexical.models) > 10
         assert heads.embedding.examples == heads.lexical.examples == 36
-        assert (settings.training_dir / "pharma-default@" f"{c.tagger.taxonomy.version}" / "heads.joblib").exists()
+        # stored as the newest model generation of the active taxonomy, which every process serves
+        state = serving_state(c.db)
+        assert state is not None and state.taxonomy_key == c.tagger.taxonomy.key
+        assert state.generation is not None and state.generation == c.tagger.generation
+        assert f"generation:{state.generation}" in job["items"][0]["outcome"]
     finally:
         stop_api(api)
 

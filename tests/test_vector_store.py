@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from service.store.edge_store import EdgeVectorStore
+from service.store.pgvector_store import PgVectorStore
 from service.store.qdrant_server_store import QdrantServerStore
 from service.store.vectors import VectorPoint, VectorStore, VectorStoreError, Where, point_id
 
@@ -18,10 +19,15 @@ from .vector_writer import DIM, open_store
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["edge", "qdrant-client-local"])
+BACKENDS = ["edge", "qdrant-client-local", "pgvector"]
+
+
+@pytest.fixture(params=BACKENDS)
 def store(request, tmp_path) -> VectorStore:
     if request.param == "edge":
         s: VectorStore = EdgeVectorStore(tmp_path / "edge", DIM, background=False)
+    elif request.param == "pgvector":
+        s = PgVectorStore(request.getfixturevalue("pgvector_database"), "chunks", DIM)
     else:
         s = QdrantServerStore(":memory:", "chunks", DIM)
     yield s
@@ -92,12 +98,12 @@ def test_wrong_dimension_is_refused_and_nothing_is_written(store):
     assert store.info()["dim"] == DIM
 
 
-@pytest.mark.parametrize("backend", ["edge", "qdrant-client-local"])
-def test_a_store_killed_with_sigkill_keeps_every_acknowledged_point(tmp_path, backend):
-    path = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.vector_writer", "edge" if backend == "edge" else "local",
-                             str(path), "200", "25"], cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
-                            text=True)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_store_killed_with_sigkill_keeps_every_acknowledged_point(request, tmp_path, backend):
+    where = request.getfixturevalue("pgvector_database") if backend == "pgvector" else str(tmp_path / "store")
+    kind = {"qdrant-client-local": "local"}.get(backend, backend)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.vector_writer", kind, where, "200", "25"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
     acked = -1
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -106,7 +112,7 @@ def test_a_store_killed_with_sigkill_keeps_every_acknowledged_point(tmp_path, ba
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    reopened = open_store("edge" if backend == "edge" else "local", path)
+    reopened = open_store(kind, where)
     try:
         ids = [point_id(f"p{b}-{i}") for b in range(acked + 1) for i in range(25)]
         found = reopened.retrieve(ids)
@@ -269,6 +275,134 @@ def test_a_store_written_before_lexical_search_gains_it_and_is_backfilled_from_s
         hits = store.search_lexical(default_encoder().query("bleeding"), 5)
         assert [h.id for h in hits] == [point_id("a1:1:0")]
         assert store.search(unit(np.ones(DIM)), 1)[0].score == pytest.approx(1.0, abs=1e-4)  # dense kept
+    finally:
+        store.close()
+        db.dispose()
+
+
+# --- pgvector: BM25 kept honest in SQL, filters on real columns, HNSW with a selective filter --------------------
+
+def bm25_by_hand(points: list[VectorPoint], query) -> dict[str, float]:
+    """Σ query weight × document weight × ln((N - n + 0.5) / (n + 0.5) + 1) over the points themselves."""
+    import math
+
+    docs = {p.id: dict(zip(p.sparse.indices, p.sparse.values, strict=True)) for p in points if p.sparse}
+    out = {}
+    for pid, terms in docs.items():
+        score = 0.0
+        for term, weight in zip(query.indices, query.values, strict=True):
+            if term in terms:
+                n = sum(term in d for d in docs.values())
+                score += weight * terms[term] * math.log((len(docs) - n + 0.5) / (n + 0.5) + 1)
+        if score:
+            out[pid] = score
+    return out
+
+
+def test_pgvector_bm25_scores_equal_qdrants_and_follow_every_write(tmp_path, pgvector_database):
+    """IDF comes from term counts that triggers keep: the pgvector store scores as Qdrant's IDF modifier does over
+    the same points, and after a replacement and deletes as BM25 worked out by hand from the points left."""
+    from service.core.lexical import default_encoder
+
+    encoder = default_encoder()
+    edge = EdgeVectorStore(tmp_path / "edge", DIM, background=False)
+    pg = PgVectorStore(pgvector_database, "chunks", DIM)
+    queries = [encoder.query(q) for q in ("出血风险", "WARFARIN bleeding", "HbA1c", "剂量 dose", "房颤 stroke")]
+
+    def same(got: list, want: dict[str, float]) -> None:
+        assert {h.id for h in got} == set(want)
+        for hit in got:
+            assert hit.score == pytest.approx(want[hit.id], rel=1e-4)
+
+    try:
+        points = lexical_points(encoder)
+        for s in (edge, pg):
+            s.upsert(points)
+        for query in queries:
+            same(pg.search_lexical(query, 10), {h.id: h.score for h in edge.search_lexical(query, 10)})
+            same(pg.search_lexical(query, 10), bm25_by_hand(points, query))
+        replaced = VectorPoint(points[0].id, points[0].vector, points[0].payload,
+                               sparse=encoder.document("Warfarin and bleeding: a stroke dose study"))
+        pg.upsert([replaced])
+        pg.delete([points[1].id, points[2].id])
+        left = [replaced, *points[3:]]
+        for query in queries:
+            same(pg.search_lexical(query, 10), bm25_by_hand(left, query))
+        assert pg.search_lexical(encoder.query("stroke"), 10)[0].id == replaced.id, "found by its new terms"
+    finally:
+        edge.close()
+        pg.close()
+
+
+def test_pgvector_keeps_the_matchers_filter_fields_as_indexed_columns_and_refuses_another_dimension(
+        pgvector_database):
+    from sqlalchemy import create_engine, text
+
+    from service.store.db import normalise_url
+    from service.store.pgvector_store import COLUMNS
+    from service.store.points import PAYLOAD_INDEXES
+
+    PgVectorStore(pgvector_database, "chunks", DIM).close()
+    engine = create_engine(normalise_url(pgvector_database))
+    with engine.connect() as conn:
+        columns = set(conn.scalars(text("SELECT column_name FROM information_schema.columns "
+                                        "WHERE table_name = 'vector_points'")))
+        indexed = " ".join(conn.scalars(text("SELECT indexdef FROM pg_indexes WHERE tablename = 'vector_points'")))
+    engine.dispose()
+    assert set(PAYLOAD_INDEXES) <= set(COLUMNS) <= columns
+    for name in PAYLOAD_INDEXES:
+        assert f"({name})" in indexed or f", {name})" in indexed, f"{name} has no index"
+    assert "hnsw (dense vector_cosine_ops)" in indexed
+    with pytest.raises(VectorStoreError, match="16-d vectors"):
+        PgVectorStore(pgvector_database, "chunks", DIM * 2)
+
+
+def test_pgvector_fills_the_limit_under_a_selective_filter_with_the_exact_nearest(pgvector_database):
+    """60 of 3,000 points pass the filter; HNSW's first neighbours mostly fail it, and the iterative scan must
+    still return 20 hits, the 20 nearest that pass."""
+    rng = np.random.default_rng(3)
+    vectors = np.stack([unit(rng.standard_normal(DIM)) for _ in range(3000)])
+    points = [VectorPoint(point_id(f"p{i}"), vectors[i], {"asset_id": f"a{i}", "language": "zh" if i % 50 == 0
+                                                           else "en", "valid_until": i})
+              for i in range(3000)]
+    pg = PgVectorStore(pgvector_database, "chunks", DIM)
+    try:
+        pg.upsert(points)
+        query = unit(rng.standard_normal(DIM))
+        hits = pg.search(query, 20, Where(equals={"language": "zh"}, ranges={"valid_until": (None, 2999)}),
+                         fields=["asset_id"])
+        passing = [i for i in range(3000) if i % 50 == 0]
+        exact = sorted(passing, key=lambda i: -float(vectors[i] @ query))[:20]
+        assert len(hits) == 20
+        assert [h.payload["asset_id"] for h in hits] == [f"a{i}" for i in exact]
+        assert hits[0].score == pytest.approx(float(vectors[exact[0]] @ query), abs=1e-5)
+        assert set(hits[0].payload) == {"asset_id"}
+    finally:
+        pg.close()
+
+
+def test_payload_indexes_are_ensured_once_per_store_not_once_per_ingested_item(tmp_path, embedder):
+    """On a Qdrant server every ensure_index is a round trip that waits for the index: a job of many files
+    builds an Ingestor per item, and none after the first may ask again."""
+    from service.ingest import Ingestor
+    from service.settings import Settings
+    from service.store.db import Database
+    from service.store.points import PAYLOAD_INDEXES
+
+    asked: list[str] = []
+
+    class CountingStore(QdrantServerStore):
+        def ensure_index(self, field_name, kind):  # type: ignore[no-untyped-def]
+            asked.append(field_name)
+            super().ensure_index(field_name, kind)
+
+    store = CountingStore(":memory:", "chunks", embedder.dim)
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    db.migrate()
+    try:
+        for _ in range(3):
+            Ingestor(db, store, embedder, Settings(data_dir=tmp_path, llm_mode="off"))
+        assert sorted(asked) == sorted(PAYLOAD_INDEXES)
     finally:
         store.close()
         db.dispose()

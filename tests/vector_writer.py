@@ -8,21 +8,25 @@ from pathlib import Path
 import numpy as np
 
 from service.store.edge_store import EdgeVectorStore
+from service.store.pgvector_store import PgVectorStore
 from service.store.qdrant_server_store import QdrantServerStore
 from service.store.vectors import VectorPoint, VectorStore, point_id
 
 DIM = 16
 
 
-def open_store(backend: str, path: Path) -> VectorStore:
+def open_store(backend: str, where: str) -> VectorStore:
+    """``where``: the folder (edge, qdrant-client local mode) or the PostgreSQL URL (pgvector)."""
     if backend == "edge":
-        return EdgeVectorStore(path, DIM, background=False)
-    return QdrantServerStore(str(path), "chunks", DIM)
+        return EdgeVectorStore(Path(where), DIM, background=False)
+    if backend == "pgvector":
+        return PgVectorStore(where, "chunks", DIM)
+    return QdrantServerStore(where, "chunks", DIM)
 
 
 def main() -> None:
-    backend, path, batches, size = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    store = open_store(backend, path)
+    backend, where, batches, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    store = open_store(backend, where)
     rng = np.random.default_rng(7)
     for b in range(batches):
         points = [VectorPoint(point_id(f"p{b}-{i}"), rng.standard_normal(DIM), {"batch": b, "i": i})

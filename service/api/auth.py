@@ -19,11 +19,13 @@ from service.api.errors import ApiError
 from service.auth.keys import Principal, verify_key
 from service.auth.roles import Permission, allows
 from service.runtime import Components
+from service.store import rate_limits
 from service.store.visibility import Scope
 
 
 class RateLimiter:
-    """A sliding one-minute window per key (in process: each replica limits on its own)."""
+    """A sliding one-minute window per key, in this process (the default on SQLite, where there is one process;
+    on PostgreSQL keys are counted in the database: :mod:`service.store.rate_limits`)."""
 
     def __init__(self) -> None:
         self._hits: dict[str, deque[float]] = {}
@@ -42,6 +44,20 @@ class RateLimiter:
             return None
 
 
+def shared_rate_limit(components: Components) -> bool:
+    """Whether keys are counted in the database (across replicas) rather than in this process."""
+    configured = components.settings.rate_limit_shared
+    return components.db.dialect == "postgresql" if configured is None else configured
+
+
+async def _rate_check(request: Request, components: Components, key_id: str) -> float | None:
+    per_minute = components.settings.rate_limit_per_minute
+    if shared_rate_limit(components):
+        return await run_in_threadpool(rate_limits.take, components.db, key_id, per_minute)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter.check(key_id, per_minute)
+
+
 def _presented_key(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -57,8 +73,7 @@ async def current_principal(request: Request, components: ComponentsDep) -> Prin
     principal = await run_in_threadpool(verify_key, components.db, presented)
     if principal is None:
         raise ApiError(401, "invalid_api_key", "The API key is unknown or has been revoked.")
-    limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.check(principal.key_id, components.settings.rate_limit_per_minute)
+    wait = await _rate_check(request, components, principal.key_id)
     if wait is not None:
         raise ApiError(429, "rate_limited", f"Too many requests for this key; try again in {wait:.0f} s.",
                        {"retry_after_s": round(wait, 1)}, headers={"Retry-After": str(max(1, round(wait)))})

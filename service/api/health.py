@@ -27,6 +27,12 @@ class ComponentStatus(BaseModel):
     details: dict[str, Any] = {}
 
 
+class Serving(BaseModel):
+    taxonomy: str = Field(description="`id@version` of the taxonomy this process tags and matches with.")
+    model_generation: int | None = Field(description="The model generation (heads and calibration from a retrain) "
+                                         "this process tags with; null: none trained for this taxonomy yet.")
+
+
 class Readiness(BaseModel):
     status: Literal["ok", "degraded", "unavailable"] = Field(description=(
         "`ok`: every component works. `degraded` (HTTP 200): the LLM is unreachable, so tagging and talking "
@@ -34,6 +40,8 @@ class Readiness(BaseModel):
         "the vector store or the embedder is down (or the LLM, with `HCP_LLM_REQUIRED`)."))
     down: list[str]
     components: dict[str, ComponentStatus]
+    serving: Serving = Field(description="What this process serves; replicas and the worker follow the database's "
+                             "active taxonomy and newest generation within `HCP_STATE_CHECK_S`.")
 
 
 class Liveness(BaseModel):
@@ -112,5 +120,6 @@ async def readyz(components: ComponentsDep) -> JSONResponse:
     down = [name for name, state in checks.items() if state.status == "down"]
     required = (*REQUIRED, "llm") if components.settings.llm_required else REQUIRED
     status = "unavailable" if set(down) & set(required) else "degraded" if down else "ok"
-    body = Readiness(status=status, down=down, components=checks)  # type: ignore[arg-type]
+    serving = Serving(taxonomy=components.tagger.taxonomy.key, model_generation=components.tagger.generation)
+    body = Readiness(status=status, down=down, components=checks, serving=serving)  # type: ignore[arg-type]
     return JSONResponse(body.model_dump(), status_code=503 if status == "unavailable" else 200)

@@ -72,9 +72,9 @@ def retrain_item(c: Components, job: Job, item: JobItem) -> ItemResult:
     if len(items) < 4:
         return ItemResult(False, error_code="too_few_reviews",
                           error_message=f"{len(items)} reviewed assets; training needs at least 4.")
-    stats = c.tagger.retrain(items)
+    stats = c.tagger.retrain(items, actor=(job.created_by, str(job.params.get("role", "reviewer"))))
     return ItemResult(True, outcome=f"heads:{stats['heads']},calibrated:{stats['calibrated_dimensions']},"
-                      f"items:{stats['items']}")
+                      f"items:{stats['items']},generation:{stats['generation']}")
 
 
 HANDLERS: dict[str, Handler] = {"ingest_upload": ingest_item, "ingest_path": ingest_item, "retag": retag_item,

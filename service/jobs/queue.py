@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
+from service.store import audit
 from service.store.db import Database
 from service.store.models import Job, JobItem, utcnow
 
@@ -35,22 +37,39 @@ def _dead_local_worker(worker: str | None) -> bool:
     return host == HOST and pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists()
 
 
-def create_job(db: Database, kind: str, created_by: str, params: dict[str, Any],
-               items: Sequence[tuple[str, str | None]]) -> str:
-    """A queued job with its items ``(name, path)``; returns its id."""
+# Who queues a job, as the audit log names them: (key id, role); the CLI is ("cli", "admin").
+Actor = tuple[str, str]
+
+
+def add_job(session: Session, kind: str, actor: Actor, params: dict[str, Any],
+            items: Sequence[tuple[str, str | None]], summary: dict[str, Any] | None = None) -> str:
+    """A queued job with its items ``(name, path)``, added to ``session`` with its ``job.create`` audit entry
+    (``summary``: what the entry says besides the kind), so both commit together or not at all; returns its id."""
     job_id = uuid.uuid4().hex
-    with db.session() as s:
-        job = Job(id=job_id, kind=kind, created_by=created_by, params=params, total=len(items))
-        job.items = [JobItem(ordinal=i, name=name, path=path) for i, (name, path) in enumerate(items)]
-        s.add(job)
+    job = Job(id=job_id, kind=kind, created_by=actor[0], params=params, total=len(items))
+    job.items = [JobItem(ordinal=i, name=name, path=path) for i, (name, path) in enumerate(items)]
+    session.add(job)
+    audit.record(session, actor[0], actor[1], "job.create", "job", job_id, None,
+                 {"kind": kind, "items": len(items), **(summary or {})})
     return job_id
 
 
-def create_retag_job(db: Database, actor: str, role: str, taxonomy_key: str, dimensions: list[str] | None,
+def create_job(db: Database, kind: str, actor: Actor, params: dict[str, Any],
+               items: Sequence[tuple[str, str | None]], summary: dict[str, Any] | None = None) -> str:
+    """:func:`add_job` in a transaction of its own."""
+    with db.session() as s:
+        return add_job(s, kind, actor, params, items, summary)
+
+
+def retag_params(actor: Actor, taxonomy_key: str, dimensions: list[str] | None) -> dict[str, Any]:
+    return {"taxonomy": taxonomy_key, "dimensions": dimensions, "role": actor[1]}
+
+
+def create_retag_job(db: Database, actor: Actor, taxonomy_key: str, dimensions: list[str] | None,
                      asset_ids: Sequence[str]) -> str:
     """Re-tag ``asset_ids`` against ``taxonomy_key`` for ``dimensions`` (None: all of them)."""
-    return create_job(db, "retag", actor, {"taxonomy": taxonomy_key, "dimensions": dimensions, "role": role},
-                      [(a, None) for a in asset_ids])
+    return create_job(db, "retag", actor, retag_params(actor, taxonomy_key, dimensions),
+                      [(a, None) for a in asset_ids], {"taxonomy": taxonomy_key, "dimensions": dimensions})
 
 
 def release(db: Database, job_id: str, me: str) -> None:

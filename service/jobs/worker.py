@@ -118,6 +118,9 @@ class Worker:
             if not heartbeat(self.c.db, job_id, self.me):
                 raise LostLease(job_id)
             try:
+                # the taxonomy and model generation as they are now: a replica may have replaced the taxonomy or a
+                # retrain finished since the last item (a re-tag job must see the version it was queued for)
+                self.c.tagger.sync(max_age_s=0)
                 result = handler(self.c, job, item)
             except LLMCancelled:  # the service is stopping: this item stays pending, redone at the next start
                 log.info("job %s item %s left for the next start (shutting down)", job_id, item.name)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -246,6 +247,35 @@ class ApiKey(Base):
     scope: Mapped[dict[str, list[str]] | None] = mapped_column(JSON)
 
 
+class ModelGeneration(Base):
+    """One retraining's heads and calibration (joblib bytes, each with its SHA-256), for one taxonomy version.
+    The newest generation of the active taxonomy is what every process tags with: replicas and workers read it
+    from here, so a retrain on one process reaches all of them (migration 0009)."""
+
+    __tablename__ = "model_generations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    taxonomy_key: Mapped[str] = mapped_column(String(120), index=True)
+    heads: Mapped[bytes] = mapped_column(LargeBinary)
+    heads_sha256: Mapped[str] = mapped_column(String(64))
+    calibrator: Mapped[bytes] = mapped_column(LargeBinary)
+    calibrator_sha256: Mapped[str] = mapped_column(String(64))
+    items: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RateLimitWindow(Base):
+    """Requests one API key made in one minute (``window``: minutes since the epoch), counted by every replica:
+    the shared rate limit (migration 0010)."""
+
+    __tablename__ = "rate_limit_windows"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 class StoreChanges(Base):
     """One row whose ``generation`` database triggers bump on every write to ``assets`` or ``asset_tags``
     (migration 0008), from any writer: in-memory copies of those tables compare it to know they are current."""
@@ -322,7 +352,7 @@ class JobItem(Base):
     name: Mapped[str] = mapped_column(Text)  # file name or asset id, as the user knows it
     path: Mapped[str | None] = mapped_column(Text)  # where the worker reads it
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, done, failed
-    outcome: Mapped[str | None] = mapped_column(String(24))  # created, new_version, unchanged, ...
+    outcome: Mapped[str | None] = mapped_column(String(120))  # created, new_version, unchanged, ...
     asset_id: Mapped[str | None] = mapped_column(String(64))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)

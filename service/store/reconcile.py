@@ -62,8 +62,7 @@ def drop_orphans(db: Database, vectors: VectorStore) -> int:
 def reindex(db: Database, vectors: VectorStore, embedder: Embedder, taxonomy: Taxonomy | None, batch: int = 64,
             progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Embed every current chunk again from SQL and upsert it; then drop vectors SQL does not know."""
-    for name, kind in PAYLOAD_INDEXES.items():
-        vectors.ensure_index(name, kind)
+    vectors.ensure_indexes(PAYLOAD_INDEXES)
     with db.session() as s:
         rows = list(s.scalars(select(Asset)))
         scopes = scope_tokens(s, [a.id for a in rows], taxonomy)
@@ -105,7 +104,7 @@ def backfill_lexical(db: Database, vectors: VectorStore, batch: int = 256) -> in
 
 
 def _sync_unscoped(db: Database, vectors: VectorStore, taxonomy: Taxonomy, assets: set[str]) -> int:
-    vectors.ensure_index("scope", "keyword")
+    vectors.ensure_indexes({"scope": "keyword"})
     if assets:
         with db.session() as s:
             sync_scope_payload(s, vectors, sorted(assets), taxonomy)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from service.core.taxonomy import Dimension, Taxonomy, parse_taxonomy
 from service.store import audit
@@ -45,28 +46,27 @@ def activate_from_file(db: Database, path: Path) -> ActiveTaxonomy:
         return ActiveTaxonomy(parse_taxonomy(active.source, f"{active.taxonomy_id}@{active.version}"), active.source)
 
 
-def replace(db: Database, source: str, *, expected_version: str | None, actor: str,
+def replace(s: Session, source: str, *, expected_version: str | None, actor: str,
             role: str) -> tuple[Taxonomy, Taxonomy]:
-    """Validate and activate a new taxonomy, its audit entry in the same transaction; returns (old, new).
-    Raises TaxonomyError on an invalid one and TaxonomyConflict when ``expected_version`` is not the active
-    version or the version already exists."""
+    """Validate and activate a new taxonomy in session ``s``, with its audit entry (the caller adds what goes with
+    it, the re-tag job, and commits once); returns (old, new). Raises TaxonomyError on an invalid one and
+    TaxonomyConflict when ``expected_version`` is not the active version or the version already exists."""
     new = parse_taxonomy(source, "<request>")
-    with db.session() as s:
-        active = s.scalar(select(TaxonomyVersion).where(TaxonomyVersion.active.is_(True)).with_for_update())
-        if active is None:
-            raise TaxonomyConflict("no active taxonomy")
-        if expected_version is not None and expected_version != active.version:
-            raise TaxonomyConflict(f"the active taxonomy is version {active.version}, not {expected_version}: "
-                                   "someone replaced it since you read it")
-        if s.scalar(select(TaxonomyVersion.id).where(TaxonomyVersion.taxonomy_id == new.id,
-                                                     TaxonomyVersion.version == new.version)) is not None:
-            raise TaxonomyConflict(f"version {new.version} of taxonomy {new.id} exists already; "
-                                   "give the new taxonomy a new version")
-        old = parse_taxonomy(active.source, "<active>")
-        s.execute(update(TaxonomyVersion).values(active=False))
-        s.add(TaxonomyVersion(taxonomy_id=new.id, version=new.version, source=source, active=True, created_by=actor))
-        audit.record(s, actor, role, "taxonomy.replace", "taxonomy", new.id, {"version": old.version},
-                     {"version": new.version, "changed_dimensions": changed_dimensions(old, new)})
+    active = s.scalar(select(TaxonomyVersion).where(TaxonomyVersion.active.is_(True)).with_for_update())
+    if active is None:
+        raise TaxonomyConflict("no active taxonomy")
+    if expected_version is not None and expected_version != active.version:
+        raise TaxonomyConflict(f"the active taxonomy is version {active.version}, not {expected_version}: "
+                               "someone replaced it since you read it")
+    if s.scalar(select(TaxonomyVersion.id).where(TaxonomyVersion.taxonomy_id == new.id,
+                                                 TaxonomyVersion.version == new.version)) is not None:
+        raise TaxonomyConflict(f"version {new.version} of taxonomy {new.id} exists already; "
+                               "give the new taxonomy a new version")
+    old = parse_taxonomy(active.source, "<active>")
+    s.execute(update(TaxonomyVersion).values(active=False))
+    s.add(TaxonomyVersion(taxonomy_id=new.id, version=new.version, source=source, active=True, created_by=actor))
+    audit.record(s, actor, role, "taxonomy.replace", "taxonomy", new.id, {"version": old.version},
+                 {"version": new.version, "changed_dimensions": changed_dimensions(old, new)})
     return old, new
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -102,6 +102,15 @@ class VectorStore(ABC):
     @abstractmethod
     def ensure_index(self, field_name: str, kind: IndexType) -> None:
         """Create a payload index on ``field_name`` (idempotent)."""
+
+    def ensure_indexes(self, indexes: Mapping[str, IndexType]) -> None:
+        """:meth:`ensure_index` for each of ``indexes`` not yet ensured by this store object: on a Qdrant server
+        each call is a round trip that waits for the index, so ingest, re-index and every job item ask here."""
+        done = self.__dict__.setdefault("_ensured", {})
+        for name, kind in indexes.items():
+            if done.get(name) != kind:
+                self.ensure_index(name, kind)
+                done[name] = kind
 
     @abstractmethod
     def upsert(self, points: Sequence[VectorPoint]) -> None:

@@ -13,6 +13,7 @@ so ``training.fit`` fits the heads k times and calibrates on held-out prediction
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -178,19 +179,30 @@ class Calibrator:
             return None
         return float(self.llm_model.predict_proba(np.asarray([llm_features(logit(prior), signal)]))[0, 1])
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, path)
+    def dumps(self) -> bytes:
+        buffer = io.BytesIO()
+        joblib.dump(self, buffer)
+        return buffer.getvalue()
 
     @classmethod
-    def load(cls, taxonomy: Taxonomy, path: Path) -> Calibrator | None:
-        if not path.exists():
+    def loads(cls, taxonomy: Taxonomy, raw: bytes) -> Calibrator | None:
+        """A calibrator from :meth:`dumps` bytes; None for another taxonomy version or another feature set."""
+        try:
+            cal = joblib.load(io.BytesIO(raw))
+        except Exception:  # bytes from an older release: recalibrate rather than fail to start
             return None
-        cal = joblib.load(path)
         if not isinstance(cal, cls) or cal.taxonomy_key != taxonomy.key \
                 or getattr(cal, "features", None) != FEATURES:
             return None
         return cal
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.dumps())
+
+    @classmethod
+    def load(cls, taxonomy: Taxonomy, path: Path) -> Calibrator | None:
+        return cls.loads(taxonomy, path.read_bytes()) if path.exists() else None
 
 
 # The stack's feature sets, simplest first: prototype, keywords and neighbours; then every head. With a few

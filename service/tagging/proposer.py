@@ -11,6 +11,7 @@ matrix call per head instead of one per item).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,20 +107,30 @@ class Proposer:
         return out
 
 
-def save_heads(heads: Heads, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def dump_heads(heads: Heads) -> bytes:
+    """The heads as joblib bytes (with the neighbour bank, which is also the few-shot bank)."""
     owner = heads.embedding or heads.lexical
+    buffer = io.BytesIO()
     joblib.dump({"taxonomy": owner.taxonomy_key if owner is not None else None, "embedding": heads.embedding,
-                 "lexical": heads.lexical, "neighbours": heads.neighbours, "context": heads.context}, path)
+                 "lexical": heads.lexical, "neighbours": heads.neighbours, "context": heads.context}, buffer)
+    return buffer.getvalue()
 
 
-def load_heads(taxonomy: Taxonomy, path: Path) -> Heads | None:
-    if not path.exists():
-        return None
+def parse_heads(taxonomy: Taxonomy, raw: bytes) -> Heads | None:
+    """Heads from :func:`dump_heads` bytes; None when they are unreadable or belong to another taxonomy version."""
     try:
-        data = joblib.load(path)
-    except Exception:  # a file from an older release (another layout): retrain rather than fail to start
+        data = joblib.load(io.BytesIO(raw))
+    except Exception:  # bytes from an older release (another layout): retrain rather than fail to start
         return None
     if not isinstance(data, dict) or data.get("taxonomy") != taxonomy.key or "lexical" not in data:
         return None  # heads of another taxonomy version would map to the wrong values
     return Heads(data["embedding"], data["lexical"], data.get("neighbours"), data.get("context"))
+
+
+def save_heads(heads: Heads, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(dump_heads(heads))
+
+
+def load_heads(taxonomy: Taxonomy, path: Path) -> Heads | None:
+    return parse_heads(taxonomy, path.read_bytes()) if path.exists() else None

@@ -24,7 +24,6 @@ from service.api.uploads import safe_name, save_upload
 from service.auth.keys import Principal
 from service.jobs.queue import create_job
 from service.runtime import Components
-from service.store import audit
 from service.store.models import Job, JobItem
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -75,14 +74,12 @@ def _create_upload_job(c: Components, principal: Principal, files: list[UploadFi
         items = _save_uploads(c, files, folder)
         if not items:
             raise ApiError(422, "no_files", "The upload holds only sidecar files.")
-        job_id = create_job(c.db, "ingest_upload", principal.key_id,
-                            {"base": str(folder), "upload_dir": str(folder), "role": principal.role}, items)
+        job_id = create_job(c.db, "ingest_upload", (principal.key_id, principal.role),
+                            {"base": str(folder), "upload_dir": str(folder), "role": principal.role}, items,
+                            {"files": [n for n, _ in items]})
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    with c.db.session() as s:
-        audit.record(s, principal.key_id, principal.role, "job.create", "job", job_id, None,
-                     {"kind": "ingest_upload", "files": [n for n, _ in items]})
     return job_id
 
 
@@ -111,11 +108,8 @@ def _create_path_job(c: Components, principal: Principal, raw: str) -> str:
     items: list[tuple[str, str | None]] = [(str(p.relative_to(base)), str(p)) for p in files]
     if not items:
         raise ApiError(422, "no_files", f"{raw} holds no files to ingest.")
-    job_id = create_job(c.db, "ingest_path", principal.key_id, {"base": str(base), "role": principal.role}, items)
-    with c.db.session() as s:
-        audit.record(s, principal.key_id, principal.role, "job.create", "job", job_id, None,
-                     {"kind": "ingest_path", "path": str(resolved), "files": len(items)})
-    return job_id
+    return create_job(c.db, "ingest_path", (principal.key_id, principal.role),
+                      {"base": str(base), "role": principal.role}, items, {"path": str(resolved)})
 
 
 @router.post("/ingest/path", status_code=202, response_model=JobOut,

@@ -140,7 +140,8 @@ def _maybe_retrain(c: Components, principal: Principal) -> str | None:
 
 
 def _queue_retrain(c: Components, principal: Principal) -> str:
-    job_id = create_job(c.db, "retrain", principal.key_id, {"role": principal.role}, [("reviewed tags", None)])
+    job_id = create_job(c.db, "retrain", (principal.key_id, principal.role), {"role": principal.role},
+                        [("reviewed tags", None)])
     if c.worker is not None:
         c.worker.notify()
     return job_id

@@ -14,7 +14,7 @@ from service.api.errors import ApiError
 from service.api.schemas import TaxonomyOut, TaxonomyReplace, TaxonomyReplaced
 from service.auth.keys import Principal
 from service.core.taxonomy import TaxonomyError
-from service.jobs.queue import create_retag_job
+from service.jobs.queue import add_job, retag_params
 from service.runtime import Components
 from service.store.models import Asset, TaxonomyVersion
 from service.store.taxonomies import TaxonomyConflict, changed_dimensions, replace
@@ -36,22 +36,25 @@ async def get_taxonomy(c: ComponentsDep, _: Annotated[Principal, Depends(require
 
 
 def _replace(c: Components, principal: Principal, body: TaxonomyReplace) -> TaxonomyReplaced:
+    actor = (principal.key_id, principal.role)
+    job_id = None
     try:
-        old, new = replace(c.db, body.source, expected_version=body.expected_version, actor=principal.key_id,
-                           role=principal.role)
+        # the new version, its audit entry, and the re-tag job with its own entry: one transaction
+        with c.db.session() as s:
+            old, new = replace(s, body.source, expected_version=body.expected_version, actor=actor[0],
+                               role=actor[1])
+            changed = changed_dimensions(old, new)
+            asset_ids = list(s.scalars(select(Asset.id).order_by(Asset.id)))
+            if changed and asset_ids:
+                job_id = add_job(s, "retag", actor, retag_params(actor, new.key, changed),
+                                 [(a, None) for a in asset_ids], {"taxonomy": new.key, "dimensions": changed})
     except TaxonomyError as err:
         raise ApiError(422, "invalid_taxonomy", str(err), err.as_dict()) from err
     except TaxonomyConflict as err:
         raise ApiError(409, "taxonomy_conflict", str(err)) from err
     c.tagger.set_taxonomy(new)
-    changed = changed_dimensions(old, new)
-    job_id = None
-    with c.db.session() as s:
-        asset_ids = list(s.scalars(select(Asset.id).order_by(Asset.id)))
-    if changed and asset_ids:
-        job_id = create_retag_job(c.db, principal.key_id, principal.role, new.key, changed, asset_ids)
-        if c.worker is not None:
-            c.worker.notify()
+    if job_id is not None and c.worker is not None:
+        c.worker.notify()
     return TaxonomyReplaced(id=new.id, version=new.version, changed_dimensions=changed, retag_job=job_id)
 
 
