@@ -48,6 +48,7 @@ run: setup models
 lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy service indexers eval
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

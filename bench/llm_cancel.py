@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from service.llm.local_server import LocalLLMServer  # noqa: E402
+from service.llm.model_files import local_model_path  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 SHORT = [{"role": "user", "content": "Say OK."}]
@@ -71,7 +72,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=None, help="GGUF file (default: the service's default).")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    model_path = args.model or Settings().resolved_llm_model_path
+    model_path = args.model or local_model_path(Settings())
     with tempfile.TemporaryDirectory() as tmp, LocalLLMServer(model_path, "bench", threads=args.threads,
                                                               log_path=Path(tmp) / "llm.log") as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="x", timeout=600, max_retries=0)

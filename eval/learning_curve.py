@@ -20,7 +20,8 @@ from service.core.taxonomy import Taxonomy
 from service.reports.build import build_report
 from service.reports.schema import LearningCurve, LearningPoint
 from service.tagging.calibration import out_of_fold
-from service.tagging.engine import TaggingEngine, TaggingResult
+from service.tagging.engine import TaggingEngine
+from service.tagging.result import TaggingResult
 
 DEFAULT_SIZES = (10, 25, 50, 100, 250, 500, 1000)
 

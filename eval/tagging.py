@@ -21,7 +21,8 @@ from service.reports.runs import Prediction, Run
 from service.reports.scores import score, summary
 from service.tagging import training
 from service.tagging.calibration import out_of_fold
-from service.tagging.engine import Mode, TaggingEngine, TaggingResult
+from service.tagging.engine import TaggingEngine
+from service.tagging.result import Mode, TaggingResult
 from service.tagging.training import LabelledItem
 
 

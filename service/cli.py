@@ -68,12 +68,13 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.llm.model_files import local_model_path
     from service.runtime import build_components
 
     settings = get_settings()
     _setup_logging(settings)
-    if settings.effective_llm_mode == "local" and not settings.resolved_llm_model_path.is_file():
-        console.print(f"[red]The local LLM model {settings.resolved_llm_model_path} is missing.[/red] "
+    if settings.effective_llm_mode == "local" and not local_model_path(settings).is_file():
+        console.print(f"[red]The local LLM model {local_model_path(settings)} is missing.[/red] "
                       "Run `hcp-content models prepare` (make run does), point HCP_LLM_BASE_URL at an "
                       "endpoint, or set HCP_LLM_MODE=off.")
         raise typer.Exit(2)
@@ -134,7 +135,7 @@ def _bootstrap_admin_key(components: Components) -> None:
 
 
 def _queue_llm_retag(components: Components, asset_ids: list[str]) -> None:
-    from service.tagging.engine import LLM_MODES
+    from service.tagging.result import LLM_MODES
 
     if not asset_ids or components.llm is None or components.tagger.default_mode not in LLM_MODES:
         return
@@ -436,7 +437,7 @@ def tag(
     if (file is None) == (text is None):
         console.print("[red]Give a file or --text (one of them).[/red]")
         raise typer.Exit(2)
-    from service.tagging.engine import LLM_MODES, MODES
+    from service.tagging.result import LLM_MODES, MODES
 
     if mode not in MODES:
         console.print(f"[red]unknown mode {mode}[/red]")
@@ -651,7 +652,7 @@ def eval_report(
     from service.reports.build import build_report
     from service.reports.render import render_html
     from service.reports.schema import EvalReport
-    from service.store.reports import get_report, save_report
+    from service.reports.stored import get_report, save_report
 
     if lang not in ("en", "zh"):
         console.print(f"[red]--lang is en or zh, not {lang!r}[/red]")
@@ -704,7 +705,7 @@ def _gold_file_runs(settings: Settings, tax: Taxonomy, gold: Path, modes: list[s
     from eval.datasets import load_gold
     from eval.tagging import VectorCache, fit, prepare, report_run, tag_all, tag_cross_validated
     from service.core.embeddings import build_embedder
-    from service.tagging.engine import LLM_MODES, MODES
+    from service.tagging.result import LLM_MODES, MODES
 
     if any(m not in MODES for m in modes):
         console.print(f"[red]unknown mode in {modes}[/red]")
@@ -736,7 +737,8 @@ def _eval_engine(settings: Settings, tax: Taxonomy, embedder: Embedder, modes: l
     from service.runtime import build_llm, start_local_llm
     from service.store.db import Database
     from service.tagging.cache import TagCache
-    from service.tagging.engine import LLM_MODES, TaggingEngine
+    from service.tagging.engine import TaggingEngine
+    from service.tagging.result import LLM_MODES
 
     if not set(LLM_MODES) & set(modes):
         yield TaggingEngine(tax, embedder, prompt=load_prompt("tagging"))
@@ -791,7 +793,7 @@ def eval_tagging(
     )
     from service.core.embeddings import build_embedder
     from service.core.taxonomy import load_taxonomy
-    from service.tagging.engine import LLM_MODES, MODES
+    from service.tagging.result import LLM_MODES, MODES
 
     modes = [m.strip() for m in mode.split(",") if m.strip()]
     if not modes or any(m not in (*MODES, "baseline") for m in modes):
@@ -960,7 +962,7 @@ def _eval_reviewed(settings: Settings, modes: list[str], out: Path | None) -> No
 
     from eval.tagging import reviewed_items, run
     from service.runtime import build_components
-    from service.tagging.engine import LLM_MODES
+    from service.tagging.result import LLM_MODES
 
     components = build_components(settings, with_llm=bool(set(LLM_MODES) & set(modes)))
     try:

@@ -29,10 +29,10 @@ from service.store import audit
 from service.store.db import Database
 from service.store.models import Asset, AssetVersion, Chunk
 from service.store.points import PAYLOAD_INDEXES, asset_payload, chunk_point, embedding_text
-from service.store.tags import write_proposals
 from service.store.vectors import VectorStore, Where
 from service.store.visibility import scope_tokens
-from service.tagging.engine import Mode, TaggingResult
+from service.tagging.proposals import write_proposals
+from service.tagging.result import Mode, TaggingResult
 from service.tagging.tagger import Tagger
 
 log = logging.getLogger(__name__)

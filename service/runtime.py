@@ -11,6 +11,7 @@ from service.core.embeddings import Embedder, build_embedder
 from service.llm.client import LLMClient
 from service.llm.gateway import LLMGateway
 from service.llm.local_server import GgufPromptCounter, LocalLLMServer
+from service.llm.model_files import local_model_path
 from service.settings import Settings
 from service.store.db import Database
 from service.store.factory import build_vector_store
@@ -19,6 +20,7 @@ from service.store.vectors import VectorStore
 from service.tagging.tagger import Tagger
 
 if TYPE_CHECKING:
+    from service.jobs.context import JobContext
     from service.jobs.worker import Worker
     from service.matching.matcher import Matcher
     from service.matching.panels import PanelPlanner
@@ -81,8 +83,19 @@ class Components:
             from service.store.reconcile import reconcile_at_start
 
             reconcile_at_start(self.db, self.vectors, self.tagger.taxonomy)
-            self.worker = Worker(self, HANDLERS).start()
+            self.worker = Worker(self.job_context(), HANDLERS).start()
         return self.worker
+
+    def job_context(self) -> JobContext:
+        """The parts the worker and its handlers use."""
+        from service.ingest import Ingestor
+        from service.jobs.context import JobContext
+
+        def ingestor(actor: tuple[str, str]) -> Ingestor:
+            return Ingestor(self.db, self.vectors, self.embedder, self.settings, tagger=self.tagger, actor=actor)
+
+        return JobContext(db=self.db, vectors=self.vectors, embedder=self.embedder, tagger=self.tagger,
+                          ingestor=ingestor, poll_s=self.settings.worker_poll_s, lease_s=self.settings.job_lease_s)
 
     def watch_state(self) -> None:
         """A thread that follows the database's active taxonomy and newest model generation every
@@ -134,7 +147,7 @@ def build_llm(settings: Settings, base_url: str | None = None) -> LLMGateway | N
     if not url:
         raise RuntimeError("no LLM endpoint: set HCP_LLM_BASE_URL, or HCP_LLM_MODE=local/off")
     # the local server's streamed answers carry no token counts: its own tokenizer counts the prompt
-    counter = GgufPromptCounter(settings.resolved_llm_model_path) if settings.effective_llm_mode == "local" else None
+    counter = GgufPromptCounter(local_model_path(settings)) if settings.effective_llm_mode == "local" else None
     client = LLMClient(url, settings.llm_model, api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
                        max_retries=settings.llm_max_retries, structured_mode=settings.structured_output_mode,
                        prompt_counter=counter)
@@ -146,7 +159,7 @@ def build_llm(settings: Settings, base_url: str | None = None) -> LLMGateway | N
 
 def start_local_llm(settings: Settings) -> LocalLLMServer:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    server = LocalLLMServer(settings.resolved_llm_model_path, settings.llm_model, port=settings.llm_local_port,
+    server = LocalLLMServer(local_model_path(settings), settings.llm_model, port=settings.llm_local_port,
                             threads=settings.llm_local_threads, n_ctx=settings.llm_local_ctx,
                             log_path=settings.data_dir / "llm-server.log")
     log.info("starting the local LLM server on %s (model %s)", server.base_url, server.model_path.name)

@@ -283,12 +283,6 @@ class Settings(BaseSettings):
         return self.data_dir / "models"
 
     @property
-    def resolved_llm_model_path(self) -> Path:
-        from service.llm.model_files import QWEN_15B
-
-        return self.llm_model_path or self.models_dir / QWEN_15B.filename
-
-    @property
     def structured_output_mode(self) -> Literal["json_schema", "json_object"]:
         if self.llm_structured_output != "auto":
             return self.llm_structured_output

@@ -15,10 +15,10 @@ from service.auth.keys import KeyScope, create_key, revoke_key, set_scope
 from service.ingest import Ingestor
 from service.reports.build import build_report
 from service.reports.runs import run_from_reviews
+from service.reports.stored import save_report
 from service.settings import Settings
 from service.store import audit
 from service.store.models import Asset, AssetTag, AuditEntry
-from service.store.reports import save_report
 
 from .api_helpers import SAMPLES, SUBSET, Api, start_api, stop_api
 

@@ -15,7 +15,7 @@ from eval.datasets import GoldItem
 from eval.learning_curve import Draw, plan_sizes, score_draw, summarise
 from eval.tagging import Prepared
 from service.core.taxonomy import load_taxonomy
-from service.tagging.engine import Tag, TaggingResult
+from service.tagging.result import Tag, TaggingResult
 
 from .report_checks import mismatches
 

@@ -4,30 +4,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from service.ingest import Ingestor
+from service.jobs.context import JobContext
 from service.jobs.material import load_material
 from service.jobs.worker import Handler, ItemResult
 from service.store.models import Job, JobItem
-from service.store.tags import reviewed_gold, write_proposals
+from service.store.tags import reviewed_gold
 from service.store.visibility import sync_scope_payload
+from service.tagging.proposals import write_proposals
 from service.tagging.training import LabelledItem
-
-if TYPE_CHECKING:
-    from service.runtime import Components
 
 log = logging.getLogger(__name__)
 
 
-def ingest_item(c: Components, job: Job, item: JobItem) -> ItemResult:
+def ingest_item(c: JobContext, job: Job, item: JobItem) -> ItemResult:
     """A file of an upload or of a server folder: parsed, tagged and stored (a feed file: each of its items)."""
     assert item.path is not None
     path, base = Path(item.path), Path(str(job.params["base"]))
     if not path.exists():
         return ItemResult(False, error_code="file_missing", error_message=f"{item.name} is no longer on the server.")
-    ingestor = Ingestor(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger,
-                        actor=(job.created_by, str(job.params.get("role", "content_editor"))))
+    ingestor = c.ingestor((job.created_by, str(job.params.get("role", "content_editor"))))
     outcomes = ingestor.ingest_path(path, base=base)
     good = [o for o in outcomes if o.error is None]
     if not good:
@@ -41,7 +37,7 @@ def ingest_item(c: Components, job: Job, item: JobItem) -> ItemResult:
                       f"{len(outcomes) - len(good)} of {len(outcomes)} feed items failed")
 
 
-def retag_item(c: Components, job: Job, item: JobItem) -> ItemResult:
+def retag_item(c: JobContext, job: Job, item: JobItem) -> ItemResult:
     """Re-tag one asset for the dimensions a taxonomy change touched."""
     material = load_material(c.db, c.vectors, c.embedder, item.name)
     if material is None:
@@ -61,7 +57,7 @@ def retag_item(c: Components, job: Job, item: JobItem) -> ItemResult:
     return ItemResult(True, outcome=f"tagged:{n}", asset_id=item.name)
 
 
-def retrain_item(c: Components, job: Job, item: JobItem) -> ItemResult:
+def retrain_item(c: JobContext, job: Job, item: JobItem) -> ItemResult:
     """Fit the learned heads and calibration on every reviewed asset."""
     gold = reviewed_gold(c.db)
     items: list[LabelledItem] = []

@@ -12,16 +12,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from service.jobs.context import JobContext
 from service.jobs.queue import claim, heartbeat, release, worker_id
 from service.llm.client import LLMCancelled
 from service.store.models import Job, JobItem, utcnow
-
-if TYPE_CHECKING:
-    from service.runtime import Components
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +32,7 @@ class ItemResult:
     error_message: str | None = None
 
 
-Handler = Callable[["Components", Job, JobItem], ItemResult]
+Handler = Callable[[JobContext, Job, JobItem], ItemResult]
 
 
 class LostLease(RuntimeError):
@@ -43,8 +40,8 @@ class LostLease(RuntimeError):
 
 
 class Worker:
-    def __init__(self, components: Components, handlers: dict[str, Handler]) -> None:
-        self.c = components
+    def __init__(self, context: JobContext, handlers: dict[str, Handler]) -> None:
+        self.c = context
         self.handlers = handlers
         self.me = worker_id()
         self._stop = threading.Event()
@@ -81,12 +78,12 @@ class Worker:
                 log.exception("worker iteration failed")
                 busy = False
             if not busy:
-                self._wake.wait(self.c.settings.worker_poll_s)
+                self._wake.wait(self.c.poll_s)
                 self._wake.clear()
 
     # --- work -----------------------------------------------------------------------------------
     def run_once(self) -> bool:
-        job_id = claim(self.c.db, self.me, self.c.settings.job_lease_s)
+        job_id = claim(self.c.db, self.me, self.c.lease_s)
         if job_id is None:
             return False
         try:

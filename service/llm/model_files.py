@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.settings import Settings
+
 
 class ModelFileError(RuntimeError):
     """A model file could not be assembled or failed verification."""
@@ -96,3 +98,8 @@ def prepare(model: ChunkedModel, target_dir: Path, *, verify_existing: bool = Tr
         partial.replace(target)
     log(f"{target} assembled and verified (sha256 {model.sha256[:16]}...)")
     return target
+
+
+def local_model_path(settings: Settings) -> Path:
+    """The GGUF the local LLM server loads: ``HCP_LLM_MODEL_PATH``, else the default model in the models folder."""
+    return settings.llm_model_path or settings.models_dir / QWEN_15B.filename

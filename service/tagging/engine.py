@@ -19,8 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
 
 import numpy as np
 
@@ -38,50 +36,10 @@ from service.tagging.examples import ExampleBank
 from service.tagging.policy import AskingPolicy, CalibratedPolicy, HandSetPolicy, Policy, Weights
 from service.tagging.proposer import Heads, Proposer, Signal, Signals, asset_vector
 from service.tagging.quotes import QuoteChecker
+from service.tagging.result import Method, Mode, Tag, TaggingResult
 from service.tagging.signals import KeywordHit, PrototypeIndex
 
 log = logging.getLogger(__name__)
-
-Mode = Literal["embedding", "learned", "cascade", "full"]
-MODES: tuple[Mode, ...] = ("embedding", "learned", "cascade", "full")
-LLM_MODES: tuple[Mode, ...] = ("cascade", "full")
-Method = Literal["llm", "embedding", "keyword", "learned", "metadata", "human"]
-Status = Literal["ok", "cached", "llm_unavailable", "llm_off"]
-
-__all__ = ["LLM_MODES", "MODES", "Mode", "Tag", "TaggingEngine", "TaggingResult", "Weights"]
-
-
-@dataclass
-class Tag:
-    dimension: str
-    value: str
-    confidence: float
-    method: Method
-    evidence: str | None
-    evidence_verified: bool
-    needs_review: bool
-    signals: dict[str, float | None] = field(default_factory=dict)
-
-
-@dataclass
-class TaggingResult:
-    tags: list[Tag]
-    status: Status
-    taxonomy: str
-    prompt_version: str | None
-    models: dict[str, str]
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    llm_calls: int = 0
-    llm_error: str | None = None
-    asked: list[str] = field(default_factory=list)  # the dimensions put to the LLM
-
-    def values(self, dimension: str) -> set[str]:
-        return {t.value for t in self.tags if t.dimension == dimension}
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 class TaggingEngine:
     def __init__(self, taxonomy: Taxonomy, embedder: Embedder, *, llm: LLMGateway | None = None,

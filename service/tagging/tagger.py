@@ -21,8 +21,9 @@ from service.store.generations import active_taxonomy_source, add_generation, lo
 from service.tagging import training
 from service.tagging.cache import TagCache
 from service.tagging.calibration import Calibrator
-from service.tagging.engine import LLM_MODES, Mode, TaggingEngine, TaggingResult
+from service.tagging.engine import TaggingEngine
 from service.tagging.proposer import Heads, dump_heads, load_heads, parse_heads
+from service.tagging.result import LLM_MODES, Mode, TaggingResult
 from service.tagging.signals import PrototypeIndex
 
 log = logging.getLogger(__name__)

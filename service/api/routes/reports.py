@@ -18,8 +18,8 @@ from service.reports.build import build_report
 from service.reports.render import REPORT_CSP, render_html
 from service.reports.runs import run_from_reviews
 from service.reports.schema import EvalReport, EvalReportSummary
+from service.reports.stored import get_report, list_reports, save_report
 from service.runtime import Components
-from service.store.reports import get_report, list_reports, save_report
 
 router = APIRouter(prefix="/v1/eval/reports", tags=["eval"])
 

@@ -21,7 +21,7 @@ from service.auth.keys import Principal
 from service.ingest import ingest_limits, tag_unstored
 from service.llm.client import LLMCancelled
 from service.runtime import Components
-from service.tagging.engine import Mode, TaggingResult
+from service.tagging.result import Mode, TaggingResult
 
 router = APIRouter(prefix="/v1/tag", tags=["tagging"])
 
