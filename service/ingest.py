@@ -21,6 +21,7 @@ from indexers.chunker import chunk_blocks
 from indexers.document import ComplianceMeta, Document, ParsedDocument, TextBlock, detect_language
 from indexers.errors import IngestError
 from indexers.news import fetch_feed
+from indexers.reader import read_file
 from indexers.safety import Limits
 from indexers.scanner import scan
 from service.core.embeddings import Embedder
@@ -71,6 +72,18 @@ def tag_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, text: s
     return tagger.tag(doc.text or text, title=title, language=language or detect_language(text), chunks=texts,
                       chunk_vectors=vectors, content_hash=None, metadata=dict(metadata), mode=mode,
                       deadline_s=deadline_s)
+
+
+
+def tag_file_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, path: Path, *, mode: Mode | None = None,
+                      deadline_s: float | None = None) -> TaggingResult:
+    """Read one file as ingest would (same parsers, same limits) and tag it, storing nothing: what ``hcp-content
+    tag FILE`` and ``POST /v1/tag/file`` both do. A file that cannot be read raises its ``IngestError``."""
+    doc = read_file(path, path.parent, ingest_limits(settings))
+    return tag_unstored(tagger, embedder, settings, doc.text, title=doc.title, language=doc.language,
+                        blocks=[TextBlock(**b) for b in doc.blocks], metadata={"format": doc.format,
+                                                                               "source": doc.source},
+                        mode=mode, deadline_s=deadline_s)
 
 
 class Ingestor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,14 +12,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from indexers.document import TextBlock
 from indexers.errors import IngestError
-from indexers.reader import read_file
 from service.api.auth import require
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
 from service.api.schemas import TagResultOut, TagResultTag, TagTextRequest
 from service.api.uploads import safe_name, save_upload
 from service.auth.keys import Principal
-from service.ingest import ingest_limits, tag_unstored
+from service.ingest import tag_file_unstored, tag_unstored
 from service.llm.client import LLMCancelled
 from service.runtime import Components
 from service.tagging.result import Mode, TaggingResult
@@ -36,16 +36,19 @@ def _out(result: TaggingResult) -> TagResultOut:
                         completion_tokens=result.completion_tokens)
 
 
-def _tag(c: Components, text: str, title: str, language: str | None, blocks: list[TextBlock],
-         metadata: dict[str, str], mode: Mode | None) -> TagResultOut:
+def _interactive(c: Components, tag: Callable[[float], TaggingResult]) -> TagResultOut:
     # a person is waiting: the LLM gets the interactive deadline, not a background job's per-call timeout
     try:
-        return _out(tag_unstored(c.tagger, c.embedder, c.settings, text, title=title, language=language,
-                                 blocks=blocks, metadata=metadata, mode=mode,
-                                 deadline_s=c.settings.llm_interactive_deadline_s))
+        return _out(tag(c.settings.llm_interactive_deadline_s))
     except LLMCancelled as err:
         raise ApiError(503, "shutting_down", "The service is restarting; send the request again in a moment.") \
             from err
+
+
+def _tag(c: Components, text: str, title: str, language: str | None, mode: Mode | None) -> TagResultOut:
+    return _interactive(c, lambda deadline: tag_unstored(
+        c.tagger, c.embedder, c.settings, text, title=title, language=language, blocks=[TextBlock(text=text)],
+        metadata={}, mode=mode, deadline_s=deadline))
 
 
 @router.post("", response_model=TagResultOut, summary="Tag text (nothing is stored)")
@@ -53,8 +56,7 @@ async def tag_text(body: TagTextRequest, c: ComponentsDep,
                    _: Annotated[Principal, Depends(require("tag:run"))]) -> TagResultOut:
     if not body.text.strip():
         raise ApiError(422, "empty_text", "The text is empty.")
-    return await run_in_threadpool(_tag, c, body.text, body.title, body.language, [TextBlock(text=body.text)], {},
-                                   body.mode)
+    return await run_in_threadpool(_tag, c, body.text, body.title, body.language, body.mode)
 
 
 def _tag_file(c: Components, upload: UploadFile, mode: Mode | None) -> TagResultOut:
@@ -63,13 +65,12 @@ def _tag_file(c: Components, upload: UploadFile, mode: Mode | None) -> TagResult
         path = Path(tmp) / name
         save_upload(upload, path, c.settings.max_file_bytes)
         try:
-            doc = read_file(path, Path(tmp), ingest_limits(c.settings))
+            return _interactive(c, lambda deadline: tag_file_unstored(c.tagger, c.embedder, c.settings, path,
+                                                                      mode=mode, deadline_s=deadline))
         except IngestError as err:
             status = 415 if err.code in ("unsupported_type", "wrong_extension") else \
                 413 if err.code in ("file_too_large", "zip_bomb") else 422
             raise ApiError(status, err.code, err.message, {"file": name}) from err
-    blocks = [TextBlock(**b) for b in doc.blocks]
-    return _tag(c, doc.text, doc.title, doc.language, blocks, {"format": doc.format, "source": doc.source}, mode)
 
 
 @router.post("/file", response_model=TagResultOut, summary="Tag a file (nothing is stored)")
