@@ -13,6 +13,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.core.refusal import Kind, Refused
+
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
@@ -57,6 +59,10 @@ class ApiError(Exception):
         self.headers = headers
 
 
+# what a stage's refusal (``service.core.refusal``) answers
+REFUSED_STATUS: dict[Kind, int] = {"not_found": 404, "conflict": 409, "invalid": 422}
+
+
 def _body(code: str, message: str, details: Any | None = None) -> dict[str, Any]:
     return ErrorBody(code=code, message=message, details=details).model_dump()
 
@@ -65,6 +71,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=REFUSED_STATUS[exc.kind])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
