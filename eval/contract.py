@@ -4,7 +4,6 @@ report with the primary metric it is judged by. It reports progress through ``St
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,26 +36,3 @@ class Steps(Protocol):
     def task(self, description: str, total: int | None = None) -> Task: ...
 
     def note(self, text: str) -> None: ...
-
-
-class _QuietTask:
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def update(self, completed: int, total: int | None = None) -> None:
-        pass
-
-
-class QuietSteps:
-    """Steps that show nothing (tests, scripts)."""
-
-    def task(self, description: str, total: int | None = None) -> Task:
-        return _QuietTask()
-
-    def note(self, text: str) -> None:
-        pass
-
-
-def advancer(task: Task) -> Callable[[int], None]:
-    """A ``progress(n)`` callback that advances ``task``, for the harness functions that take one."""
-    return task.advance

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from eval.contract import EvalError, Evaluation, Steps, advancer
+from eval.contract import EvalError, Evaluation, Steps
 from eval.datasets import load_gold
 from eval.tagging import (
     VectorCache,
@@ -103,13 +103,13 @@ def evaluate_tagging(settings: Settings, gold: Path, taxonomy: Path, modes: list
     embedder = build_embedder(settings)
     items = load_gold(gold, tax, limit=limit)
     cache = VectorCache(settings.data_dir / "eval-cache" / "vectors.npz", embedder)
-    prepared = prepare(items, embedder, progress=advancer(steps.task("embedding test items", len(items))),
+    prepared = prepare(items, embedder, progress=steps.task("embedding test items", len(items)).advance,
                        cache=cache)
     train_prepared = None
     if train is not None:
         train_items = load_gold(train, tax, limit=train_limit)
         train_prepared = prepare(train_items, embedder, cache=cache,
-                                 progress=advancer(steps.task("embedding training items", len(train_items))))
+                                 progress=steps.task("embedding training items", len(train_items)).advance)
     evaluations = []
     with eval_engine(settings, tax, embedder, modes) as engine:
         llm = engine.llm
@@ -117,7 +117,7 @@ def evaluate_tagging(settings: Settings, gold: Path, taxonomy: Path, modes: list
         if train_prepared is not None and any(m != "baseline" and m != "embedding" for m in modes):
             n_llm = calibrate_llm if llm is not None else 0
             fitted = fit(engine, train_prepared, llm_items=n_llm,
-                         progress=advancer(steps.task("LLM on training items", n_llm)) if n_llm else None)
+                         progress=steps.task("LLM on training items", n_llm).advance if n_llm else None)
             fit_seconds = round(fitted.seconds, 1)
             steps.note(f"fitted heads and calibration on {len(train_prepared)} training items in "
                        f"{fitted.seconds:.1f}s ({fitted.heads.count} heads)")
@@ -129,7 +129,7 @@ def evaluate_tagging(settings: Settings, gold: Path, taxonomy: Path, modes: list
                 report = score_cross_validated(engine, prepared, folds, m)  # type: ignore[arg-type]
             else:
                 task = steps.task(f"tagging ({m})", len(prepared))
-                report = run(engine, prepared, m, progress=advancer(task))  # type: ignore[arg-type]
+                report = run(engine, prepared, m, progress=task.advance)  # type: ignore[arg-type]
             report.update({"taxonomy": tax.key, "gold": str(gold), "train": str(train) if train else None,
                            "embedder": embedder.name,
                            "fit_seconds": fit_seconds if m not in ("baseline", "embedding") else None,

@@ -74,7 +74,6 @@ def tag_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, text: s
                       deadline_s=deadline_s)
 
 
-
 def tag_file_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, path: Path, *, mode: Mode | None = None,
                       deadline_s: float | None = None) -> TaggingResult:
     """Read one file as ingest would (same parsers, same limits) and tag it, storing nothing: what ``hcp-content
