@@ -82,7 +82,8 @@ def prepare(data: Path) -> dict[str, str]:
                    check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     db = Database(Settings(data_dir=data).resolved_database_url)
     try:
-        return {role: create_key(db, role, f"bench {role}").secret for role in ("rep", "content_editor", "admin")}
+        with db.session() as s:
+            return {role: create_key(s, role, f"bench {role}").secret for role in ("rep", "content_editor", "admin")}
     finally:
         db.dispose()
 

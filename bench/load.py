@@ -45,7 +45,8 @@ def prepare(data: Path, chunks: int) -> tuple[dict[str, str], list[str]]:
     base, texts, c = base_chunks(settings)
     try:
         build_corpus(c, chunks, base, texts)
-        keys = {role: create_key(c.db, role, f"load {role}").secret for role in ("rep", "content_editor")}
+        with c.db.session() as s:
+            keys = {role: create_key(s, role, f"load {role}").secret for role in ("rep", "content_editor")}
     finally:
         c.close()
     return keys, sorted({t for t in texts if len(t) > 200})

@@ -447,7 +447,8 @@ def run(args: argparse.Namespace, pg_url: str | None) -> None:
                 if args.panel:
                     time_panel(c, hybrid, args.panel, f"{n:,} chunks")
                 c._matcher = hybrid  # the service's matcher, with the warmed query cache
-                key = create_key(c.db, "rep", "bench").secret
+                with c.db.session() as s:
+                    key = create_key(s, "rep", "bench").secret
                 texts = [f"{FREE_TEXT[i % len(FREE_TEXT)]} {TEXT_ANGLES[i // len(FREE_TEXT) % len(TEXT_ANGLES)]} {i}"
                          for i in range(400)]  # distinct: each one embedded in the request
                 t0 = time.perf_counter()

@@ -236,7 +236,9 @@ def reviewed_items(db: Any, vectors: Any, embedder: Embedder) -> list[Prepared]:
     from service.store.tags import reviewed_gold
 
     out = []
-    for gold in reviewed_gold(db):
+    with db.session() as s:
+        golds = reviewed_gold(s)
+    for gold in golds:
         m = load_material(db, vectors, embedder, gold.asset_id)
         if m is None:
             continue

@@ -85,7 +85,8 @@ class Api:
 
 
 def _keys(components: Components) -> dict[str, CreatedKey]:
-    return {role: create_key(components.db, role, f"test {role}") for role in ROLES}
+    with components.db.session() as s:
+        return {role: create_key(s, role, f"test {role}") for role in ROLES}
 
 
 def start_api(settings: Settings) -> Api:

@@ -78,10 +78,12 @@ def test_keys_are_required_and_401_differs_from_403(api):
 def test_a_revoked_key_is_refused(api):
     from service.auth.keys import create_key, revoke_key
 
-    created = create_key(api.components.db, "reviewer", "short-lived")
+    with api.components.db.session() as s:
+        created = create_key(s, "reviewer", "short-lived")
     headers = {"Authorization": f"Bearer {created.secret}"}
     assert api.client.get("/v1/taxonomy", headers=headers).status_code == 200
-    revoke_key(api.components.db, created.principal.key_id)
+    with api.components.db.session() as s:
+        revoke_key(s, created.principal.key_id)
     r = api.client.get("/v1/taxonomy", headers=headers)
     assert r.status_code == 401 and r.json()["code"] == "invalid_api_key"
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, inspect, select, text
 
-from service.auth.keys import KeyScope, create_key, revoke_key, set_scope
+from service.auth.keys import CreatedKey, KeyScope, create_key, revoke_key, set_scope
 from service.ingest import Ingestor
 from service.reports.build import build_report
 from service.reports.runs import run_from_reviews
@@ -115,21 +115,27 @@ def _upload(api: Api) -> int:
     return _http("POST", "/v1/uploads", "content_editor", files=files)(api)
 
 
+def _new_key(api: Api, role: str, name: str) -> CreatedKey:
+    with api.components.db.session() as s:
+        return create_key(s, role, name)
+
+
 def _key_create(api: Api) -> int:
-    create_key(api.components.db, "reviewer", "audited key")
+    _new_key(api, "reviewer", "audited key")
     return 201
 
 
 def _key_scope(api: Api) -> int:
-    key = _after_baseline(api, lambda: create_key(api.components.db, "rep", "scoped later"))
-    set_scope(api.components.db, key.principal.key_id, KeyScope(("glucora",)), api.components.tagger.taxonomy,
-              ("cli", "admin"))
+    key = _after_baseline(api, lambda: _new_key(api, "rep", "scoped later"))
+    with api.components.db.session() as s:
+        set_scope(s, key.principal.key_id, KeyScope(("glucora",)), api.components.tagger.taxonomy, ("cli", "admin"))
     return 200
 
 
 def _key_revoke(api: Api) -> int:
-    key = _after_baseline(api, lambda: create_key(api.components.db, "rep", "revoked later"))
-    return 204 if revoke_key(api.components.db, key.principal.key_id) else 404
+    key = _after_baseline(api, lambda: _new_key(api, "rep", "revoked later"))
+    with api.components.db.session() as s:
+        return 204 if revoke_key(s, key.principal.key_id) else 404
 
 
 def _report(api: Api) -> int:
@@ -137,10 +143,13 @@ def _report(api: Api) -> int:
 
     def reviewed_run() -> Any:
         _http("POST", f"/v1/tags/{_tag(api).id}/review", "reviewer", json={"action": "reject"})(api)
-        return build_report(c.tagger.taxonomy, run_from_reviews(c.db, c.tagger.taxonomy), title="audited",
-                            threshold=0.8)
+        with c.db.session() as s:
+            run = run_from_reviews(s, c.tagger.taxonomy)
+        return build_report(c.tagger.taxonomy, run, title="audited", threshold=0.8)
 
-    save_report(c.db, _after_baseline(api, reviewed_run), "cli", "admin")
+    report = _after_baseline(api, reviewed_run)
+    with c.db.session() as s:
+        save_report(s, report, "cli", "admin")
     return 201
 
 

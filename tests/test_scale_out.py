@@ -140,10 +140,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, pgvector_url: str) -> I
                                  capture_output=True, text=True, timeout=300)
         assert migrate.returncode == 0, migrate.stderr
         db = Database(url)
-        keys = {role: create_key(db, role, f"scale-out {role}").secret
-                for role in ("admin", "content_editor", "reviewer", "rep")}
-        keys["burst"] = create_key(db, "rep", "rate limit burst").secret
-        keys["poll"] = create_key(db, "admin", "mid-job poll").secret
+        with db.session() as s:
+            keys = {role: create_key(s, role, f"scale-out {role}").secret
+                    for role in ("admin", "content_editor", "reviewer", "rep")}
+            keys["burst"] = create_key(s, "rep", "rate limit burst").secret
+            keys["poll"] = create_key(s, "admin", "mid-job poll").secret
         db.dispose()
         env["HCP_MIGRATE_ON_START"] = "false"
         pa, pb = free_port(), free_port()

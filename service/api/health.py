@@ -6,7 +6,6 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -115,8 +114,8 @@ def check_components(c: Components) -> dict[str, ComponentStatus]:
 
 @router.get("/readyz", response_model=Readiness, summary="Whether the service can answer, and how well",
             responses={503: {"model": Readiness, "description": "A component the service needs is down"}})
-async def readyz(components: ComponentsDep) -> JSONResponse:
-    checks = await run_in_threadpool(check_components, components)
+def readyz(components: ComponentsDep) -> JSONResponse:
+    checks = check_components(components)
     down = [name for name, state in checks.items() if state.status == "down"]
     required = (*REQUIRED, "llm") if components.settings.llm_required else REQUIRED
     status = "unavailable" if set(down) & set(required) else "degraded" if down else "ok"

@@ -1,14 +1,15 @@
-"""The API's contract: request and response bodies."""
+"""The API's contract: request and response bodies. Answers made from database rows read them with
+``from_attributes`` (``Model.model_validate(row)``), so a schema names the fields it shows and nothing copies them
+by hand."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from service.core.fields import TaxonomyId, Text
-from service.store.models import Asset, AssetTag, AssetVersion, Chunk, Job, JobItem
 
 
 class TagResultTag(BaseModel):
@@ -26,6 +27,7 @@ class TagResultTag(BaseModel):
 class TagOut(TagResultTag):
     """A stored tag: the proposal plus its review state and provenance."""
 
+    model_config = ConfigDict(from_attributes=True)
     id: int
     status: Literal["proposed", "accepted", "rejected", "edited"]
     taxonomy_version: str
@@ -36,16 +38,11 @@ class TagOut(TagResultTag):
     reviewed_at: datetime | None
     review_comment: str | None
 
-    @classmethod
-    def of(cls, t: AssetTag) -> TagOut:
-        return cls(id=t.id, dimension=t.dimension, value=t.value, confidence=t.confidence, method=t.method,
-                   evidence=t.evidence, evidence_verified=t.evidence_verified, needs_review=t.needs_review,
-                   status=t.status, taxonomy_version=t.taxonomy_version,  # type: ignore[arg-type]
-                   prompt_version=t.prompt_version, models=dict(t.models or {}), tagging_status=t.tagging_status,
-                   reviewed_by=t.reviewed_by, reviewed_at=t.reviewed_at, review_comment=t.review_comment)
-
 
 class AssetSummary(BaseModel):
+    """An asset with the tags its reader may see (the rows are loaded that way by ``store.assets``)."""
+
+    model_config = ConfigDict(from_attributes=True)
     id: str
     title: str
     language: str
@@ -59,25 +56,17 @@ class AssetSummary(BaseModel):
     updated_at: datetime
     tags: list[TagOut]
 
-    @classmethod
-    def of(cls, a: Asset, tags: list[AssetTag]) -> AssetSummary:
-        return cls(id=a.id, title=a.title, language=a.language, source=a.source, format=a.format, product=a.product,
-                   approval_status=a.approval_status, valid_until=a.valid_until, published_at=a.published_at,
-                   current_version=a.current_version, updated_at=a.updated_at, tags=[TagOut.of(t) for t in tags])
-
 
 class VersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     version: int
     content_hash: str
     size_bytes: int
     created_at: datetime
 
-    @classmethod
-    def of(cls, v: AssetVersion) -> VersionOut:
-        return cls(version=v.version, content_hash=v.content_hash, size_bytes=v.size_bytes, created_at=v.created_at)
-
 
 class ChunkOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: str
     ordinal: int
     text: str
@@ -85,22 +74,19 @@ class ChunkOut(BaseModel):
     slide: int | None
     section: str | None
 
-    @classmethod
-    def of(cls, c: Chunk) -> ChunkOut:
-        return cls(id=c.id, ordinal=c.ordinal, text=c.text, page=c.page, slide=c.slide, section=c.section)
-
 
 class AssetDetail(AssetSummary):
     uri: str | None
     approval_code: str | None
     owner: str | None
     versions: list[VersionOut]
-    chunks: list[ChunkOut]
+    chunks: list[ChunkOut] = Field(description="The current version's chunks, in order.")
 
 
 class QueueAsset(BaseModel):
     """An asset with the proposals that wait for a reviewer (filtered as asked)."""
 
+    model_config = ConfigDict(from_attributes=True)
     id: str
     title: str
     language: str
@@ -122,6 +108,7 @@ class AssetPage(BaseModel):
 
 
 class JobItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     ordinal: int
     name: str
     status: Literal["pending", "done", "failed"]
@@ -130,33 +117,33 @@ class JobItemOut(BaseModel):
     error_code: str | None
     error_message: str | None
 
-    @classmethod
-    def of(cls, i: JobItem) -> JobItemOut:
-        return cls(ordinal=i.ordinal, name=i.name, status=i.status, outcome=i.outcome,  # type: ignore[arg-type]
-                   asset_id=i.asset_id, error_code=i.error_code, error_message=i.error_message)
 
+class JobSummary(BaseModel):
+    """A job and its progress."""
 
-class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: str
     kind: str
     status: Literal["queued", "running", "succeeded", "partial", "failed"]
     total: int
     done: int
     failed: int
-    progress: float = Field(description="Share of items finished, 0..1.")
     error: str | None
     created_by: str
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    items: list[JobItemOut] | None = None
 
-    @classmethod
-    def of(cls, j: Job, items: list[JobItem] | None = None) -> JobOut:
-        return cls(id=j.id, kind=j.kind, status=j.status, total=j.total, done=j.done,  # type: ignore[arg-type]
-                   failed=j.failed, progress=round(j.done / j.total, 4) if j.total else 1.0, error=j.error,
-                   created_by=j.created_by, created_at=j.created_at, started_at=j.started_at,
-                   finished_at=j.finished_at, items=[JobItemOut.of(i) for i in items] if items is not None else None)
+    @computed_field(description="Share of items finished, 0..1.")  # type: ignore[prop-decorator]
+    @property
+    def progress(self) -> float:
+        return round(self.done / self.total, 4) if self.total else 1.0
+
+
+class JobOut(JobSummary):
+    """A job with each item's outcome."""
+
+    items: list[JobItemOut]
 
 
 class IngestPathRequest(BaseModel):
@@ -224,6 +211,7 @@ class ReviewOut(BaseModel):
 
 
 class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id: int
     at: datetime
     actor: str

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service.auth.roles import ROLES
 from service.core.taxonomy import Taxonomy
@@ -71,6 +72,7 @@ class Principal:
 class CreatedKey:
     principal: Principal
     secret: str  # the whole key, shown once
+    row: ApiKey
 
 
 def _hash(key: str) -> str:
@@ -95,9 +97,10 @@ def check_scope(scope: KeyScope, role: str, taxonomy: Taxonomy) -> KeyScope:
     return KeyScope(tuple(dict.fromkeys(scope.products)), tuple(dict.fromkeys(scope.therapy_areas)))
 
 
-def create_key(db: Database, role: str, name: str, *, scope: KeyScope = KeyScope(),
+def create_key(s: Session, role: str, name: str, *, scope: KeyScope = KeyScope(),
                taxonomy: Taxonomy | None = None, actor: Actor = ("cli", "admin")) -> CreatedKey:
-    """A new key, written with its audit entry in one transaction. A scope needs the ``taxonomy`` to check it."""
+    """A new key, added to ``s`` with its audit entry (they commit together). A scope needs the ``taxonomy`` to
+    check it."""
     if role not in ROLES:
         raise KeyError_(f"unknown role {role!r}; roles are {', '.join(ROLES)}", "unknown_role",
                         {"allowed": list(ROLES)})
@@ -107,27 +110,26 @@ def create_key(db: Database, role: str, name: str, *, scope: KeyScope = KeyScope
         scope = check_scope(scope, role, taxonomy)
     key_id = secrets.token_hex(6)
     secret = f"hcp_{key_id}_{secrets.token_urlsafe(32)}"
-    with db.session() as s:
-        s.add(ApiKey(id=key_id, name=name, role=role, key_hash=_hash(secret), scope=scope.stored()))
-        audit.record(s, *actor, "key.create", "api_key", key_id, None,
-                     {"role": role, "name": name, "scope": scope.stored()})
-    return CreatedKey(Principal(key_id, name, role, scope), secret)
+    row = ApiKey(id=key_id, name=name, role=role, key_hash=_hash(secret), scope=scope.stored())
+    s.add(row)
+    audit.record(s, *actor, "key.create", "api_key", key_id, None,
+                 {"role": role, "name": name, "scope": scope.stored()})
+    s.flush()
+    return CreatedKey(Principal(key_id, name, role, scope), secret, row)
 
 
-def set_scope(db: Database, key_id: str, scope: KeyScope, taxonomy: Taxonomy, actor: Actor) -> ApiKey | None:
+def set_scope(s: Session, key_id: str, scope: KeyScope, taxonomy: Taxonomy, actor: Actor) -> ApiKey | None:
     """Replace a key's scope (an empty one lifts it), audited with before and after; None for no such key.
     The next request with the key is served under the new scope (keys are read on every request)."""
-    with db.session() as s:
-        row = s.get(ApiKey, key_id)
-        if row is None:
-            return None
-        scope = check_scope(scope, row.role, taxonomy)
-        before = row.scope
-        row.scope = scope.stored()
-        audit.record(s, *actor, "key.scope", "api_key", key_id, {"scope": before}, {"scope": row.scope})
-        s.flush()
-        s.expunge(row)
-        return row
+    row = s.get(ApiKey, key_id)
+    if row is None:
+        return None
+    scope = check_scope(scope, row.role, taxonomy)
+    before = row.scope
+    row.scope = scope.stored()
+    audit.record(s, *actor, "key.scope", "api_key", key_id, {"scope": before}, {"scope": row.scope})
+    s.flush()
+    return row
 
 
 def verify_key(db: Database, presented: str) -> Principal | None:
@@ -145,21 +147,20 @@ def verify_key(db: Database, presented: str) -> Principal | None:
         return Principal(row.id, row.name, row.role, KeyScope.of(row.scope))
 
 
-def revoke_key(db: Database, key_id: str, actor: Actor = ("cli", "admin")) -> bool:
+def revoke_key(s: Session, key_id: str, actor: Actor = ("cli", "admin")) -> bool:
     """Revoke a key (idempotent), audited in the same transaction; False for no such key."""
-    with db.session() as s:
-        row = s.get(ApiKey, key_id)
-        if row is None:
-            return False
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
-            audit.record(s, *actor, "key.revoke", "api_key", key_id)
-        return True
+    row = s.get(ApiKey, key_id)
+    if row is None:
+        return False
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(s, *actor, "key.revoke", "api_key", key_id)
+    return True
 
 
-def list_keys(db: Database) -> list[ApiKey]:
-    with db.session() as s:
-        return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+def list_keys(s: Session) -> list[ApiKey]:
+    """Every key, oldest first."""
+    return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
 
 
 def has_active_admin(db: Database) -> bool:

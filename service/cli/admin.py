@@ -46,9 +46,10 @@ def keys_create(
 
     settings, db = db_only()
     scope = _key_scope(products, therapy_areas)
+    taxonomy = active_taxonomy(settings, db) if not scope.empty else None
     try:
-        created = create_key(db, role, name or role, scope=scope,
-                             taxonomy=active_taxonomy(settings, db) if not scope.empty else None)
+        with db.session() as s:
+            created = create_key(s, role, name or role, scope=scope, taxonomy=taxonomy)
     except KeyError_ as err:
         _key_refused(err)
     scoped = f", scope {_scope_text(created.principal.scope.stored())}" if not scope.empty else ""
@@ -67,9 +68,10 @@ def keys_scope(
     from service.auth.keys import KeyError_, set_scope
 
     settings, db = db_only()
+    taxonomy = active_taxonomy(settings, db)
     try:
-        row = set_scope(db, key_id, _key_scope(products, therapy_areas), active_taxonomy(settings, db),
-                        ("cli", "admin"))
+        with db.session() as s:
+            row = set_scope(s, key_id, _key_scope(products, therapy_areas), taxonomy, ("cli", "admin"))
     except KeyError_ as err:
         _key_refused(err)
     if row is None:
@@ -98,7 +100,9 @@ def keys_list() -> None:
     table.add_column("id", no_wrap=True, min_width=12)  # ids are what `keys revoke` and `keys scope` take
     for column in ("name", "role", "scope", "created", "last used", "revoked"):
         table.add_column(column)
-    for k in list_keys(db):
+    with db.session() as s:
+        rows = list_keys(s)
+    for k in rows:
         table.add_row(k.id, k.name, k.role, _scope_text(k.scope), f"{k.created_at:%Y-%m-%d %H:%M}",
                       f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
                       f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "")
@@ -111,7 +115,9 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (the pa
     from service.auth.keys import revoke_key
 
     _, db = db_only()
-    if not revoke_key(db, key_id):
+    with db.session() as s:
+        revoked = revoke_key(s, key_id)
+    if not revoked:
         console.print(f"[red]no key {key_id}[/red]")
         raise typer.Exit(1)
     console.print(f"key {key_id} revoked")
@@ -123,29 +129,22 @@ def assets_list(
     needs_review: Annotated[bool, typer.Option(help="Only assets with tags to review.")] = False,
     limit: Annotated[int, typer.Option(help="Most rows shown.")] = 100,
 ) -> None:
-    """Assets with their status and tag counts."""
+    """Assets (in id order, as the API lists them) with their status and tag counts."""
     from rich.table import Table
-    from sqlalchemy import func, select
 
-    from service.store.models import Asset, AssetTag
+    from service.store.assets import STAFF, AssetFilters, list_assets
 
     _, db = db_only()
     table = Table()
     for column in ("id", "title", "lang", "format", "source", "status", "v", "tags", "to review"):
         table.add_column(column)
+    filters = AssetFilters(approval_status=approval_status, needs_review=True if needs_review else None)
     with db.session() as s:
-        counts = dict(s.execute(select(AssetTag.asset_id, func.count()).where(AssetTag.status != "edited")
-                                .group_by(AssetTag.asset_id)).tuples().all())
-        flagged = dict(s.execute(select(AssetTag.asset_id, func.count()).where(
-            AssetTag.needs_review.is_(True), AssetTag.status == "proposed").group_by(AssetTag.asset_id)).tuples().all())
-        q = select(Asset).order_by(Asset.title).limit(limit)
-        if approval_status:
-            q = q.where(Asset.approval_status == approval_status)
-        for a in s.scalars(q):
-            if needs_review and not flagged.get(a.id):
-                continue
+        for a in list_assets(s, filters, STAFF, limit).assets:
+            current = [t for t in a.tags if t.status != "edited"]
+            flagged = [t for t in a.tags if t.needs_review and t.status == "proposed"]
             table.add_row(a.id, a.title[:50], a.language, a.format, a.source, a.approval_status,
-                          str(a.current_version), str(counts.get(a.id, 0)), str(flagged.get(a.id, 0)))
+                          str(a.current_version), str(len(current)), str(len(flagged)))
     Console().print(table)
 
 
@@ -154,11 +153,11 @@ def assets_show(asset_id: str) -> None:
     """One asset: metadata, versions and tags with confidence, method and evidence."""
     from rich.table import Table
 
-    from service.store.models import Asset
+    from service.store.assets import read_asset
 
     _, db = db_only()
     with db.session() as s:
-        a = s.get(Asset, asset_id)
+        a = read_asset(s, asset_id)
         if a is None:
             console.print(f"[red]no asset {asset_id}[/red]")
             raise typer.Exit(1)
@@ -182,7 +181,9 @@ def assets_delete(asset_id: str) -> None:
 
     components = build_components(get_settings(), with_llm=False)
     try:
-        if not delete_asset(components.db, components.vectors, asset_id, "cli", "admin"):
+        with components.db.session() as s:
+            deleted = delete_asset(s, components.vectors, asset_id, "cli", "admin")
+        if not deleted:
             console.print(f"[red]no asset {asset_id}[/red]")
             raise typer.Exit(1)
         console.print(f"deleted {asset_id}")

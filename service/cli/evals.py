@@ -102,7 +102,8 @@ def eval_report(
             base = EvalReport.model_validate_json(Path(baseline).read_text(encoding="utf-8"))
             base_id = base.id
         else:
-            base, base_id = get_report(db, baseline), baseline
+            with db.session() as s:
+                base, base_id = get_report(s, baseline), baseline
             if base is None:
                 console.print(f"[red]{baseline!r} is neither a report file nor a stored report id[/red]")
                 raise typer.Exit(2)
@@ -111,7 +112,8 @@ def eval_report(
         from service.store.taxonomies import activate_from_file
 
         tax = activate_from_file(db, settings.taxonomy_path).taxonomy
-        run = run_from_reviews(db, tax)
+        with db.session() as s:
+            run = run_from_reviews(s, tax)
         if not run.gold:
             console.print("[red]no reviewed tags in the database yet[/red]")
             raise typer.Exit(1)
@@ -127,7 +129,8 @@ def eval_report(
         run = runs[-1]
     report = build_report(tax, run, title=title, threshold=threshold, baseline=base, baseline_id=base_id)
     if save:
-        report = save_report(db, report, "cli", "admin", base_id)
+        with db.session() as s:
+            report = save_report(s, report, "cli", "admin", base_id)
         typer.echo(f"stored as {report.id}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")

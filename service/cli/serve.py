@@ -88,7 +88,8 @@ def _bootstrap_admin_key(components: Components) -> None:
     if has_active_admin(components.db):
         return
     path = components.settings.resolved_admin_key_file
-    created = create_key(components.db, "admin", "bootstrap admin")
+    with components.db.session() as s:
+        created = create_key(s, "admin", "bootstrap admin")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

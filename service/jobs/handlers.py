@@ -59,7 +59,8 @@ def retag_item(c: JobContext, job: Job, item: JobItem) -> ItemResult:
 
 def retrain_item(c: JobContext, job: Job, item: JobItem) -> ItemResult:
     """Fit the learned heads and calibration on every reviewed asset."""
-    gold = reviewed_gold(c.db)
+    with c.db.session() as s:
+        gold = reviewed_gold(s)
     items: list[LabelledItem] = []
     for g in gold:
         material = load_material(c.db, c.vectors, c.embedder, g.asset_id)

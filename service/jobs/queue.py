@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from service.store import audit
 from service.store.db import Database
@@ -59,6 +59,16 @@ def create_job(db: Database, kind: str, actor: Actor, params: dict[str, Any],
     """:func:`add_job` in a transaction of its own."""
     with db.session() as s:
         return add_job(s, kind, actor, params, items, summary)
+
+
+def read_job(session: Session, job_id: str) -> Job | None:
+    """A job with its items loaded (in order)."""
+    return session.scalar(select(Job).where(Job.id == job_id).options(selectinload(Job.items)))
+
+
+def recent_jobs(session: Session, limit: int) -> list[Job]:
+    """The newest ``limit`` jobs, newest first."""
+    return list(session.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit)))
 
 
 def retag_params(actor: Actor, taxonomy_key: str, dimensions: list[str] | None) -> dict[str, Any]:

@@ -54,8 +54,9 @@ from service.matching.schemas import (
     ScoreParts,
 )
 from service.settings import Settings
+from service.store import opt_outs
 from service.store.db import Database
-from service.store.models import Asset, AssetTag, Chunk, HcpOptOut
+from service.store.models import Asset, AssetTag, Chunk
 from service.store.points import day_number
 from service.store.vectors import VectorHit, VectorStore, Where, point_id
 from service.store.visibility import ACTIVE_TAG, Scope, rep_visible
@@ -292,11 +293,8 @@ class Matcher:
 
     def opted_out(self, hcp_ids: Iterable[str]) -> set[str]:
         """Which of these HCPs are on the opt-out list (one query for a whole panel)."""
-        ids = sorted({h.strip() for h in hcp_ids})
-        if not ids:
-            return set()
         with self.db.session() as s:
-            return set(s.scalars(select(HcpOptOut.hcp_id).where(HcpOptOut.hcp_id.in_(ids))))
+            return opt_outs.opted_out(s, hcp_ids)
 
     # --- retrieval -------------------------------------------------------------------------------
     def _where(self, request: MatchRequest, scope: Scope | None) -> Where:

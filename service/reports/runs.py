@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service.core.taxonomy import Taxonomy
-from service.store.db import Database
 from service.store.models import AssetTag, TagReview
 from service.store.tags import reviewed_gold
 
@@ -56,22 +56,21 @@ def _most_common(values: list[str | None]) -> str | None:
     return Counter(present).most_common(1)[0][0] if present else None
 
 
-def run_from_reviews(db: Database, taxonomy: Taxonomy) -> Run:
+def run_from_reviews(s: Session, taxonomy: Taxonomy) -> Run:
     """The engine's stored proposals scored against what reviewers decided: a rejected or edited proposal
     is wrong, an accepted one right, and a value a reviewer added or edited in is a label the engine missed."""
-    gold = {g.asset_id: g.labels for g in reviewed_gold(db)}
+    gold = {g.asset_id: g.labels for g in reviewed_gold(s)}
     predictions: list[Prediction] = []
     models: list[str | None] = []
     prompts: list[str | None] = []
-    with db.session() as s:
-        if gold:
-            query = select(AssetTag).where(AssetTag.asset_id.in_(list(gold)), AssetTag.method != "human")
-            for tag in s.scalars(query.order_by(AssetTag.id)):
-                predictions.append(Prediction(tag.asset_id, tag.dimension, tag.value, tag.confidence, tag.method))
-                models.append(json.dumps(tag.models, sort_keys=True) if tag.models else None)
-                prompts.append(tag.prompt_version)
-        reviews = [ReviewEvent(r.at, r.action) for r in s.scalars(
-            select(TagReview).where(TagReview.action != "add").order_by(TagReview.at))]
+    if gold:
+        query = select(AssetTag).where(AssetTag.asset_id.in_(list(gold)), AssetTag.method != "human")
+        for tag in s.scalars(query.order_by(AssetTag.id)):
+            predictions.append(Prediction(tag.asset_id, tag.dimension, tag.value, tag.confidence, tag.method))
+            models.append(json.dumps(tag.models, sort_keys=True) if tag.models else None)
+            prompts.append(tag.prompt_version)
+    reviews = [ReviewEvent(r.at, r.action) for r in s.scalars(
+        select(TagReview).where(TagReview.action != "add").order_by(TagReview.at))]
     model_key = _most_common(models)
     model_map = {str(k): str(v) for k, v in json.loads(model_key).items()} if model_key else {}
     prompt = _most_common(prompts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store.models import AuditEntry
@@ -23,3 +24,16 @@ def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
     for k, v in value.items():
         out[k] = v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else str(v)
     return out
+
+
+def entries(session: Session, limit: int, *, before: int | None = None, action: str | None = None,
+            target_id: str | None = None) -> list[AuditEntry]:
+    """Up to ``limit`` entries, newest first, older than the entry id ``before``."""
+    q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if before is not None:
+        q = q.where(AuditEntry.id < before)
+    if action:
+        q = q.where(AuditEntry.action == action)
+    if target_id:
+        q = q.where(AuditEntry.target_id == target_id)
+    return list(session.scalars(q))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,26 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def after_commit(session: Session, effect: Callable[[], None]) -> None:
+    """Run ``effect`` once ``session``'s transaction has committed, and never if it rolls back: waking the worker
+    for a job, or serving a new taxonomy, must not happen for a write that did not land."""
+    session.info.setdefault(_EFFECTS, []).append(effect)
+
+
+_EFFECTS = "hcp_after_commit"
+
+
+@event.listens_for(Session, "after_commit")
+def _run_effects(session: Session) -> None:
+    for effect in session.info.pop(_EFFECTS, []):
+        effect()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_effects(session: Session) -> None:
+    session.info.pop(_EFFECTS, None)
 
 
 def normalise_url(url: str) -> str:

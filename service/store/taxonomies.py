@@ -46,6 +46,11 @@ def activate_from_file(db: Database, path: Path) -> ActiveTaxonomy:
         return ActiveTaxonomy(parse_taxonomy(active.source, f"{active.taxonomy_id}@{active.version}"), active.source)
 
 
+def active_source(s: Session) -> str | None:
+    """The active taxonomy's YAML, as it was written."""
+    return s.scalar(select(TaxonomyVersion.source).where(TaxonomyVersion.active.is_(True)))
+
+
 def replace(s: Session, source: str, *, expected_version: str | None, actor: str,
             role: str) -> tuple[Taxonomy, Taxonomy]:
     """Validate and activate a new taxonomy in session ``s``, with its audit entry (the caller adds what goes with

@@ -13,6 +13,7 @@ from typing import Literal
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.core.refusal import Refused
 from service.core.taxonomy import Taxonomy
@@ -122,8 +123,7 @@ def retrain_due(s: Session, after_reviews: int) -> bool:
 
 @dataclass
 class QueuePage:
-    assets: list[Asset]  # in id order
-    tags: dict[str, list[AssetTag]]  # asset id → its waiting tags, least confident first
+    assets: list[Asset]  # in id order, each with ``tags`` its waiting tags, least confident first
     total_tags: int  # waiting tags over every page
     last_id: str | None  # the cursor for the next page (None: this is the last)
 
@@ -152,4 +152,7 @@ def waiting_for_review(s: Session, taxonomy: Taxonomy, dimension: str | None, mi
     for t in s.scalars(base.where(AssetTag.asset_id.in_(page)).order_by(AssetTag.confidence, AssetTag.id)):
         tags[t.asset_id].append(t)
     assets = {a.id: a for a in s.scalars(select(Asset).where(Asset.id.in_(page)))}
-    return QueuePage([assets[a] for a in page], tags, total, page[-1] if more and page else None)
+    for asset_id, waiting_tags in tags.items():
+        # the asset is read for this answer; ``tags`` holds what waits, not every row (nothing is written back)
+        set_committed_value(assets[asset_id], "tags", waiting_tags)
+    return QueuePage([assets[a] for a in page], total, page[-1] if more and page else None)

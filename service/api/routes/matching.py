@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from service.api.auth import require, scope_of
-from service.api.deps import ComponentsDep
+from service.api.deps import ComponentsDep, SessionDep
 from service.api.errors import ApiError
 from service.api.params import HcpIdPath, RecordIdPath
 from service.auth.keys import Principal
@@ -27,8 +27,7 @@ from service.matching.schemas import (
 )
 from service.matching.talking_points import AssetsNotVisible
 from service.runtime import Components
-from service.store import audit
-from service.store.models import HcpOptOut
+from service.store import audit, opt_outs
 
 router = APIRouter(tags=["matching"])
 
@@ -46,20 +45,19 @@ def _need_error(err: NeedError) -> ApiError:
     return ApiError(422, err.code, err.message, err.details)
 
 
-def _match(c: Components, principal: Principal, body: MatchRequest) -> MatchResponse:
+Rep = Annotated[Principal, Depends(require("match"))]
+OptOutKeeper = Annotated[Principal, Depends(require("hcp:opt_out"))]
+
+
+@router.post("/v1/match", response_model=MatchResponse, summary="Approved content for an HCP's need")
+def match(body: MatchRequest, c: ComponentsDep, principal: Rep) -> MatchResponse:
     try:
         return c.matcher.match(body, c.tagger.taxonomy, scope=scope_of(principal, c))
     except NeedError as err:
         raise _need_error(err) from err
 
 
-@router.post("/v1/match", response_model=MatchResponse, summary="Approved content for an HCP's need")
-async def match(body: MatchRequest, c: ComponentsDep,
-                principal: Annotated[Principal, Depends(require("match"))]) -> MatchResponse:
-    return await run_in_threadpool(_match, c, principal, body)
-
-
-def _plan(c: Components, principal: Principal, body: PanelPlanRequest) -> PanelPlanResponse:
+def _plan(c: Components, s: Session, principal: Principal, body: PanelPlanRequest) -> PanelPlanResponse:
     try:
         planner = c.panels
     except ValueError as err:
@@ -70,10 +68,9 @@ def _plan(c: Components, principal: Principal, body: PanelPlanRequest) -> PanelP
     except NeedError as err:
         raise _need_error(err) from err
     # the plan is audited by its size alone: no HCP id and no need is stored (data minimisation, as /match)
-    with c.db.session() as s:
-        audit.record(s, principal.key_id, principal.role, "panel.plan", "panel", None, None,
-                     {"hcps": len(plan.hcps), "opted_out": plan.opted_out, "distinct_needs": plan.distinct_needs,
-                      "suggestions": sum(len(h.suggestions) for h in plan.hcps)})
+    audit.record(s, principal.key_id, principal.role, "panel.plan", "panel", None, None,
+                 {"hcps": len(plan.hcps), "opted_out": plan.opted_out, "distinct_needs": plan.distinct_needs,
+                  "suggestions": sum(len(h.suggestions) for h in plan.hcps)})
     return plan
 
 
@@ -81,16 +78,18 @@ def _plan(c: Components, principal: Principal, body: PanelPlanRequest) -> PanelP
              "by which channel, with what priority",
              responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                               "description": "The plan; as CSV (a row per suggestion) with `Accept: text/csv`."}})
-async def plan_panel(body: PanelPlanRequest, request: Request, c: ComponentsDep,
-                     principal: Annotated[Principal, Depends(require("match"))]) -> PanelPlanResponse | Response:
-    plan = await run_in_threadpool(_plan, c, principal, body)
+def plan_panel(body: PanelPlanRequest, request: Request, c: ComponentsDep, s: SessionDep,
+               principal: Rep) -> PanelPlanResponse | Response:
+    plan = _plan(c, s, principal, body)
     if "text/csv" in request.headers.get("accept", ""):
         return Response(plan_csv(plan), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="panel-plan.csv"'})
     return plan
 
 
-def _talking_points(c: Components, principal: Principal, body: TalkingPointsRequest) -> TalkingPointsResponse:
+@router.post("/v1/talking-points", response_model=TalkingPointsResponse,
+             summary="Talking points citing approved content")
+def talking_points(body: TalkingPointsRequest, c: ComponentsDep, principal: Rep) -> TalkingPointsResponse:
     try:
         return c.talking_points.write(body, c.tagger.taxonomy, scope=scope_of(principal, c), owner=principal.key_id)
     except NeedError as err:
@@ -100,14 +99,9 @@ def _talking_points(c: Components, principal: Principal, body: TalkingPointsRequ
                        {"asset_ids": err.asset_ids}) from err
 
 
-@router.post("/v1/talking-points", response_model=TalkingPointsResponse,
-             summary="Talking points citing approved content")
-async def talking_points(body: TalkingPointsRequest, c: ComponentsDep,
-                         principal: Annotated[Principal, Depends(require("match"))]) -> TalkingPointsResponse:
-    return await run_in_threadpool(_talking_points, c, principal, body)
-
-
-def _followup(c: Components, principal: Principal, followup_id: str) -> TalkingPointsFollowup:
+@router.get("/v1/talking-points/{followup_id}", response_model=TalkingPointsFollowup,
+            summary="The LLM's talking points for a request that answered before they were ready")
+def talking_points_followup(followup_id: RecordIdPath, c: ComponentsDep, principal: Rep) -> TalkingPointsFollowup:
     found = c.talking_points.followup(followup_id, principal.key_id, scope_of(principal, c))
     if found is None:
         raise ApiError(404, "followup_not_found", "No talking-point follow-up with this id was asked for with "
@@ -115,50 +109,21 @@ def _followup(c: Components, principal: Principal, followup_id: str) -> TalkingP
     return found
 
 
-@router.get("/v1/talking-points/{followup_id}", response_model=TalkingPointsFollowup,
-            summary="The LLM's talking points for a request that answered before they were ready")
-async def talking_points_followup(followup_id: RecordIdPath, c: ComponentsDep,
-                                  principal: Annotated[Principal, Depends(require("match"))]
-                                  ) -> TalkingPointsFollowup:
-    return await run_in_threadpool(_followup, c, principal, followup_id)
-
-
-def _opt_out(c: Components, hcp_id: str, principal: Principal) -> OptOutOut:
-    with c.db.session() as s:
-        if s.get(HcpOptOut, hcp_id) is None:
-            s.add(HcpOptOut(hcp_id=hcp_id, recorded_by=principal.key_id))
-            audit.record(s, principal.key_id, principal.role, "hcp.opt_out", "hcp", hcp_id, None, {"opted_out": True})
-    return OptOutOut(hcp_id=hcp_id, opted_out=True)
-
-
-def _opt_in(c: Components, hcp_id: str, principal: Principal) -> bool:
-    with c.db.session() as s:
-        row = s.get(HcpOptOut, hcp_id)
-        if row is None:
-            return False
-        s.delete(row)
-        audit.record(s, principal.key_id, principal.role, "hcp.opt_in", "hcp", hcp_id, {"opted_out": True},
-                     {"opted_out": False})
-    return True
-
-
 @router.post("/v1/opt-outs", response_model=OptOutOut, status_code=201,
              summary="Record that an HCP declines personalised recommendations")
-async def opt_out(body: OptOutRequest, c: ComponentsDep,
-                  principal: Annotated[Principal, Depends(require("hcp:opt_out"))]) -> OptOutOut:
-    return await run_in_threadpool(_opt_out, c, body.hcp_id, principal)
+def opt_out(body: OptOutRequest, s: SessionDep, principal: OptOutKeeper) -> OptOutOut:
+    opt_outs.opt_out(s, body.hcp_id, principal.key_id, principal.role)
+    return OptOutOut(hcp_id=body.hcp_id, opted_out=True)
 
 
 @router.get("/v1/opt-outs/{hcp_id}", response_model=OptOutOut, summary="Whether an HCP has opted out")
-async def read_opt_out(hcp_id: HcpIdPath, c: ComponentsDep,
-                       _: Annotated[Principal, Depends(require("hcp:opt_out"))]) -> OptOutOut:
-    return OptOutOut(hcp_id=hcp_id, opted_out=await run_in_threadpool(c.matcher.is_opted_out, hcp_id))
+def read_opt_out(hcp_id: HcpIdPath, s: SessionDep, _: OptOutKeeper) -> OptOutOut:
+    return OptOutOut(hcp_id=hcp_id, opted_out=bool(opt_outs.opted_out(s, [hcp_id])))
 
 
 @router.delete("/v1/opt-outs/{hcp_id}", status_code=204, response_class=Response,
                summary="Lift an HCP's opt-out (they asked for personalised recommendations again)")
-async def opt_in(hcp_id: HcpIdPath, c: ComponentsDep,
-                 principal: Annotated[Principal, Depends(require("hcp:opt_out"))]) -> Response:
-    if not await run_in_threadpool(_opt_in, c, hcp_id, principal):
+def opt_in(hcp_id: HcpIdPath, s: SessionDep, principal: OptOutKeeper) -> Response:
+    if not opt_outs.opt_in(s, hcp_id, principal.key_id, principal.role):
         raise ApiError(404, "not_opted_out", f"HCP {hcp_id} is not on the opt-out list.")
     return Response(status_code=204)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
-from fastapi.concurrency import run_in_threadpool
 
 from indexers.document import TextBlock
 from indexers.errors import IngestError
@@ -45,25 +44,23 @@ def _interactive(c: Components, tag: Callable[[float], TaggingResult]) -> TagRes
             from err
 
 
-def _tag(c: Components, text: str, title: str, language: str | None, mode: Mode | None) -> TagResultOut:
-    return _interactive(c, lambda deadline: tag_unstored(
-        c.tagger, c.embedder, c.settings, text, title=title, language=language, blocks=[TextBlock(text=text)],
-        metadata={}, mode=mode, deadline_s=deadline))
-
-
 @router.post("", response_model=TagResultOut, summary="Tag text (nothing is stored)")
-async def tag_text(body: TagTextRequest, c: ComponentsDep,
-                   _: Annotated[Principal, Depends(require("tag:run"))]) -> TagResultOut:
+def tag_text(body: TagTextRequest, c: ComponentsDep,
+             _: Annotated[Principal, Depends(require("tag:run"))]) -> TagResultOut:
     if not body.text.strip():
         raise ApiError(422, "empty_text", "The text is empty.")
-    return await run_in_threadpool(_tag, c, body.text, body.title, body.language, body.mode)
+    return _interactive(c, lambda deadline: tag_unstored(
+        c.tagger, c.embedder, c.settings, body.text, title=body.title, language=body.language,
+        blocks=[TextBlock(text=body.text)], metadata={}, mode=body.mode, deadline_s=deadline))
 
 
-def _tag_file(c: Components, upload: UploadFile, mode: Mode | None) -> TagResultOut:
-    name = safe_name(upload.filename)
+@router.post("/file", response_model=TagResultOut, summary="Tag a file (nothing is stored)")
+def tag_file(c: ComponentsDep, _: Annotated[Principal, Depends(require("tag:run"))],
+             file: Annotated[UploadFile, File()], mode: Annotated[Mode | None, Form()] = None) -> TagResultOut:
+    name = safe_name(file.filename)
     with tempfile.TemporaryDirectory(prefix="hcp-tag-") as tmp:
         path = Path(tmp) / name
-        save_upload(upload, path, c.settings.max_file_bytes)
+        save_upload(file, path, c.settings.max_file_bytes)
         try:
             return _interactive(c, lambda deadline: tag_file_unstored(c.tagger, c.embedder, c.settings, path,
                                                                       mode=mode, deadline_s=deadline))
@@ -72,9 +69,3 @@ def _tag_file(c: Components, upload: UploadFile, mode: Mode | None) -> TagResult
                 413 if err.code in ("file_too_large", "zip_bomb") else 422
             raise ApiError(status, err.code, err.message, {"file": name}) from err
 
-
-@router.post("/file", response_model=TagResultOut, summary="Tag a file (nothing is stored)")
-async def tag_file(c: ComponentsDep, _: Annotated[Principal, Depends(require("tag:run"))],
-                   file: Annotated[UploadFile, File()],
-                   mode: Annotated[Mode | None, Form()] = None) -> TagResultOut:
-    return await run_in_threadpool(_tag_file, c, file, mode)
