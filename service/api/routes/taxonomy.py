@@ -32,7 +32,6 @@ def put_taxonomy(body: TaxonomyReplace, c: ComponentsDep, s: SessionDep,
                  principal: Annotated[Principal, Depends(require("taxonomy:write"))]) -> TaxonomyReplaced:
     try:
         change = replace_taxonomy(s, body.source, body.expected_version, (principal.key_id, principal.role))
-        s.flush()
     except TaxonomyError as err:
         raise ApiError(422, "invalid_taxonomy", str(err), err.as_dict()) from err
     except TaxonomyConflict as err:
