@@ -122,8 +122,8 @@ class NumpyScan(VectorStore):
 def base_chunks(settings: Settings) -> tuple[np.ndarray, list[str], Components]:
     """Ingest the samples once; their chunk vectors and texts seed the synthetic corpus."""
     c = build_components(settings, with_llm=False)
-    Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger, tagging_mode="embedding").ingest_path(
-        PROJECT_ROOT / "samples" / "content")
+    ingestor = Ingestor.from_settings(c.db, c.vectors, c.embedder, settings, tagger=c.tagger, tagging_mode="embedding")
+    ingestor.ingest_path(PROJECT_ROOT / "samples" / "content")
     with c.db.session() as s:
         rows = s.execute(select(Chunk.id, Chunk.text, Asset.title).join(Asset)).all()
     points = {p.id: p for p in c.vectors.retrieve([point_id(r[0]) for r in rows], with_vectors=True)}
@@ -236,7 +236,7 @@ def engine_timed(matcher: Matcher, taxonomy: Any, requests: list[MatchRequest]) 
         need = parse_need(taxonomy, request.need_tags, request.need_text)
         vector = matcher.embedder.embed_query(dense_query(taxonomy, need, request.language))  # cached: not timed
         sparse = query_vector(matcher.terms(lexical_query(taxonomy, need)))
-        where, n = matcher._where(request, None), matcher.settings.match_candidates
+        where, n = matcher._where(request, None), matcher.config.candidates
         started = time.perf_counter()
         matcher.vectors.search(vector, n, where, fields=HIT_FIELDS)
         matcher.vectors.search_lexical(sparse, n, where, fields=HIT_FIELDS)
@@ -307,7 +307,7 @@ def time_pgvector(n: int, pg_url: str, requests: list[MatchRequest], edge_p50: f
                     s.execute(text("ANALYZE"))
                 embedder = CachedQueries(c.embedder)
                 taxonomy = c.tagger.taxonomy
-                matcher = Matcher(c.db, c.vectors, embedder, settings)
+                matcher = Matcher.from_settings(c.db, c.vectors, embedder, settings)
                 timed(matcher, taxonomy, requests)  # warm: embeds each distinct need once
                 store_t = timed(matcher, taxonomy, requests)
                 engine_t = engine_timed(matcher, taxonomy, requests)
@@ -414,14 +414,14 @@ def run(args: argparse.Namespace, pg_url: str | None) -> None:
             base, texts, c = base_chunks(settings)
             try:
                 if args.panel and n == args.chunks[0]:
-                    time_panel(c, Matcher(c.db, c.vectors, CachedQueries(c.embedder), settings), args.panel,
-                               "the sample content")
+                    samples = Matcher.from_settings(c.db, c.vectors, CachedQueries(c.embedder), settings)
+                    time_panel(c, samples, args.panel, "the sample content")
                 t0 = time.perf_counter()
                 scan = build_corpus(c, n, base, texts)
                 build_s = time.perf_counter() - t0
                 embedder = CachedQueries(c.embedder)
                 taxonomy = c.tagger.taxonomy
-                hybrid = Matcher(c.db, c.vectors, embedder, settings)
+                hybrid = Matcher.from_settings(c.db, c.vectors, embedder, settings)
                 t0 = time.perf_counter()
                 timed(hybrid, taxonomy, requests)  # warm: embeds each distinct need once
                 embed_s = (time.perf_counter() - t0) / len({str(r.need_tags) for r in requests})
@@ -429,7 +429,7 @@ def run(args: argparse.Namespace, pg_url: str | None) -> None:
                 engine_t = engine_timed(hybrid, taxonomy, requests)
                 scoped = resolve_scope(["cardiovex"], [], taxonomy)
                 scoped_t = timed(hybrid, taxonomy, requests, scoped)
-                scan_t = timed(Matcher(c.db, scan, embedder, settings), taxonomy, requests)
+                scan_t = timed(Matcher.from_settings(c.db, scan, embedder, settings), taxonomy, requests)
                 points = c.vectors.count()
                 print(f"\n{n:,} chunks ({points:,} points incl. the samples'; built and indexed in {build_s:.0f} s); "
                       f"{len(requests)} match requests, k=10, query embedding excluded (~{embed_s * 1000:.0f} ms each)")

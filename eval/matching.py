@@ -27,16 +27,8 @@ from eval.tagging import VectorCache
 from service.core.taxonomy import Taxonomy
 from service.ingest import Ingestor
 from service.matching.cards import FAMILY
-from service.matching.matcher import (
-    CHANNELS,
-    Channel,
-    Diversity,
-    Fusion,
-    Matcher,
-    NeedKind,
-    need_kind,
-    usable_channels,
-)
+from service.matching.config import Channel, Diversity, Fusion, NeedKind
+from service.matching.matcher import CHANNELS, Matcher, need_kind, usable_channels
 from service.matching.need import parse_need
 from service.matching.schemas import MatchRequest
 from service.runtime import Components
@@ -177,9 +169,9 @@ class JudgedSet:
         if key not in self._scores:
             every = []
             for i, (item, candidates) in enumerate(zip(self.judged, self.candidates, strict=True)):
-                used = fusion or Fusion.of(self.matcher.settings, self.kind(i))
+                used = fusion or self.matcher.config.fusion(self.kind(i))
                 picked = self.matcher.rank(candidates, item.request, self.channels[i], used,
-                                           self.matcher.settings.match_diversity)
+                                           self.matcher.config.diversity)
                 every.append(ndcg([self.key_of(c.asset_id) for c in picked], item.relevant))
             self._scores[key] = every
         return [self._scores[key][i] for i in (which if which is not None else range(len(self.judged)))]
@@ -276,7 +268,8 @@ def index_samples(components: Components, content: Path) -> Callable[[str], str]
     an asset of a content family (its metadata's ``family``: the zh and en copies of one deck) the family,
     since a rep given one copy has the piece (see ``by_family``)."""
     c = components
-    Ingestor(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger, tagging_mode="learned").ingest_path(content)
+    ingestor = Ingestor.from_settings(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger, tagging_mode="learned")
+    ingestor.ingest_path(content)
     with c.db.session() as s:
         unit = {a.id: unit_key(a) for a in s.scalars(select(Asset))}
     return lambda asset_id: unit.get(asset_id, asset_id)

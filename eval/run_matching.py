@@ -53,7 +53,7 @@ def evaluate_matching(settings: Settings, steps: Steps, *, judged: Path | None, 
                     key_of = em.index_titles(c, titles, cache, progress=steps.task("indexing titles",
                                                                                    len(titles)).advance)
                     variants = [v for v in em.VARIANTS if v != "tags"]  # no tags there
-                matcher = em.Matcher(c.db, c.vectors, embedder, scratch)
+                matcher = em.Matcher.from_settings(c.db, c.vectors, embedder, scratch)
                 scored = items[:limit] if name == "kuake-qtr" and limit is not None else items
                 ranking = steps.task(f"{name}: ranking", len(scored))
 

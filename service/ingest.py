@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from indexers.chunker import Chunk as TextChunk
 from indexers.chunker import chunk_blocks
 from indexers.document import ComplianceMeta, Document, ParsedDocument, TextBlock, detect_language
 from indexers.errors import IngestError
@@ -54,32 +55,49 @@ class IngestOutcome:
     tagging_status: str | None = None
 
 
-def ingest_limits(settings: Settings) -> Limits:
-    return Limits(max_file_bytes=settings.max_file_bytes, max_uncompressed_bytes=settings.max_uncompressed_bytes,
-                  max_compression_ratio=settings.max_compression_ratio)
+@dataclass(frozen=True)
+class IngestConfig:
+    """What ingest needs from the settings: the file limits, how text is chunked, and the approval status
+    given to news from feeds."""
+
+    limits: Limits
+    chunk_tokens: int = 300
+    chunk_overlap_tokens: int = 50
+    tokenizer_encoding: str = "cl100k_base"
+    news_approval_status: str = "draft"
+
+    @classmethod
+    def of(cls, settings: Settings) -> IngestConfig:
+        return cls(Limits(max_file_bytes=settings.max_file_bytes,
+                          max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                          max_compression_ratio=settings.max_compression_ratio),
+                   settings.chunk_tokens, settings.chunk_overlap_tokens, settings.tokenizer_encoding,
+                   settings.news_feeds_approval_status)
+
+    def chunk(self, text: str, blocks: list[TextBlock]) -> list[TextChunk]:
+        return chunk_blocks(text, blocks, max_tokens=self.chunk_tokens, overlap_tokens=self.chunk_overlap_tokens,
+                            encoding=self.tokenizer_encoding)
 
 
-def tag_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, text: str, *, title: str,
+def tag_unstored(tagger: Tagger, embedder: Embedder, config: IngestConfig, text: str, *, title: str,
                  language: str | None, blocks: list[TextBlock], metadata: Mapping[str, str],
                  mode: Mode | None = None, deadline_s: float | None = None) -> TaggingResult:
     """Tag a document as ingest would (same chunks, same embedding text), storing nothing. ``deadline_s``: the
     most the LLM may take in all (see ``TaggingEngine.tag``)."""
     doc = ParsedDocument(format="txt", blocks=blocks).finalise()
-    chunks = chunk_blocks(doc.text, doc.blocks, max_tokens=settings.chunk_tokens,
-                          overlap_tokens=settings.chunk_overlap_tokens, encoding=settings.tokenizer_encoding)
-    texts = [c.text for c in chunks] or [text]
+    texts = [c.text for c in config.chunk(doc.text, doc.blocks)] or [text]
     vectors = embedder.embed_passages([embedding_text(title, t) for t in texts])
     return tagger.tag(doc.text or text, title=title, language=language or detect_language(text), chunks=texts,
                       chunk_vectors=vectors, content_hash=None, metadata=dict(metadata), mode=mode,
                       deadline_s=deadline_s)
 
 
-def tag_file_unstored(tagger: Tagger, embedder: Embedder, settings: Settings, path: Path, *, mode: Mode | None = None,
-                      deadline_s: float | None = None) -> TaggingResult:
+def tag_file_unstored(tagger: Tagger, embedder: Embedder, config: IngestConfig, path: Path, *,
+                      mode: Mode | None = None, deadline_s: float | None = None) -> TaggingResult:
     """Read one file as ingest would (same parsers, same limits) and tag it, storing nothing: what ``hcp-content
     tag FILE`` and ``POST /v1/tag/file`` both do. A file that cannot be read raises its ``IngestError``."""
-    doc = read_file(path, path.parent, ingest_limits(settings))
-    return tag_unstored(tagger, embedder, settings, doc.text, title=doc.title, language=doc.language,
+    doc = read_file(path, path.parent, config.limits)
+    return tag_unstored(tagger, embedder, config, doc.text, title=doc.title, language=doc.language,
                         blocks=[TextBlock(**b) for b in doc.blocks], metadata={"format": doc.format,
                                                                                "source": doc.source},
                         mode=mode, deadline_s=deadline_s)
@@ -89,13 +107,19 @@ class Ingestor:
     """Writes documents into the stores; with a ``tagger``, each new content is tagged before its rows are
     committed, so an asset is never stored without its tags. ``actor`` (key id, role) goes to the audit log."""
 
-    def __init__(self, db: Database, vectors: VectorStore, embedder: Embedder, settings: Settings,
+    def __init__(self, db: Database, vectors: VectorStore, embedder: Embedder, config: IngestConfig,
                  tagger: Tagger | None = None, actor: tuple[str, str] = ("cli", "admin"),
                  tagging_mode: Mode | None = None) -> None:
-        self.db, self.vectors, self.embedder, self.settings = db, vectors, embedder, settings
+        self.db, self.vectors, self.embedder, self.config = db, vectors, embedder, config
         self.tagger, self.actor, self.tagging_mode = tagger, actor, tagging_mode
-        self.limits = ingest_limits(settings)
+        self.limits = config.limits
         vectors.ensure_indexes(PAYLOAD_INDEXES)
+
+    @classmethod
+    def from_settings(cls, db: Database, vectors: VectorStore, embedder: Embedder, settings: Settings,
+                      tagger: Tagger | None = None, actor: tuple[str, str] = ("cli", "admin"),
+                      tagging_mode: Mode | None = None) -> Ingestor:
+        return cls(db, vectors, embedder, IngestConfig.of(settings), tagger, actor, tagging_mode)
 
     # --- one document --------------------------------------------------------------------------
     def ingest(self, doc: Document) -> IngestOutcome:
@@ -118,9 +142,7 @@ class Ingestor:
             asset_id = existing.id if existing else doc.asset_id
             version = (existing.current_version + 1) if existing else 1
 
-        chunks = chunk_blocks(doc.text, [TextBlock(**b) for b in doc.blocks], max_tokens=self.settings.chunk_tokens,
-                              overlap_tokens=self.settings.chunk_overlap_tokens,
-                              encoding=self.settings.tokenizer_encoding)
+        chunks = self.config.chunk(doc.text, [TextBlock(**b) for b in doc.blocks])
         if not chunks:
             raise IngestError("no_extractable_text", "No text could be extracted.", doc.source_key)
         texts = [embedding_text(doc.title, c.text) for c in chunks]
@@ -218,7 +240,7 @@ class Ingestor:
             for url in urls:
                 try:
                     meta = ComplianceMeta(source="external",
-                                          approval_status=self.settings.news_feeds_approval_status)
+                                          approval_status=self.config.news_approval_status)
                     for item in fetch_feed(url, meta):
                         yield url, item
                 except IngestError as err:

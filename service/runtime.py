@@ -51,7 +51,7 @@ class Components:
         if self._matcher is None:
             from service.core.embeddings import CachedQueries
             from service.matching.matcher import Matcher
-            self._matcher = Matcher(self.db, self.vectors, CachedQueries(self.embedder), self.settings)
+            self._matcher = Matcher.from_settings(self.db, self.vectors, CachedQueries(self.embedder), self.settings)
         return self._matcher
 
     @property
@@ -88,11 +88,12 @@ class Components:
 
     def job_context(self) -> JobContext:
         """The parts the worker and its handlers use."""
-        from service.ingest import Ingestor
+        from service.ingest import IngestConfig, Ingestor
         from service.jobs.context import JobContext
 
         def ingestor(actor: tuple[str, str]) -> Ingestor:
-            return Ingestor(self.db, self.vectors, self.embedder, self.settings, tagger=self.tagger, actor=actor)
+            return Ingestor(self.db, self.vectors, self.embedder, IngestConfig.of(self.settings), tagger=self.tagger,
+                            actor=actor)
 
         return JobContext(db=self.db, vectors=self.vectors, embedder=self.embedder, tagger=self.tagger,
                           ingestor=ingestor, poll_s=self.settings.worker_poll_s, lease_s=self.settings.job_lease_s)

@@ -101,7 +101,7 @@ def start_samples_api(data_dir: Path) -> Api:
     settings = Settings(data_dir=data_dir, llm_mode="off", worker_enabled=False)
     api = start_api(settings)
     c = api.components
-    Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger).ingest_path(SAMPLES)
+    Ingestor.from_settings(c.db, c.vectors, c.embedder, settings, tagger=c.tagger).ingest_path(SAMPLES)
     return api
 
 
@@ -139,7 +139,7 @@ class HttpApi:
 
 
 def ingest_samples(c: Components, rels: list[str]) -> None:
-    ingestor = Ingestor(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger)
+    ingestor = Ingestor.from_settings(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger)
     for rel in rels:
         ingestor.ingest_path(SAMPLES / rel)
 

@@ -44,7 +44,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     (roots / "note.md").write_text("# Cardiovex note\n\nMajor bleeding was rare.\n", encoding="utf-8")
     api = start_api(Settings(data_dir=data, llm_mode="off", worker_enabled=False, ingest_roots=[roots]))
     c = api.components
-    ingestor = Ingestor(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger)
+    ingestor = Ingestor.from_settings(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger)
     for rel in SUBSET[:3]:
         ingestor.ingest_path(SAMPLES / rel)
     api.faultless = TestClient(api.client.app, raise_server_exceptions=False)  # type: ignore[attr-defined]
@@ -155,7 +155,8 @@ def _report(api: Api) -> int:
 
 def _ingest(api: Api) -> int:
     c = api.components
-    outcomes = Ingestor(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger).ingest_path(SAMPLES / SUBSET[4])
+    ingestor = Ingestor.from_settings(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger)
+    outcomes = ingestor.ingest_path(SAMPLES / SUBSET[4])
     return 201 if all(o.error is None for o in outcomes) else 500
 
 

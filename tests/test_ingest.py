@@ -24,7 +24,7 @@ SAMPLES = ROOT / "samples" / "content"
 def stack(tmp_path, database_url):
     settings = Settings(data_dir=tmp_path / "data", llm_mode="off", database_url=database_url)
     components = build_components(settings, with_llm=False)
-    yield components, Ingestor(components.db, components.vectors, components.embedder, settings)
+    yield components, Ingestor.from_settings(components.db, components.vectors, components.embedder, settings)
     components.close()
 
 

@@ -216,7 +216,8 @@ def test_weighted_fusion_ranks_the_same_need_sensibly_and_reports_it(api, uri_of
     from service.matching.schemas import MatchRequest
 
     c = api.components
-    weighted = Matcher(c.db, c.vectors, c.embedder, c.settings.model_copy(update={"match_fusion": "weighted"}))
+    weighted = Matcher.from_settings(c.db, c.vectors, c.embedder,
+                                     c.settings.model_copy(update={"match_fusion": "weighted"}))
     out = weighted.match(MatchRequest(need_tags={"therapy_area": ["cardiovascular"], "value_driver": {"safety": 2}},
                                       language="en", k=5, external_share=0), c.tagger.taxonomy)
     assert out.fusion == "weighted"
@@ -245,7 +246,7 @@ def test_the_zh_and_en_copies_of_one_deck_never_both_fill_a_top_ten(api, uri_of,
     assert len(results) == 10, "the list is still filled: the copy's slot goes to the next asset"
     # without folding (the option) both copies rank near the top, so the test can fail
     c = api.components
-    plain = Matcher(c.db, c.vectors, c.embedder, c.settings).match(
+    plain = Matcher.from_settings(c.db, c.vectors, c.embedder, c.settings).match(
         MatchRequest(need_tags=need, language=language, k=15), c.tagger.taxonomy, diversity="none")
     assert {uri_of[r.asset_id] for r in plain.results} >= DECK
 
@@ -259,7 +260,7 @@ def test_the_matching_eval_scores_every_variant_beside_bm25_and_fits_the_fusion_
     assert deck and not any(k in DECK for j in deck for k in j.relevant), "a family is judged once, at its best copy"
     with c.db.session() as s:
         unit = {a.id: em.unit_key(a) for a in s.query(Asset)}
-    matcher = Matcher(c.db, c.vectors, c.embedder, c.settings)
+    matcher = Matcher.from_settings(c.db, c.vectors, c.embedder, c.settings)
     report = em.run(matcher, c.tagger.taxonomy, judged, lambda a: unit.get(a, a))
     rows = report["variants"]
     assert {"dense", "bm25", "hybrid", "hybrid+mmr", "default"} <= set(rows)
@@ -311,13 +312,13 @@ def test_the_catalog_ranks_tags_as_the_rows_score_and_follows_every_write_on_sql
     c = build_components(settings, with_llm=False)
     try:
         for folder in ("cardiovex", "glucora"):
-            Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger,
+            Ingestor.from_settings(c.db, c.vectors, c.embedder, settings, tagger=c.tagger,
                      tagging_mode="embedding").ingest_path(SAMPLES / folder)
         taxonomy = c.tagger.taxonomy
         request = MatchRequest(need_tags=need, k=5)
         parsed = parse_need(taxonomy, request.need_tags, None)
         weight = {(d, v): taxonomy.dimension(d).weight * w for d, v, w in parsed.pairs()}
-        matcher = Matcher(c.db, c.vectors, c.embedder, settings)
+        matcher = Matcher.from_settings(c.db, c.vectors, c.embedder, settings)
 
         def expected(scope=None):
             with c.db.session() as s:

@@ -226,7 +226,8 @@ def test_hcps_with_one_need_share_one_need_vector(api):
     with no query cache in front of the embedder."""
     c = api.components
     counting = CountingEmbedder(c.embedder)
-    planner = PanelPlanner(Matcher(c.db, c.vectors, counting, c.settings), load_panel_rules(RULES, c.tagger.taxonomy))
+    planner = PanelPlanner(Matcher.from_settings(c.db, c.vectors, counting, c.settings),
+                           load_panel_rules(RULES, c.tagger.taxonomy))
     hcps = [{"hcp_id": f"h{i}", "need_tags": SAFETY_CARDIO if i % 2 else ONSET_DIABETES, "language": "en",
              "exclude_asset_ids": [f"x{i}"], "k": 1 + i % 5} for i in range(30)]
     out = planner.plan(PanelPlanRequest.model_validate({"hcps": hcps}), c.tagger.taxonomy)

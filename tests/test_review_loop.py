@@ -22,7 +22,7 @@ def test_reviews_train_the_heads_and_eval_on_reviewed_gold_reflects_them(tmp_pat
     api = start_api(settings)
     try:
         c = api.components
-        Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger).ingest_path(SAMPLES)
+        Ingestor.from_settings(c.db, c.vectors, c.embedder, settings, tagger=c.tagger).ingest_path(SAMPLES)
         assert c.tagger.engine.heads is None
         gold = yaml.safe_load((ROOT / "samples" / "gold.yaml").read_text(encoding="utf-8"))["assets"]
         page = api.client.get("/v1/assets", params={"limit": 200}, headers=api.h("admin")).json()["items"]

@@ -54,7 +54,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpApi]:
     from service.ingest import Ingestor
 
     c = live.components
-    Ingestor(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger).ingest_path(root / "af_education_en.md")
+    ingestor = Ingestor.from_settings(c.db, c.vectors, c.embedder, c.settings, tagger=c.tagger)
+    ingestor.ingest_path(root / "af_education_en.md")
     yield live
     stop_http(live)
 
@@ -150,7 +151,7 @@ def test_a_scoped_top_k_is_filled_before_ranking_not_emptied_by_filtering_after(
     another product's content answers best; the vector prefilter gives it its own product's best."""
     _agnostic(api)
     c = api.components
-    narrow = Matcher(c.db, c.vectors, c.embedder, c.settings.model_copy(update={"match_candidates": 4}))
+    narrow = Matcher.from_settings(c.db, c.vectors, c.embedder, c.settings.model_copy(update={"match_candidates": 4}))
     need = MatchRequest(need_text="once-weekly GLP-1 injection lowers HbA1c within four weeks", language="en", k=3)
     unscoped = narrow.match(need, c.tagger.taxonomy).results
     glucora = {a.id for a in _by_product(api)["glucora"]}

@@ -44,7 +44,7 @@ def _start(tmp_path_factory: pytest.TempPathFactory, name: str, **llm: object) -
                         **llm)  # type: ignore[arg-type]
     api = start_api(settings)
     c = api.components
-    ingestor = Ingestor(c.db, c.vectors, c.embedder, settings, tagger=c.tagger)
+    ingestor = Ingestor.from_settings(c.db, c.vectors, c.embedder, settings, tagger=c.tagger)
     ingestor.ingest_path(SAMPLES)
     planted = settings.data_dir / "planted" / "cardiovex_elderly_note_en.md"
     planted.parent.mkdir(parents=True)

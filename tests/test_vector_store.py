@@ -401,7 +401,7 @@ def test_payload_indexes_are_ensured_once_per_store_not_once_per_ingested_item(t
     db.migrate()
     try:
         for _ in range(3):
-            Ingestor(db, store, embedder, Settings(data_dir=tmp_path, llm_mode="off"))
+            Ingestor.from_settings(db, store, embedder, Settings(data_dir=tmp_path, llm_mode="off"))
         assert sorted(asked) == sorted(PAYLOAD_INDEXES)
     finally:
         store.close()

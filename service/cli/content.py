@@ -95,7 +95,7 @@ def ingest(
         raise typer.Exit(2)
     components = build_components(settings, with_llm=llm)
     try:
-        run_ingest(Ingestor(components.db, components.vectors, components.embedder, settings,
+        run_ingest(Ingestor.from_settings(components.db, components.vectors, components.embedder, settings,
                              tagger=components.tagger), path, urls)
     finally:
         components.close()
@@ -112,7 +112,7 @@ def tag(
 
     from indexers.document import TextBlock, detect_language
     from indexers.errors import IngestError
-    from service.ingest import tag_file_unstored, tag_unstored
+    from service.ingest import IngestConfig, tag_file_unstored, tag_unstored
     from service.runtime import build_components
 
     if (file is None) == (text is None):
@@ -128,14 +128,14 @@ def tag(
     try:
         if file is not None:
             try:
-                result = tag_file_unstored(components.tagger, components.embedder, settings, file,
+                result = tag_file_unstored(components.tagger, components.embedder, IngestConfig.of(settings), file,
                                            mode=mode)  # type: ignore[arg-type]
             except IngestError as err:
                 console.print(f"[red]{err.code}: {err.message}[/red]")
                 raise typer.Exit(1) from err
         else:
             assert text is not None
-            result = tag_unstored(components.tagger, components.embedder, settings, text, title="",
+            result = tag_unstored(components.tagger, components.embedder, IngestConfig.of(settings), text, title="",
                                   language=detect_language(text), blocks=[TextBlock(text=text)], metadata={},
                                   mode=mode)  # type: ignore[arg-type]
     finally:

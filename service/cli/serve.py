@@ -50,8 +50,9 @@ def serve(
 
             # tagged quickly without the LLM so the service is useful at once; the LLM then refines the
             # new assets' tags in a background job (cached: an unchanged asset costs no tokens next time)
-            outcomes = run_ingest(Ingestor(components.db, components.vectors, components.embedder, settings,
-                                            tagger=components.tagger, tagging_mode="learned"), ingest, [])
+            ingestor = Ingestor.from_settings(components.db, components.vectors, components.embedder, settings,
+                                              tagger=components.tagger, tagging_mode="learned")
+            outcomes = run_ingest(ingestor, ingest, [])
             queue_llm_retag(components, [o.asset_id for o in outcomes
                                           if o.asset_id and o.status in ("created", "new_version")])
         console.print(f"hcp-content on http://{host or settings.host}:{port or settings.port} "

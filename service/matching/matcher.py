@@ -41,6 +41,7 @@ from service.core.lexical import LexicalEncoder, default_encoder, query_vector
 from service.core.taxonomy import Taxonomy
 from service.matching.cards import CARD_COLUMNS, AssetCard, ChunkRow
 from service.matching.catalog import Catalog, CatalogSnapshot
+from service.matching.config import Channel, Diversity, Fusion, MatchConfig, NeedKind
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
 from service.matching.reasons import notice, reason
 from service.matching.schemas import (
@@ -61,15 +62,10 @@ from service.store.points import day_number
 from service.store.vectors import VectorHit, VectorStore, Where, point_id
 from service.store.visibility import ACTIVE_TAG, Scope, rep_visible
 
-Channel = Literal["dense", "lexical", "tags"]
 CHANNELS: tuple[Channel, ...] = ("dense", "lexical", "tags")
-Diversity = Literal["duplicates", "mmr", "none"]
 PASSAGE_CHARS = 600
 TagRow = tuple[str, str, str, float, str]  # asset id, dimension, value, confidence, status
 HIT_FIELDS = ("asset_id", "chunk_id")  # all matching reads of a hit's payload
-
-
-NeedKind = Literal["tags", "text"]
 
 
 def need_kind(need: Need) -> NeedKind:
@@ -80,29 +76,6 @@ def need_kind(need: Need) -> NeedKind:
 def usable_channels(need: Need, channels: Iterable[Channel] = CHANNELS) -> list[Channel]:
     """The channels that can score a need: the tag channel only when it has need-tags of content dimensions."""
     return [c for c in channels if c != "tags" or need.tags]
-
-
-@dataclass(frozen=True)
-class Fusion:
-    """How the channels combine: reciprocal rank with constant ``rrf_k``, or a weighted sum of normalised scores."""
-
-    weights: Mapping[str, float]
-    rrf_k: int = 60
-    method: Literal["rrf", "weighted"] = "rrf"
-
-    def ceiling(self, channels: Iterable[Channel]) -> float:
-        """The highest fused score possible: first in every channel (rrf), or the top score in each (weighted).
-        A fused score over it is comparable across needs and fusions (a panel plan's relevance driver)."""
-        total = sum(self.weights.get(ch, 1.0) for ch in channels)
-        return total / (self.rrf_k + 1) if self.method == "rrf" else total
-
-    @classmethod
-    def of(cls, settings: Settings, kind: NeedKind = "tags") -> Fusion:
-        """The settings' fusion for a need of ``kind`` (each fitted on judged needs of its kind)."""
-        if kind == "text":
-            return cls(dict(settings.match_text_channel_weights), settings.match_text_rrf_k,
-                       settings.match_text_fusion)
-        return cls(dict(settings.match_channel_weights), settings.match_rrf_k, settings.match_fusion)
 
 
 @dataclass
@@ -153,14 +126,18 @@ class Ranking:
 class Matcher:
     """Stateless over the stores; one instance serves every request."""
 
-    def __init__(self, db: Database, vectors: VectorStore, embedder: Embedder, settings: Settings,
+    def __init__(self, db: Database, vectors: VectorStore, embedder: Embedder, config: MatchConfig,
                  encoder: LexicalEncoder | None = None) -> None:
-        self.db, self.vectors, self.embedder, self.settings = db, vectors, embedder, settings
+        self.db, self.vectors, self.embedder, self.config = db, vectors, embedder, config
         self.encoder = encoder or default_encoder()
         # jieba is the dearest step of a response after SQL; needs and passages repeat all day, so their
         # terms are remembered (bounded: a few thousand short texts)
         self.terms = lru_cache(maxsize=8192)(lambda text: tuple(self.encoder.terms(text)))
         self.catalog = Catalog(db)
+
+    @classmethod
+    def from_settings(cls, db: Database, vectors: VectorStore, embedder: Embedder, settings: Settings) -> Matcher:
+        return cls(db, vectors, embedder, MatchConfig.of(settings))
 
     # --- entry point -----------------------------------------------------------------------------
     def match(self, request: MatchRequest, taxonomy: Taxonomy, *, scope: Scope | None = None,
@@ -204,8 +181,8 @@ class Matcher:
               scope: Scope | None, channels: Iterable[Channel], diversity: Diversity | None,
               fusion: Fusion | None, *, all_chunks: bool = False) -> list[Candidate]:
         """The ranked pick, each one (and its alternates) confirmed and loaded by SQL (``_load``)."""
-        fusion = fusion or Fusion.of(self.settings, need_kind(need))
-        diversity = diversity or self.settings.match_diversity
+        fusion = fusion or self.config.fusion(need_kind(need))
+        diversity = diversity or self.config.diversity
         pool = candidates
         while True:
             picked = self.rank(pool, request, set(channels), fusion, diversity)
@@ -228,7 +205,7 @@ class Matcher:
         return self._response(request, self._mix(pool, request.k, share, mmr=False), taxonomy, basis, share, need=None)
 
     def external_share(self, request: MatchRequest) -> float | None:
-        return self.settings.match_external_share if request.external_share is None else request.external_share
+        return self.config.external_share if request.external_share is None else request.external_share
 
     def candidates(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
                    scope: Scope | None = None) -> list[Candidate]:
@@ -247,7 +224,7 @@ class Matcher:
         if weight:
             score, carried = catalog.tag_scores(weight, _sources(weight, taxonomy))
             if "tags" in channels:
-                top = catalog.top(score, carried, visible, self.settings.match_candidates)
+                top = catalog.top(score, carried, visible, self.config.candidates)
                 for rank, asset_id in enumerate(top):
                     found.setdefault(asset_id, Candidate(asset_id)).ranks["tags"] = rank
         total = sum(weight.values()) or 1.0
@@ -309,7 +286,7 @@ class Matcher:
     def _retrieve(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
                   scope: Scope | None) -> tuple[dict[str, Candidate], np.ndarray | None]:
         """The chunk channels' hits rolled up to assets, and the need's query vector."""
-        n = self.settings.match_candidates
+        n = self.config.candidates
         where = self._where(request, scope)
         found: dict[str, Candidate] = {}
         chunk_lists: list[list[VectorHit]] = []
@@ -327,7 +304,7 @@ class Matcher:
             self._roll_up(found, hits, "lexical")
             chunk_lists.append(hits)
         # chunk-level reciprocal-rank fusion picks each asset's passage
-        k = self.settings.match_rrf_k
+        k = self.config.tag_fusion.rrf_k
         for hits in chunk_lists:
             for rank, hit in enumerate(hits):
                 cand = found[str(hit.payload["asset_id"])]
@@ -411,14 +388,14 @@ class Matcher:
         today = date.today()
         preferred = {f.lower() for f in request.formats}
         format_value = format_values(taxonomy)
-        half_life = self.settings.match_news_half_life_days
+        half_life = self.config.news_half_life_days
         for c in ranked:
             assert c.asset is not None
             if c.asset.source == "external" and c.asset.published_at is not None:
                 age = max(0, (today - c.asset.published_at).days)
                 c.freshness = 0.5 ** (age / half_life)
             if preferred and {c.asset.format.lower(), format_value.get(c.asset.format, "")} & preferred:
-                c.format_boost = 1.0 + self.settings.match_format_boost
+                c.format_boost = 1.0 + self.config.format_boost
 
     @staticmethod
     def _penalise_mismatches(ranked: list[Candidate], need: Need, taxonomy: Taxonomy,
@@ -465,7 +442,7 @@ class Matcher:
         declared in the asset's metadata), or passages whose vectors are near-identical. The multilingual
         embedder does not find translations by itself (on the samples the zh and en detail aids' vectors are
         further apart than thirty pairs of different assets), so a translation needs its family."""
-        threshold = self.settings.match_duplicate_similarity
+        threshold = self.config.duplicate_similarity
         kept: list[Candidate] = []
         for c in ranked:
             twin = next((o for o in kept if _near_duplicates(c, o, threshold)), None)
@@ -477,7 +454,7 @@ class Matcher:
 
     def _mmr(self, pool: list[Candidate], count: int, chosen: list[Candidate]) -> list[Candidate]:
         """Maximal marginal relevance: each pick trades relevance against similarity to what is chosen."""
-        lam = self.settings.match_mmr_lambda
+        lam = self.config.mmr_lambda
         top = max((c.relevance for c in pool), default=0.0) or 1.0
         picked: list[Candidate] = []
         remaining = list(pool)
@@ -528,7 +505,7 @@ class Matcher:
                 rows = s.execute(pool.order_by(Asset.published_at.desc().nulls_last(), Asset.id).limit(limit)).all()
                 for rank, row in enumerate(rows):
                     out.append(Candidate(row.id, asset=AssetCard(*row[:-1]), first_chunk=row[-1],
-                                         fused=1.0 / (self.settings.match_rrf_k + rank + 1)))
+                                         fused=1.0 / (self.config.tag_fusion.rrf_k + rank + 1)))
         out.sort(key=lambda c: (-c.relevance, c.asset_id))
         return out
 
@@ -563,7 +540,7 @@ class Matcher:
         return MatchResponse(personalized=basis == "need_tags", basis=basis, notice=notice(request.language, basis),
                              k=request.k, external_share_requested=share,
                              external_share=round(external / len(results), 4) if results else 0.0,
-                             fusion=Fusion.of(self.settings, need_kind(need)).method if need is not None else "recency",
+                             fusion=self.config.fusion(need_kind(need)).method if need is not None else "recency",
                              results=results)
 
 

@@ -16,7 +16,6 @@ from service.core.taxonomy import Taxonomy
 from service.matching.matcher import (
     CHANNELS,
     Candidate,
-    Fusion,
     Matcher,
     format_values,
     need_kind,
@@ -136,7 +135,7 @@ class PanelPlanner:
         channel), so it reads the same whoever else is in the plan and whatever the need's kind."""
         rules = self.rules.priority
         assert p.response is not None
-        fusion = Fusion.of(self.matcher.settings, need_kind(p.need))
+        fusion = self.matcher.config.fusion(need_kind(p.need))
         top = p.response.results[0].score if p.response.results else 0.0
         relevance = round(min(1.0, top / fusion.ceiling(usable_channels(p.need))), 4)
         out = [Driver(driver="relevance", value=relevance, score=relevance, weight=rules.relevance,

@@ -322,7 +322,7 @@ class TalkingPointWriter:
             picked.sort(key=lambda p: -p[2])
             per_asset.append([(asset, chunk, text, value) for chunk, text, value in picked])
         out: list[Source] = []
-        limit = self.matcher.settings.talking_points_context_sentences
+        limit = self.matcher.config.context_sentences
         for depth in range(max((len(p) for p in per_asset), default=0)):
             for entries in per_asset:
                 if depth < len(entries) and len(out) < limit:

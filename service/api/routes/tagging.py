@@ -17,7 +17,7 @@ from service.api.errors import ApiError
 from service.api.schemas import TagResultOut, TagResultTag, TagTextRequest
 from service.api.uploads import safe_name, save_upload
 from service.auth.keys import Principal
-from service.ingest import tag_file_unstored, tag_unstored
+from service.ingest import IngestConfig, tag_file_unstored, tag_unstored
 from service.llm.client import LLMCancelled
 from service.runtime import Components
 from service.tagging.result import Mode, TaggingResult
@@ -50,7 +50,7 @@ def tag_text(body: TagTextRequest, c: ComponentsDep,
     if not body.text.strip():
         raise ApiError(422, "empty_text", "The text is empty.")
     return _interactive(c, lambda deadline: tag_unstored(
-        c.tagger, c.embedder, c.settings, body.text, title=body.title, language=body.language,
+        c.tagger, c.embedder, IngestConfig.of(c.settings), body.text, title=body.title, language=body.language,
         blocks=[TextBlock(text=body.text)], metadata={}, mode=body.mode, deadline_s=deadline))
 
 
@@ -62,8 +62,8 @@ def tag_file(c: ComponentsDep, _: Annotated[Principal, Depends(require("tag:run"
         path = Path(tmp) / name
         save_upload(file, path, c.settings.max_file_bytes)
         try:
-            return _interactive(c, lambda deadline: tag_file_unstored(c.tagger, c.embedder, c.settings, path,
-                                                                      mode=mode, deadline_s=deadline))
+            return _interactive(c, lambda deadline: tag_file_unstored(
+                c.tagger, c.embedder, IngestConfig.of(c.settings), path, mode=mode, deadline_s=deadline))
         except IngestError as err:
             status = 415 if err.code in ("unsupported_type", "wrong_extension") else \
                 413 if err.code in ("file_too_large", "zip_bomb") else 422
