@@ -61,10 +61,10 @@ class IngestConfig:
     given to news from feeds."""
 
     limits: Limits
-    chunk_tokens: int = 300
-    chunk_overlap_tokens: int = 50
-    tokenizer_encoding: str = "cl100k_base"
-    news_approval_status: str = "draft"
+    chunk_tokens: int
+    chunk_overlap_tokens: int
+    tokenizer_encoding: str
+    news_approval_status: str  # built by ``IngestConfig.of``: no defaults of its own to drift from the settings'
 
     @classmethod
     def of(cls, settings: Settings) -> IngestConfig:

@@ -19,11 +19,16 @@ def job_out(s: Session, job_id: str) -> JobOut:
     return JobOut.model_validate(job)
 
 
+def wake_worker(c: Components, s: Session) -> None:
+    """Wake this process's worker (when it runs one) for the jobs ``s`` adds, once they are committed."""
+    if c.worker is not None:
+        after_commit(s, c.worker.notify)
+
+
 def queued(c: Components, s: Session, job_id: str, response: Response | None = None) -> JobOut:
     """The answer for a job just added in ``s``: the worker is woken once it is committed."""
     s.flush()
-    if c.worker is not None:
-        after_commit(s, c.worker.notify)
+    wake_worker(c, s)
     if response is not None:
         response.headers["Location"] = f"/v1/jobs/{job_id}"
     return job_out(s, job_id)

@@ -13,7 +13,7 @@ from service.api.auth import require
 from service.api.cursors import CursorParam, decode_cursor, encode_cursor
 from service.api.deps import ComponentsDep, SessionDep
 from service.api.params import RecordIdPath, TagIdPath
-from service.api.queued import queued
+from service.api.queued import queued, wake_worker
 from service.api.schemas import AddTagRequest, JobOut, QueueAsset, ReviewOut, ReviewQueue, ReviewRequest, TagOut
 from service.auth.keys import Principal
 from service.core.taxonomy import ID_PATTERN
@@ -48,7 +48,8 @@ def _maybe_retrain(c: Components, s: Session, principal: Principal) -> str | Non
     """Queue a retraining once enough reviews arrived since the last one (and none is waiting)."""
     if not review.retrain_due(s, c.settings.retrain_after_reviews):
         return None
-    return queued(c, s, _add_retrain(s, principal)).id
+    wake_worker(c, s)
+    return _add_retrain(s, principal)
 
 
 def _add_retrain(s: Session, principal: Principal) -> str:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from service.api.auth import require
 from service.api.deps import ComponentsDep, SessionDep
 from service.api.errors import ApiError
+from service.api.queued import wake_worker
 from service.api.schemas import TaxonomyOut, TaxonomyReplace, TaxonomyReplaced
 from service.auth.keys import Principal
 from service.core.taxonomy import TaxonomyError
@@ -38,7 +39,7 @@ def put_taxonomy(body: TaxonomyReplace, c: ComponentsDep, s: SessionDep,
         raise ApiError(409, "taxonomy_conflict", str(err)) from err
     # served, and the worker woken for the re-tag, only once the new version is committed
     after_commit(s, lambda: c.tagger.set_taxonomy(change.taxonomy))
-    if change.retag_job is not None and c.worker is not None:
-        after_commit(s, c.worker.notify)
+    if change.retag_job is not None:
+        wake_worker(c, s)
     return TaxonomyReplaced(id=change.taxonomy.id, version=change.taxonomy.version,
                             changed_dimensions=change.changed_dimensions, retag_job=change.retag_job)
