@@ -24,6 +24,7 @@ class FaultyLLMServer:
         self.stream_chunks = stream_chunks  # a streamed "slow" answer spreads its delay over this many chunks
         self.requests = 0
         self.arrivals: list[str] = []  # each request's last message, in the order they arrived
+        self.bodies: list[dict] = []  # each request as sent (messages, response_format...), in the same order
         self.finished: list[str] = []  # and in the order they were answered to the end (not dropped)
         outer = self
 
@@ -72,6 +73,7 @@ class FaultyLLMServer:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 marker = str((body.get("messages") or [{}])[-1].get("content", ""))
                 outer.arrivals.append(marker)
+                outer.bodies.append(body)
                 if outer.fault == "http_500":
                     self._send(500, {"error": {"message": "boom"}})
                     return

@@ -75,11 +75,41 @@ def test_real_llm_with_a_prompt_injection_document_never_yields_a_tag_outside_th
     assert all_in_taxonomy(taxonomy, result)
     values = {t.value for t in result.tags}
     assert "miracle_cure" not in values and "panacea" not in values
-    # The forced key message was never a candidate for this cardiology text, so it cannot be chosen.
+    # A key message needs its product: Oncotinib's is never offered for this Cardiovex text, so it cannot be chosen
+    # (when the other two products' messages were offered, SmolLM once followed the injection into it).
     assert "oncotinib_cns_activity" not in result.values("key_message")
     for tag in result.tags:
         if tag.method == "llm" and tag.evidence_verified:
             assert QuoteChecker(SAFETY_TEXT + INJECTION).contains(tag.evidence)
+
+
+# a Cardiovex text in the words of an Oncotinib key message (its synonyms): those words alone would tag it
+CNS_WORDS = (" Patients with brain metastases were excluded from VIVA-AF, so no intracranial response to Cardiovex "
+             "was assessed.")
+
+
+def test_a_key_message_is_never_tagged_without_its_product(taxonomy, embedder):
+    engine = TaggingEngine(taxonomy, embedder)
+    result = engine.tag(SAFETY_TEXT + CNS_WORDS, mode="embedding", metadata={"format": "pdf", "source": "internal"})
+    assert result.values("product") == {"cardiovex"}
+    assert "oncotinib_cns_activity" not in result.values("key_message"), result.tags
+    for tag in result.tags:
+        for dim, value in taxonomy.implications(tag.dimension, tag.value):
+            implied = [t for t in result.tags if (t.dimension, t.value) == (dim, value)]
+            if dim == "product":  # a key message's product: tagged, and at least as confident
+                assert implied and implied[0].confidence >= tag.confidence, (tag, result.values("product"))
+
+
+def test_the_llm_is_never_offered_a_key_message_of_a_product_the_content_is_not_about(taxonomy, embedder, prompt):
+    with FaultyLLMServer("scripted", script="{}") as fake:
+        engine = engine_with(taxonomy, embedder, prompt, fake.base_url, model="faulty")
+        result = engine.tag(SAFETY_TEXT + CNS_WORDS, mode="full", metadata={"format": "pdf", "source": "internal"})
+    assert result.status == "ok", result.llm_error
+    schema = fake.bodies[0]["response_format"]["schema"]
+    values = schema["$defs"]["Choice_key_message"]["properties"]["value"]
+    offered = set(values.get("enum", [values.get("const")]))
+    assert offered and all(v.startswith("cardiovex_") for v in offered), offered
+    assert "product" in schema["properties"], "the product itself is still asked"
 
 
 def test_with_file_metadata_the_llm_is_asked_only_the_open_dimensions(taxonomy, embedder, prompt, llm_server):

@@ -17,20 +17,23 @@ from service.tagging.engine import TaggingEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# measured: embedding zero-shot (no LLM), with format/source read from file metadata
+# measured: embedding zero-shot (no LLM), with format/source read from file metadata and tags held to the
+# taxonomy's implications (a confident product brings its therapy area: therapy_area 0.782 -> 0.938)
 EMBEDDING_FLOORS = {
-    "therapy_area": 0.782, "disease": 0.885, "product": 0.929, "content_type": 0.637, "format": 1.0,
-    "evidence_level": 0.317, "audience": 0.135, "value_driver": 0.672, "treatment_concept": 0.259,
-    "customer_need": 0.303, "key_message": 0.531, "adoption_stage": 0.185, "source": 1.0,
+    "therapy_area": 0.938, "disease": 0.891, "product": 0.933, "content_type": 0.637, "format": 1.0,
+    "evidence_level": 0.339, "audience": 0.135, "value_driver": 0.672, "treatment_concept": 0.259,
+    "customer_need": 0.303, "key_message": 0.565, "adoption_stage": 0.185, "source": 1.0,
 }
 # measured: both learned heads (embedding, TF-IDF lexical), the neighbour vote and the context head (what format
 # and source say of the single-valued dimensions), stacked by the calibrator on out-of-fold signals (the compact
-# feature set below 50 examples), 5-fold cross-validation over the 36 gold assets (mean 0.690, up from 0.676 without
-# the context head; content_type 0.609 -> 0.779; ECE 0.036)
+# feature set below 50 examples), tags held to the taxonomy's implications (a key message needs its product, a
+# patient case is case-report evidence), 5-fold cross-validation over the 36 gold assets: mean 0.709, up from
+# 0.690 without the implications (key_message 0.624 -> 0.689, evidence_level 0.393 -> 0.480; product 0.890 ->
+# 0.958 once class names left the product synonyms)
 LEARNED_CV_FLOORS = {
-    "therapy_area": 0.931, "disease": 0.944, "product": 0.890, "content_type": 0.779, "format": 1.0,
-    "evidence_level": 0.393, "audience": 0.635, "value_driver": 0.732, "treatment_concept": 0.385,
-    "customer_need": 0.500, "key_message": 0.624, "adoption_stage": 0.151, "source": 1.0,
+    "therapy_area": 0.931, "disease": 0.951, "product": 0.958, "content_type": 0.798, "format": 1.0,
+    "evidence_level": 0.480, "audience": 0.635, "value_driver": 0.732, "treatment_concept": 0.385,
+    "customer_need": 0.500, "key_message": 0.689, "adoption_stage": 0.151, "source": 1.0,
 }
 SLACK = 0.03
 
@@ -76,3 +79,4 @@ def test_learned_beats_the_tfidf_baseline_on_the_same_folds_and_its_confidences_
     assert report.overall.macro_f1_mean >= baseline["macro_f1_mean"] + 0.02, (report.overall.macro_f1_mean,
                                                                             baseline["macro_f1_mean"])
     assert report.reliability.ece <= 0.05, report.reliability.ece
+    assert report.overall.macro_f1_mean >= 0.70, report.overall.macro_f1_mean

@@ -87,3 +87,23 @@ def test_lookup_helpers():
     assert t.dimension("value_driver").value("efficacy").label.get("zh") == "Efficacy"  # falls back to en
     with pytest.raises(KeyError):
         t.dimension("nope")
+
+
+def test_implications_that_go_round_in_a_circle_are_refused_naming_the_circle():
+    # tagging decides an implied dimension before the dimensions that imply it: a circle would have no first
+    circle = MINIMAL.replace("        definition: {en: Works.}", "        definition: {en: Works.}\n"
+                             "        implies: {concern: [speed]}") + """  - id: concern
+    label: {en: Concern}
+    kind: strategic
+    values:
+      - id: speed
+        label: {en: Speed}
+        definition: {en: Fast.}
+        implies: {value_driver: [efficacy]}
+"""
+    with pytest.raises(TaxonomyError, match="circle: value_driver -> concern -> value_driver") as err:
+        parse_taxonomy(circle, "c.yaml")
+    assert err.value.file == "c.yaml"
+    one_way = circle.replace("        implies: {value_driver: [efficacy]}\n", "")
+    taxonomy = parse_taxonomy(one_way)
+    assert taxonomy.implications("value_driver", "efficacy") == [("concern", "speed")]

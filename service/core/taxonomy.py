@@ -155,6 +155,10 @@ class Taxonomy(_Strict):
                     if missing or target_dim == dim.id:
                         raise ValueError(f"{dim.id}:{value.id} implies {target_dim}:{missing or target_values}, "
                                          "which is not a value of another dimension")
+        cycle = _implication_cycle(self.dimensions)
+        if cycle:
+            # tagging decides an implied dimension before the dimensions that imply it: a circle has no first
+            raise ValueError(f"implications go round in a circle: {' -> '.join(cycle)}")
         return self
 
     def implications(self, dimension_id: str, value_id: str) -> list[tuple[str, str]]:
@@ -194,6 +198,31 @@ class Taxonomy(_Strict):
 
     def for_hcp(self) -> list[Dimension]:
         return [d for d in self.dimensions if d.applies_to in ("hcp", "both")]
+
+
+def _implication_cycle(dimensions: list[Dimension]) -> list[str]:
+    """A circle of dimensions whose values imply values of the next one (``[a, b, a]``), or ``[]``."""
+    edges = {d.id: sorted({t for v in d.values for t in v.implies}) for d in dimensions}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        state[node] = 1
+        for target in edges.get(node, []):
+            if state.get(target) == 1:
+                return [*path[path.index(target):], node, target] if target in path else [node, target]
+            if target not in state:
+                found = visit(target, [*path, node])
+                if found:
+                    return found
+        state[node] = 2
+        return []
+
+    for dim in dimensions:
+        if dim.id not in state:
+            found = visit(dim.id, [])
+            if found:
+                return found
+    return []
 
 
 # --- YAML with line numbers ---------------------------------------------------------------------

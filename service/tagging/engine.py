@@ -31,9 +31,10 @@ from service.tagging.adjudicator import Adjudicator, Choices, Question, Usage
 from service.tagging.answer import EVIDENCE_MAX_CHARS
 from service.tagging.cache import TagCache
 from service.tagging.calibration import Calibrator, LLMSignal
+from service.tagging.coherence import Coherence
 from service.tagging.context import Facts, facts_from_metadata
 from service.tagging.examples import ExampleBank
-from service.tagging.policy import AskingPolicy, CalibratedPolicy, HandSetPolicy, Policy, Weights
+from service.tagging.policy import AskingPolicy, CalibratedPolicy, HandSetPolicy, Policy, Probabilities, Weights
 from service.tagging.proposer import Heads, Proposer, Signal, Signals, asset_vector
 from service.tagging.quotes import QuoteChecker
 from service.tagging.result import Method, Mode, Tag, TaggingResult
@@ -65,6 +66,7 @@ class TaggingEngine:
         self.ratio = llm_token_ratio
         self.few_shot = few_shot
         self.proposer = Proposer(taxonomy, embedder, prototypes)
+        self.coherence = Coherence(taxonomy)
         self.adjudicator = Adjudicator(taxonomy, llm, prompt, cache=cache, encoding=encoding, max_windows=max_windows,
                                        max_answer_tokens=max_answer_tokens, embedder_name=embedder.name) \
             if llm is not None and prompt is not None else None
@@ -114,12 +116,19 @@ class TaggingEngine:
                                prompt_version=self.prompt.version if self.prompt else None,
                                models={"embedder": self.embedder.name, "policy": policy.name})
         known = self._from_metadata(facts, metadata or {})
-        known_dims = {k.dimension for k in known}
-        priors = {dim.id: policy.prior(dim, signals[dim.id]) for dim in self.taxonomy.dimensions
-                  if dim.id not in known_dims}
+        fixed = {dim: {k.value for k in known if k.dimension == dim} for dim in {k.dimension for k in known}}
+        priors = {dim.id: policy.prior(dim, signals[dim.id]) for dim in self.taxonomy.dimensions if dim.id not in fixed}
+        # what the policy alone would tag, held to the taxonomy's implications: a value that contradicts it is
+        # never offered to the LLM
+        calibrated = {dim.id for dim in self.taxonomy.dimensions if policy.calibrated(dim)}
+        prior_chosen = self.coherence.resolve({d: dict(p) for d, p in priors.items()},
+                                              self._selector(policy, set()), fixed, calibrated)
         choices: Choices | None = None
-        questions = [self._question(dim, priors[dim.id]) for dim in self.taxonomy.dimensions
-                     if dim.id in priors and policy.wants_llm(dim, priors[dim.id])]
+        questions = [q for dim in self.taxonomy.dimensions
+                     if dim.id in priors and policy.wants_llm(dim, priors[dim.id])
+                     for q in [self._question(dim, {v: p for v, p in priors[dim.id].items()
+                                                    if not self.coherence.ruled_out(dim.id, v, prior_chosen, fixed)})]
+                     if q.candidates]
         if questions and self.llm is not None:
             result.models["llm"] = self.llm.model
             # the clock starts at the LLM, as the setting says: the signals' own time is not the LLM's budget
@@ -127,17 +136,33 @@ class TaggingEngine:
             choices = self._adjudicate(text, title, language, chunks, chunk_vectors, questions, content_hash,
                                        result, deadline, cascade=mode == "cascade")
         checker = QuoteChecker(text)
-        decided = [tag for dim in self.taxonomy.dimensions if dim.id in priors
-                   for tag in self._decide(dim, policy, priors[dim.id], signals[dim.id], hits, choices,
-                                           set(result.asked), checker, chunks, chunk_vectors)]
+        answered = set(result.asked) if choices is not None else set()
+        probs = {dim_id: policy.with_llm(self.taxonomy.dimension(dim_id), prior,
+                                         self.llm_signals(self.taxonomy.dimension(dim_id), answered, choices, checker))
+                 if dim_id in answered else dict(prior) for dim_id, prior in priors.items()}
+        chosen = self.coherence.resolve(probs, self._selector(policy, answered), fixed, calibrated)
+        decided = [tag for dim in self.taxonomy.dimensions if dim.id in probs
+                   for tag in self._tags(dim, probs[dim.id], chosen[dim.id], priors[dim.id], signals[dim.id], hits,
+                                         choices if dim.id in answered else None, checker, chunks, chunk_vectors)]
         result.tags = [*known, *decided]
         return result
 
-    def _question(self, dim: Dimension, prior: dict[str, float]) -> Question:
+    @staticmethod
+    def _selector(policy: Policy, answered: set[str]) -> Callable[[Dimension, Probabilities], list[str]]:
+        """The values a dimension tags: its best value (a single-valued one) or every value, at or above the
+        policy's threshold, most probable first."""
+        def select(dim: Dimension, probs: Probabilities) -> list[str]:
+            threshold = policy.threshold(dim, dim.id in answered)
+            ranked = sorted(probs, key=lambda v: -probs[v])
+            return [v for v in (ranked[:1] if dim.cardinality == "single" else ranked) if probs[v] >= threshold]
+
+        return select
+
+    def _question(self, dim: Dimension, prior: Probabilities) -> Question:
         ranked = sorted(prior, key=lambda v: -prior[v])
         # how far the deciding probability is from a coin toss: the best value's for a single-valued
         # dimension, the most doubtful value's for a multi-valued one (smaller: more worth asking)
-        deciding = [prior[ranked[0]]] if dim.cardinality == "single" else list(prior.values())
+        deciding = [prior[ranked[0]]] if dim.cardinality == "single" and ranked else [prior[v] for v in ranked]
         return Question(dim, ranked[: self.k], min(abs(p - 0.5) for p in deciding) if deciding else 0.5)
 
     def _from_metadata(self, facts: Facts, metadata: dict[str, str]) -> list[Tag]:
@@ -150,26 +175,21 @@ class TaggingEngine:
                                 evidence_verified=False, needs_review=False))
         return tags
 
-    def _decide(self, dim: Dimension, policy: Policy, prior: dict[str, float], signals: dict[str, Signal],
-                hits: dict[tuple[str, str], KeywordHit], choices: Choices | None, asked: set[str],
-                checker: QuoteChecker, chunks: list[str], chunk_vectors: np.ndarray) -> list[Tag]:
-        answered = choices is not None and dim.id in asked
-        probs = policy.with_llm(dim, prior, self.llm_signals(dim, asked, choices, checker)) if answered else prior
-        threshold = policy.threshold(dim, answered)
-        ranked = sorted(probs, key=lambda v: -probs[v])
-        chosen = ranked[:1] if dim.cardinality == "single" else ranked
+    def _tags(self, dim: Dimension, probs: Probabilities, chosen: list[str], prior: Probabilities,
+              signals: dict[str, Signal], hits: dict[tuple[str, str], KeywordHit], choices: Choices | None,
+              checker: QuoteChecker, chunks: list[str], chunk_vectors: np.ndarray) -> list[Tag]:
+        """The tags of ``chosen`` values, each with its evidence: the LLM's quote where it chose the value and
+        the quote is in the source, else the keyword's sentence, else the closest passage."""
         tags = []
         for value in chosen:
             p = probs[value]
-            if p < threshold:
-                continue
             s = signals[value]
             hit = hits.get((dim.id, value))
             evidence, verified = (hit.sentence, True) if hit else (None, False)
             method: Method = "keyword" if hit else "embedding"
             if s.embedding_head is not None or s.lexical_head is not None:
                 method = "learned"
-            pick = choices.get((dim.id, value)) if (choices is not None and answered) else None
+            pick = choices.get((dim.id, value)) if choices is not None else None
             if pick is not None:
                 method = "llm"
                 if checker.contains(pick[1]):
@@ -274,3 +294,4 @@ class TaggingEngine:
         checker = QuoteChecker(text)
         asked = {q.dimension.id for q in questions}
         return {dim.id: self.llm_signals(dim, asked, choices, checker) for dim in self.taxonomy.dimensions}
+

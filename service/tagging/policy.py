@@ -83,6 +83,11 @@ class HandSetPolicy:
     def wants_llm(self, dim: Dimension, prior: Probabilities) -> bool:
         return False
 
+    def calibrated(self, dim: Dimension) -> bool:
+        """Whether ``dim``'s probabilities mean what they say (fitted on labelled examples): a hand-set prior's
+        low probability is only the absence of evidence for a value, not evidence against it."""
+        return False
+
 
 class CalibratedPolicy(HandSetPolicy):
     name = "calibrated"
@@ -94,6 +99,9 @@ class CalibratedPolicy(HandSetPolicy):
     def prior(self, dim: Dimension, signals: Mapping[str, Signal]) -> Probabilities:
         fitted = self.calibrator.probabilities(dim.id, signals)
         return fitted if fitted is not None else super().prior(dim, signals)
+
+    def calibrated(self, dim: Dimension) -> bool:
+        return dim.id in self.calibrator.models
 
     def threshold(self, dim: Dimension, llm_answered: bool) -> float:
         fitted = self.calibrator.llm_thresholds.get(dim.id) if llm_answered else None
@@ -125,6 +133,9 @@ class AskingPolicy:
 
     def with_llm(self, dim: Dimension, prior: Probabilities, llm: Mapping[str, LLMSignal]) -> Probabilities:
         return self.base.with_llm(dim, prior, llm)
+
+    def calibrated(self, dim: Dimension) -> bool:
+        return self.base.calibrated(dim)
 
     def wants_llm(self, dim: Dimension, prior: Probabilities) -> bool:
         """Uncertain: a single-valued dimension whose best value, or a multi-valued one with any value, has a
