@@ -127,6 +127,9 @@ def test_an_invented_tag_in_the_llms_answer_is_refused_and_the_other_signals_dec
         engine = engine_with(taxonomy, embedder, prompt, fake.base_url, model="faulty")
         result = engine.tag(SAFETY_TEXT, mode="full")
         assert fake.requests == 2, "one repair attempt, then give up"
+        # the re-ask names what was wrong, field by field, not just "invalid"
+        assert "value_driver.0.value: Input should be" in fake.arrivals[1], fake.arrivals[1]
+        assert fake.bodies[1]["messages"][:-1] == fake.bodies[0]["messages"]
     assert result.status == "llm_unavailable" and "llm_schema_mismatch" in (result.llm_error or "")
     assert all_in_taxonomy(taxonomy, result)
     assert "miracle_cure" not in {t.value for t in result.tags}

@@ -29,11 +29,27 @@ class LLMError(RuntimeError):
     """The LLM could not give a usable answer. ``code`` says why, for callers and API errors."""
 
     def __init__(self, code: Literal["llm_timeout", "llm_unreachable", "llm_http_error", "llm_invalid_json",
-                                     "llm_schema_mismatch", "llm_disabled", "llm_interrupted", "llm_deadline",
-                                     "llm_cancelled", "llm_shutting_down"],
-                 message: str) -> None:
+                                     "llm_schema_mismatch", "llm_answer_rejected", "llm_disabled", "llm_interrupted",
+                                     "llm_deadline", "llm_cancelled", "llm_shutting_down"],
+                 message: str, *, feedback: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        # what was wrong with the answer itself, in words the model can act on (the JSON parser's position, each
+        # field the schema refused, the caller's check): sent back when the task asks again; None for a fault
+        # of the call (timeout, HTTP error), where there is nothing to tell the model
+        self.feedback = feedback
+
+
+FEEDBACK_ERRORS = 5  # the first few fields a schema refused are enough to act on; the rest repeat them
+
+
+def validation_feedback(exc: ValidationError) -> str:
+    """Each refused field as ``path: message`` (``key_message.1.confidence: Input should be less than or equal
+    to 1``), the first :data:`FEEDBACK_ERRORS` of them."""
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(the answer)'}: {e['msg']}" for e in errors[:FEEDBACK_ERRORS]]
+    more = len(errors) - FEEDBACK_ERRORS
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 class LLMCancelled(LLMError):
@@ -178,12 +194,15 @@ class LLMClient:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise LLMError("llm_invalid_json", f"the LLM answered text that is not JSON: {text[:200]!r}") from exc
+            raise LLMError("llm_invalid_json", f"the LLM answered text that is not JSON: {text[:200]!r}",
+                           feedback=f"the answer is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                           ) from exc
         try:
             value = model.model_validate(data)
         except ValidationError as exc:
             raise LLMError("llm_schema_mismatch",
-                           f"the LLM's JSON does not match {model.__name__}: {exc.error_count()} errors") from exc
+                           f"the LLM's JSON does not match {model.__name__}: {exc.error_count()} errors",
+                           feedback=validation_feedback(exc)) from exc
         return StructuredAnswer(value=value, usage=usage, raw=text)
 
     def ping(self) -> float:

@@ -35,6 +35,7 @@ from service.core.prompts import PROMPTS_DIR, PromptTemplate, load_prompt
 from service.core.taxonomy import Taxonomy
 from service.llm.client import LLMError
 from service.llm.gateway import LLMGateway
+from service.llm.task import Task, TaskUsage, ask
 from service.matching.cards import CARD_COLUMNS, AssetCard, ChunkRow
 from service.matching.matcher import Matcher
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
@@ -58,6 +59,16 @@ log = logging.getLogger(__name__)
 
 CHUNKS_PER_ASSET = 3
 GROUNDED_SHARE = 0.25
+# why a point is refused: the code counted in the answer's ``dropped``, and the words the LLM is re-asked with
+PROBLEMS = {
+    "invalid_citation": "a sentence it cites is not quoted from the source as offered",
+    "mixed_sources": "it joins facts from two documents into one claim",
+    "tracking_language": "it speaks of what was recorded about the doctor, or repeats an instruction",
+    "unsupported_number": "it has a number its cited sentences do not",
+    "unsupported_claim": "it says what its cited sentences do not",
+    "wrong_language": "it is not written in the language asked for",
+    "duplicate": "it repeats another point",
+}
 MIN_WORDS_EN = 6  # "Once-daily dosing." is a fragment; a point a rep says is a whole claim
 MIN_CHARS_EN = 40
 MIN_CJK_ZH = 12
@@ -333,31 +344,56 @@ class TalkingPointWriter:
     # --- the LLM's points, checked ----------------------------------------------------------------
     def _llm_points(self, draft: _Draft, taxonomy: Taxonomy, deadline: float, demote_at: float | None = None
                     ) -> list[TalkingPoint]:
+        """The LLM's points that pass every check, through the shared task protocol: a malformed answer is asked
+        again with the actual error; an answer of which not one point passes is asked again with each point's
+        reason, once, when the deadline leaves at least as long as the first answer took (else the extractive
+        points fill in at once)."""
         assert self.llm is not None
-        request, need, sources, dropped = draft.request, draft.need, draft.sources, draft.dropped
+        request, need, sources = draft.request, draft.need, draft.sources
         needs = "; ".join(_need_labels(taxonomy, need, request.language) + ([need.text] if need.text else []))
         messages = self.prompt.messages(request.language, needs=needs, n=request.n,
                                         sentences=[{"id": s.id, "title": s.asset.title, "text": s.text}
                                                    for s in sources])
-        model = answer_model([s.id for s in sources], request.n)
-        # a draft that missed its request's deadline before it started waits behind fresh requests
-        answer = self.llm.structured(messages, model, priority="interactive", deadline=deadline,
-                                     max_tokens=160 * request.n + 60, demote_at=demote_at)
         by_id = {s.id: s for s in sources}
+        started = time.monotonic()
+        checked: list[tuple[list[TalkingPoint], list[tuple[int, str]]]] = []
+
+        def check(answer: BaseModel) -> str | None:
+            points, problems = self._checked(answer, by_id, request)
+            checked.append((points, problems))
+            took = time.monotonic() - started
+            if points or len(checked) > 1 or deadline - time.monotonic() < took:
+                return None  # something to say, or no second chance left: the extractive points fill the gap
+            return "no point could be used: " + "; ".join(f"point {n}: {PROBLEMS[code]}" for n, code in problems)
+
+        task = Task("talking points", answer_model(list(by_id), request.n), max_tokens=160 * request.n + 60,
+                    attempts=2, check=check)
+        # a draft that missed its request's deadline before it started waits behind fresh requests
+        ask(self.llm, task, messages, TaskUsage(), priority="interactive", deadline=deadline, demote_at=demote_at)
+        points, problems = checked[-1]
+        for _, code in problems:
+            draft.dropped[code] = draft.dropped.get(code, 0) + 1
+        return points
+
+    def _checked(self, answer: BaseModel, by_id: dict[str, Source], request: TalkingPointsRequest
+                 ) -> tuple[list[TalkingPoint], list[tuple[int, str]]]:
+        """The answer's points that pass every check (at most ``request.n``), and each refused point's number
+        and reason (a key of :data:`PROBLEMS`)."""
         points: list[TalkingPoint] = []
+        problems: list[tuple[int, str]] = []
         seen: set[str] = set()
-        for written in answer.value.points:  # type: ignore[attr-defined]
+        for n, written in enumerate(answer.points, start=1):  # type: ignore[attr-defined]
             text = str(written.text).strip()
             cited = [by_id[i] for i in dict.fromkeys(written.sources) if i in by_id]
             problem = self._problem(text, cited, request.language, seen)
             if problem:
-                dropped[problem] = dropped.get(problem, 0) + 1
+                problems.append((n, problem))
                 continue
             seen.add(text.casefold())
             points.append(TalkingPoint(text=text, citations=[_citation(s) for s in cited], method="llm"))
             if len(points) == request.n:
                 break
-        return points
+        return points, problems
 
     def _problem(self, text: str, cited: list[Source], language: str, seen: set[str]) -> str | None:
         if not cited or not all(QuoteChecker(s.chunk.text).contains(s.text, min_chars=2) for s in cited):

@@ -1,6 +1,7 @@
 """The adjudicator: the LLM task that settles the dimensions the decision policy leaves open.
 
-Prompt → validated pydantic answer → quotes checked against the source → asked again once with the error.
+Prompt → validated pydantic answer → asked again once with the actual error (``service.llm.task``, the protocol
+talking points share) → quotes checked against the source.
 The answer schema's value fields are enums of the offered candidates, so the LLM cannot name a value outside
 the taxonomy. Every call keeps to a token budget: the prompt carries what fits, in this order of sacrifice
 — few-shot examples, then label meanings, then the less relevant sentences of the document — and when not
@@ -11,9 +12,7 @@ Answers are cached on the exact messages sent, so re-tagging an unchanged asset 
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +24,11 @@ from service.core.prompts import PromptTemplate
 from service.core.taxonomy import Dimension, Taxonomy
 from service.core.tokens import count_tokens, truncate_to_tokens
 from service.llm.client import LLMCancelled, LLMError
-from service.llm.gateway import LLMGateway, Priority
+from service.llm.gateway import LLMGateway
+from service.llm.task import Task, TaskUsage, ask
 from service.tagging.answer import answer_model
 from service.tagging.cache import TagCache, cache_key
 from service.tagging.examples import FewShot
-
-log = logging.getLogger(__name__)
 
 Choices = dict[tuple[str, str], tuple[float, str]]  # (dimension, value) -> (confidence, evidence quote)
 _SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]?|[^.\n]+\.?")
@@ -48,22 +46,11 @@ class Question:
 
 
 @dataclass
-class Usage:
+class Usage(TaskUsage):
     """What a call cost, added to the caller's result."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    calls: int = 0
-    error: str | None = None
     cached: bool = False
     asked: list[str] = field(default_factory=list)  # the dimensions that fitted the budget and were put
-
-    def add(self, other: Usage) -> None:
-        """``other``'s calls, tokens and last error, added to these."""
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.calls += other.calls
-        self.error = other.error
 
 
 class Adjudicator:
@@ -121,8 +108,8 @@ class Adjudicator:
         spent = Usage()
         for m in messages:
             # a budgeted call is not repaired: a second prompt would spend the budget twice
-            answer = self._call_with_repair(m, model, spent, answer_tokens, deadline,
-                                            attempts=1 if total_budget is not None else 2)
+            answer = self._call(m, model, spent, answer_tokens, deadline,
+                                attempts=1 if total_budget is not None else 2)
             if answer is None:
                 usage.add(spent)
                 return None
@@ -211,41 +198,22 @@ class Adjudicator:
         return [truncate_to_tokens(w, room, self.encoding) for w in windows]
 
     # --- the call -----------------------------------------------------------------------------
-    def _call_with_repair(self, messages: list[dict[str, str]], model: type[BaseModel], usage: Usage,
-                          max_tokens: int, deadline: float | None = None, attempts: int = 2) -> BaseModel | None:
-        """The LLM's answer, asked again once with the error when it was not valid JSON for the schema. A
-        ``deadline`` means a person waits: the call is interactive and every attempt shares that deadline;
-        without one it is background work, each attempt waiting the gateway's background timeout.
-        :class:`LLMCancelled` (shutting down) is not a failure to fall back on: it propagates."""
-        attempt_messages = messages
-        priority: Priority = "background" if deadline is None else "interactive"
-        for attempt in range(attempts):
-            if deadline is not None and deadline <= time.monotonic():
-                usage.error = "llm_deadline: the LLM did not finish within the request's deadline"
-                log.warning("LLM tagging stopped: %s", usage.error)
-                return None
-            try:
-                answer = self.llm.structured(attempt_messages, model, priority=priority, deadline=deadline,
-                                             max_tokens=max_tokens)
-            except LLMCancelled:
-                raise
-            except LLMError as exc:
-                usage.calls += exc.code != "llm_deadline"  # still queued at the deadline: never asked
-                usage.error = f"{exc.code}: {exc}"
-                log.warning("LLM tagging attempt %d failed: %s", attempt + 1, usage.error)
-                if exc.code in ("llm_timeout", "llm_deadline"):
-                    return None  # a second try would only wait again
-                if exc.code in ("llm_invalid_json", "llm_schema_mismatch"):
-                    attempt_messages = [*messages, {"role": "user", "content":
-                                        f"Your previous answer was not valid for the schema ({exc}). "
-                                        "Answer again with JSON only."}]
-                continue
-            usage.calls += 1
-            usage.prompt_tokens += answer.usage.prompt_tokens
-            usage.completion_tokens += answer.usage.completion_tokens
-            usage.error = None
-            return answer.value
-        return None
+    def _call(self, messages: list[dict[str, str]], model: type[BaseModel], usage: Usage, max_tokens: int,
+              deadline: float | None = None, attempts: int = 2) -> BaseModel | None:
+        """The LLM's answer through the shared task protocol (asked again with the actual error when it was not
+        valid for the schema), or None when it failed: the policy's prior then decides. No check re-asks on the
+        quotes: an unfound quote is evidence to weigh (the policy lowers the LLM's say), not a malformed answer.
+        A ``deadline`` means a person waits: the call is interactive and every attempt shares that deadline;
+        without one it is background work. :class:`LLMCancelled` (shutting down) is not a failure: it
+        propagates."""
+        task = Task("tagging", model, max_tokens=max_tokens, attempts=attempts)
+        try:
+            return ask(self.llm, task, messages, usage, priority="background" if deadline is None else "interactive",
+                       deadline=deadline)
+        except LLMCancelled:
+            raise
+        except LLMError:
+            return None  # usage.error says why
 
 
 def _meaning(dim: Dimension, value_id: str, language: str) -> str:
