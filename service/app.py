@@ -47,8 +47,9 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (assets, jobs, tagging, taxonomy, reviews, matching, reports, audit, keys):
-        app.include_router(module.router, responses=ERROR_RESPONSES)
+    for router in (assets.router, jobs.router, tagging.router, taxonomy.router, reviews.router, matching.router,
+                   reports.router, audit.router, keys.router, keys.me_router):
+        app.include_router(router, responses=ERROR_RESPONSES)
     if configured.console_enabled:
         mount_console(app)
     # bodies past the limit get a 413 while they stream in, before anything parses or spools them

@@ -222,8 +222,8 @@ class Settings(BaseSettings):
                                   "all files together (413 beyond); each file is also held to HCP_MAX_FILE_BYTES.")
     cors_origins: list[str] = Field(default_factory=list, description="Browser origins allowed to call the API "
                                     "from another site (JSON list); empty: none, cross-origin calls are refused.")
-    console_enabled: bool = Field(True, description="Serve the review console at `/console/` (static pages; "
-                                  "every call it makes needs a reviewer's API key).")
+    console_enabled: bool = Field(True, description="Serve the console at `/console/` (static pages; every call "
+                                  "it makes needs an API key, and each page its role's permission).")
     bootstrap_admin_key_file: Path | None = Field(None, description="Where `serve` writes a first admin key "
                                                   "when the database has none. Unset: `<data_dir>/admin.key`.")
 

@@ -1,7 +1,8 @@
-"""The review console and a report page in a real browser: Debian's Chromium, headless, driven by Playwright,
-against the service on a loopback port. A reviewer accepts one tag and rejects another from the keyboard; the
-database shows both decisions under the reviewer's key. The report's charts are drawn; no page logs an error
-or asks anything of another origin.
+"""The console and a report page in a real browser: Debian's Chromium, headless, driven by Playwright, against
+the service on a loopback port. A reviewer accepts one tag and rejects another from the keyboard; the database
+shows both decisions under the reviewer's key. An admin creates and revokes a key from the keyboard and finds
+both in the audit log; a rep's key is shown no page it may not use, and a direct address to one is refused in
+words. The report's charts are drawn; no page logs an error or asks anything of another origin.
 
 Screenshots go to $HCP_SCREENSHOTS_DIR when set (`make screenshots` refreshes eval/screenshots/)."""
 
@@ -20,7 +21,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, 
 from sqlalchemy import select
 
 from service.settings import Settings
-from service.store.models import AssetTag, TagReview
+from service.store.models import ApiKey, AssetTag, AuditEntry, TagReview
 
 from .api_helpers import ROOT, SUBSET, HttpApi, start_http, stop_http
 
@@ -83,12 +84,14 @@ class Watch:
             self.foreign.append(req.url)
 
 
-def _signed_in(browser: Browser, service: HttpApi, ready: str) -> tuple[Page, Watch]:
-    """A reviewer's console page, watched from its first request, once ``ready`` is on screen."""
+def _signed_in(browser: Browser, service: HttpApi, ready: str, role: str = "reviewer", at: str = ""
+               ) -> tuple[Page, Watch]:
+    """A console page signed in with ``role``'s key at the address ``/console/{at}``, watched from its first
+    request, once ``ready`` is on screen."""
     page = browser.new_page(viewport={"width": 1360, "height": 900}, locale="en-US")
     watch = Watch(page, service.base_url)
-    page.goto(f"{service.base_url}/console/")
-    page.fill("#key", service.keys["reviewer"])
+    page.goto(f"{service.base_url}/console/{at}")
+    page.fill("#key", service.keys[role])
     page.click("#login button[type=submit]")
     page.wait_for_selector(ready)
     return page, watch
@@ -99,13 +102,6 @@ def _current_tag(page: Page) -> int:
 
 
 def test_console_accepts_and_rejects_from_the_keyboard(service: HttpApi, browser: Browser, shots: Path):
-    rep = browser.new_page()  # a rep may not review: the console says so, in words (and the 403 is logged)
-    rep.goto(f"{service.base_url}/console/")
-    rep.fill("#key", service.keys["rep"])
-    rep.click("#login button[type=submit]")
-    expect(rep.locator("#login-error")).to_contain_text("reviewer or admin")
-    rep.close()
-
     page, watch = _signed_in(browser, service, ".tag.current")
     waiting_before = page.inner_text("#waiting")
 
@@ -180,6 +176,77 @@ def test_console_accepts_and_rejects_from_the_keyboard(service: HttpApi, browser
     assert page.inner_text(".tag.current .accept") == "通过" and "待审核" in page.inner_text("#waiting")
     page.click("#lang")
     assert watch.errors == [] and watch.foreign == []
+
+
+def test_an_admin_creates_and_revokes_a_key_from_the_keyboard_and_finds_both_in_the_audit_log(
+        service: HttpApi, browser: Browser, shots: Path):
+    page, watch = _signed_in(browser, service, "#keys-table tbody tr", role="admin", at="#admin")
+    assert page.locator(".tab[data-tab=admin]").get_attribute("aria-current") == "page"
+    page.focus("#k-name")
+    page.keyboard.type("Field rep Wang")
+    page.keyboard.press("Tab")  # to the role
+    page.select_option("#k-role", "rep")
+    page.press("#k-name", "Enter")  # Enter in the form creates the key
+    expect(page.locator("#secret-value")).to_be_focused()
+    secret = page.inner_text("#secret-value")
+    with service.components.db.session() as s:
+        created = s.scalars(select(ApiKey).where(ApiKey.name == "Field rep Wang")).one()
+        key_id, role, revoked = created.id, created.role, created.revoked_at
+    assert role == "rep" and revoked is None and secret.startswith(f"hcp_{key_id}_")
+    assert httpx.get(f"{service.base_url}/v1/me", headers={"Authorization": f"Bearer {secret}"}).json()["role"] == "rep"
+    page.screenshot(path=str(shots / "admin-keys.png"))
+
+    # revoke: the button asks first, and the confirmation has the focus; Enter confirms
+    page.focus(f"[data-revoke='{key_id}']")
+    page.keyboard.press("Enter")
+    expect(page.locator(f"[data-confirm-revoke='{key_id}']")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#keys-table tr[data-key='{key_id}']")).to_contain_text("revoked")
+    with service.components.db.session() as s:
+        assert s.get(ApiKey, key_id).revoked_at is not None  # type: ignore[union-attr]
+        actions = set(s.scalars(select(AuditEntry.action).where(AuditEntry.target_id == key_id,
+                                                                AuditEntry.actor == service.key_ids["admin"])))
+    assert actions == {"key.create", "key.revoke"}
+    assert httpx.get(f"{service.base_url}/v1/me", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+    # the audit log, filtered by the admin's key id: both entries, the revocation's change side by side
+    page.fill("#a-actor", service.key_ids["admin"])
+    page.press("#a-actor", "Enter")
+    entries = page.locator("#audit-table tr[data-audit]").filter(has_text=key_id)
+    expect(entries).to_have_count(2)
+    expect(entries.first).to_contain_text("key.revoke")  # newest first
+    entries.first.locator("button").press("Enter")
+    change = page.locator("#audit-table tr.change")
+    expect(change.locator("figure")).to_have_count(2)
+    expect(change).to_contain_text("revoked_at")
+    page.fill("#a-since", "2099-01-01")  # nothing yet on a day to come
+    page.press("#a-actor", "Enter")
+    expect(page.locator("#audit-table tr[data-audit]")).to_have_count(0)
+    page.fill("#a-since", "")
+    page.press("#a-actor", "Enter")
+    page.screenshot(path=str(shots / "admin-audit.png"), full_page=True)
+    page.click("#lang")
+    expect(page.locator("#audit-table thead")).to_contain_text("操作")
+    page.screenshot(path=str(shots / "admin-audit-zh.png"), full_page=True)
+    page.click("#lang")
+    assert watch.errors == [] and watch.foreign == []
+
+
+def test_a_rep_key_is_shown_no_page_it_may_not_use_and_a_direct_address_is_refused_in_words(
+        service: HttpApi, browser: Browser, shots: Path):
+    page, watch = _signed_in(browser, service, "#refused-view:not([hidden])", role="rep")
+    visible = page.locator(".tab:not([hidden])").evaluate_all("els => els.map(e => e.dataset.tab)")
+    assert visible == []  # no review queue, reports or admin for a rep
+    expect(page.locator("#whoami")).to_contain_text("Rep")
+    expect(page.locator("#refused-text")).to_contain_text("no page for a Rep key")
+    for at, name in (("#admin", "Admin"), ("#queue", "Review queue"), ("#reports", "Reports")):
+        page.goto(f"{service.base_url}/console/{at}")
+        expect(page.locator("#refused-text")).to_contain_text(f"{name} is not open to a Rep key")
+        assert page.locator("#admin-view").is_hidden() and page.locator("#queue-view").is_hidden()
+    page.screenshot(path=str(shots / "refused.png"))
+    # the API refuses the same, whatever a page would show
+    assert httpx.get(f"{service.base_url}/v1/audit", headers=service.h("rep")).status_code == 403
+    assert watch.errors == [] and watch.foreign == []  # nothing the rep may not read was even asked for
 
 
 def _review_by_gold(api: HttpApi, assets: list[dict[str, Any]]) -> None:

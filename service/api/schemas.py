@@ -253,5 +253,15 @@ class KeyOut(BaseModel):
     revoked_at: datetime | None
 
 
+class MeOut(BaseModel):
+    """The calling key: what a client shows and hides by (the API enforces the same permissions)."""
+
+    key_id: str
+    name: str
+    role: str
+    permissions: list[str] = Field(description="What this key's role may do, sorted.")
+    scope: dict[str, list[str]] | None = Field(description="A rep key's products and therapy areas; null: unscoped.")
+
+
 class KeyCreated(KeyOut):
     secret: str = Field(description="The whole key. Shown in this answer only; store it now.")

@@ -154,7 +154,9 @@ def revoke_key(s: Session, key_id: str, actor: Actor = ("cli", "admin")) -> bool
         return False
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        audit.record(s, *actor, "key.revoke", "api_key", key_id)
+        who = {"name": row.name, "role": row.role}
+        audit.record(s, *actor, "key.revoke", "api_key", key_id, {**who, "revoked_at": None},
+                     {**who, "revoked_at": row.revoked_at})
     return True
 
 

@@ -3,6 +3,7 @@ transaction as the write itself (so there is no write without its entry, and no 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -27,8 +28,10 @@ def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def entries(session: Session, limit: int, *, before: int | None = None, action: str | None = None,
-            target_id: str | None = None) -> list[AuditEntry]:
-    """Up to ``limit`` entries, newest first, older than the entry id ``before``."""
+            target_id: str | None = None, actor: str | None = None, since: datetime | None = None,
+            until: datetime | None = None) -> list[AuditEntry]:
+    """Up to ``limit`` entries, newest first, older than the entry id ``before``; ``since`` inclusive and
+    ``until`` exclusive."""
     q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if before is not None:
         q = q.where(AuditEntry.id < before)
@@ -36,4 +39,10 @@ def entries(session: Session, limit: int, *, before: int | None = None, action: 
         q = q.where(AuditEntry.action == action)
     if target_id:
         q = q.where(AuditEntry.target_id == target_id)
+    if actor:
+        q = q.where(AuditEntry.actor == actor)
+    if since is not None:
+        q = q.where(AuditEntry.at >= since)
+    if until is not None:
+        q = q.where(AuditEntry.at < until)
     return list(session.scalars(q))

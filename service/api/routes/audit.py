@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from service.api.auth import require
 from service.api.deps import SessionDep
+from service.api.errors import ApiError
 from service.api.schemas import AuditOut, AuditPage
 from service.auth.keys import Principal
 from service.core.fields import INT32_MAX, NO_CONTROL_CHARS
@@ -22,8 +24,19 @@ def read_audit(s: SessionDep, _: Annotated[Principal, Depends(require("audit:rea
                cursor: Annotated[int | None, Query(ge=0, le=INT32_MAX)] = None,
                action: Annotated[str | None, Query(max_length=64, pattern=NO_CONTROL_CHARS)] = None,
                target_id: Annotated[str | None, Query(max_length=96, pattern=NO_CONTROL_CHARS)] = None,
+               actor: Annotated[str | None, Query(max_length=32, pattern=NO_CONTROL_CHARS,
+                                                  description="A key id, or cli / system")] = None,
+               since: Annotated[date | None, Query(description="From this day on (UTC), inclusive")] = None,
+               until: Annotated[date | None, Query(description="Up to this day (UTC), inclusive")] = None,
                ) -> AuditPage:
-    rows = audit.entries(s, limit + 1, before=cursor, action=action, target_id=target_id)
+    if since is not None and until is not None and until < since:
+        raise ApiError(422, "bad_date_range", f"'until' ({until}) is before 'since' ({since}).")
+    rows = audit.entries(s, limit + 1, before=cursor, action=action, target_id=target_id, actor=actor,
+                         since=_day_start(since), until=_day_start(until + timedelta(days=1)) if until else None)
     page = rows[:limit]
     return AuditPage(items=[AuditOut.model_validate(r) for r in page],
                      next_cursor=str(page[-1].id) if len(rows) > limit and page else None)
+
+
+def _day_start(day: date | None) -> datetime | None:
+    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -1,5 +1,5 @@
 """API keys for admins: create (the secret is in that answer only), list, change a rep key's scope, revoke.
-Every change is in the audit log, committed with it."""
+Every change is in the audit log, committed with it. ``GET /v1/me``: any key, about itself."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from service.api.auth import require
+from service.api.auth import PrincipalDep, require
 from service.api.deps import ComponentsDep, SessionDep
 from service.api.errors import ApiError
 from service.api.params import RecordIdPath
-from service.api.schemas import KeyCreate, KeyCreated, KeyOut, KeyScopeBody
+from service.api.schemas import KeyCreate, KeyCreated, KeyOut, KeyScopeBody, MeOut
 from service.auth import keys
 from service.auth.keys import KeyScope, Principal
+from service.auth.roles import GRANTS
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
+me_router = APIRouter(prefix="/v1/me", tags=["keys"])
 AdminDep = Annotated[Principal, Depends(require("keys:admin"))]
 
 
@@ -61,3 +63,10 @@ def revoke_key(key_id: RecordIdPath, s: SessionDep, principal: AdminDep) -> Resp
     if not keys.revoke_key(s, key_id, (principal.key_id, principal.role)):
         raise ApiError(404, "key_not_found", f"No key {key_id!r}.")
     return Response(status_code=204)
+
+
+@me_router.get("", response_model=MeOut, summary="The calling key: its name, role, permissions and scope")
+def me(principal: PrincipalDep) -> MeOut:
+    return MeOut(key_id=principal.key_id, name=principal.name, role=principal.role,
+                 permissions=sorted(GRANTS.get(principal.role, frozenset())),  # type: ignore[call-overload]
+                 scope=principal.scope.stored())

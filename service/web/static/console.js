@@ -8,7 +8,7 @@ const state = {
   key: sessionStorage.getItem("hcp-key") || "",
   lang: localStorage.getItem("hcp-lang") || ((navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en"),
   strings: {}, taxonomy: null, assets: [], cursor: null, total: 0,
-  assetIndex: -1, detail: null, tagIndex: 0, editing: null, busy: false,
+  assetIndex: -1, detail: null, tagIndex: 0, editing: null, busy: false, me: null,
 };
 
 function t(name, vars) {
@@ -66,7 +66,8 @@ function applyLanguage() {
   document.title = t("title");
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   $("#lang").textContent = state.lang === "zh" ? "English" : "中文";
-  if (state.taxonomy) { fillDimensions(); renderAssets(); renderDetail(); }
+  if (state.taxonomy) { fillDimensions(); renderAssets(); renderDetail(); renderWhoami(); }
+  if (state.me && typeof renderAdmin === "function") renderAdmin();
 }
 
 function dimension(id) {
@@ -85,31 +86,69 @@ function valueLabel(dimId, valueId) {
 
 // ---- sign-in --------------------------------------------------------------------------------------------
 
+// The pages, the permission each needs (the API enforces the same), and what opening one does.
+const PAGES = {
+  queue: { needs: "tags:review", view: "#queue-view", open: () => loadQueue(true) },
+  reports: { needs: "eval:read", view: "#reports-view", open: () => loadReports() },
+  admin: { needs: "keys:admin", view: "#admin-view", open: () => openAdmin() },
+};
+
+function allowed(name) {
+  return Boolean(state.me && PAGES[name] && state.me.permissions.includes(PAGES[name].needs));
+}
+
 async function signIn(key) {
   state.key = key;
+  state.me = await (await api("/v1/me")).json();
   const taxonomy = await (await api("/v1/taxonomy")).json();
   state.taxonomy = taxonomy.taxonomy;
-  await api("/v1/review/queue?limit=1");  // checks the role before showing anything
   sessionStorage.setItem("hcp-key", key);
   $("#login").hidden = true;
   $("#tabs").hidden = false;
   $("#sign-out").hidden = false;
+  for (const b of document.querySelectorAll(".tab")) b.hidden = !allowed(b.dataset.tab);
+  $("#whoami").hidden = false;
+  renderWhoami();
   fillDimensions();
-  showTab("queue");
-  await loadQueue(true);
+  await route();
+}
+
+function renderWhoami() {
+  if (state.me) $("#whoami").textContent = `${state.me.name} · ${t("role_" + state.me.role)}`;
 }
 
 function signOut() {
   sessionStorage.removeItem("hcp-key");
   state.key = "";
+  location.hash = "";
   location.reload();
 }
 
+// The page named in the address (#admin, #queue, #reports), else the first this key may use. A page the key
+// may not use is refused in words, naming its role; the API would refuse its requests anyway.
+async function route() {
+  if (!state.me) return;
+  const asked = location.hash.replace(/^#/, "");
+  const first = Object.keys(PAGES).find(allowed);
+  const name = asked in PAGES ? asked : first;
+  for (const [page, spec] of Object.entries(PAGES)) $(spec.view).hidden = page !== name || !allowed(page);
+  for (const b of document.querySelectorAll(".tab")) {
+    b.classList.toggle("active", b.dataset.tab === name);
+    if (b.dataset.tab === name) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
+  }
+  const refused = !name || !allowed(name);
+  $("#refused-view").hidden = !refused;
+  if (refused) {
+    $("#refused-text").textContent = name
+      ? t("refused_page", { page: t("tab_" + name), role: t("role_" + state.me.role) })
+      : t("no_page_for_role", { role: t("role_" + state.me.role) });
+    return;
+  }
+  try { await PAGES[name].open(); } catch (err) { toast(err.message); }
+}
+
 function showTab(name) {
-  for (const b of document.querySelectorAll(".tab")) b.classList.toggle("active", b.dataset.tab === name);
-  $("#queue-view").hidden = name !== "queue";
-  $("#reports-view").hidden = name !== "reports";
-  if (name === "reports") loadReports().catch((err) => toast(err.message));
+  if (location.hash === `#${name}`) route(); else location.hash = name;
 }
 
 // ---- queue ----------------------------------------------------------------------------------------------
@@ -381,9 +420,11 @@ async function start() {
   $("#more").addEventListener("click", () => loadQueue(false).catch((err) => toast(err.message)));
   $("#new-report").addEventListener("click", () => newReport().catch((err) => toast(err.message)));
   document.addEventListener("keydown", onKey);
+  window.addEventListener("hashchange", () => { route(); });
   if (state.key) {
     try { await signIn(state.key); } catch (err) { sessionStorage.removeItem("hcp-key"); state.key = ""; }
   }
 }
 
-start();
+// admin.js (loaded after this file) adds its page before the console starts
+document.addEventListener("DOMContentLoaded", start);

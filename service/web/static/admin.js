@@ -1,0 +1,134 @@
+// The admin page: API keys (create with the secret shown once, list, revoke after a confirmation) and the audit
+// log (filtered by actor, action and day; each entry's state before and after side by side). It uses the
+// console's helpers ($, el, api, t, toast, state) and only the public API.
+"use strict";
+
+const admin = { keys: [], audit: [], cursor: null, confirming: null, open: new Set() };
+
+async function openAdmin() {
+  await Promise.all([loadKeys(), loadAudit(true)]);
+}
+
+function renderAdmin() {
+  renderKeys();
+  renderAudit();
+}
+
+// ---- keys -----------------------------------------------------------------------------------------------
+
+async function loadKeys() {
+  admin.keys = await (await api("/v1/keys")).json();
+  renderKeys();
+}
+
+function when(iso) {
+  return iso ? iso.slice(0, 16).replace("T", " ") : "";
+}
+
+function renderKeys() {
+  const rows = admin.keys.map((k) => {
+    const revoked = Boolean(k.revoked_at);
+    let action = null;
+    if (!revoked && admin.confirming === k.id) {
+      action = el("span", { class: "confirm", role: "group", "aria-label": t("revoke_confirm", { name: k.name }) },
+        el("span", {}, t("revoke_confirm", { name: k.name }) + " "),
+        el("button", { type: "button", class: "reject", "data-confirm-revoke": k.id,
+                       onclick: () => revokeKey(k.id).catch((err) => toast(err.message)) }, t("revoke_yes")),
+        el("button", { type: "button", onclick: () => { admin.confirming = null; renderKeys(); } }, t("cancel")));
+    } else if (!revoked && k.id !== state.me.key_id) {
+      action = el("button", { type: "button", "data-revoke": k.id,
+                              onclick: () => { admin.confirming = k.id; renderKeys(); focusConfirm(k.id); } },
+        t("revoke"));
+    }
+    return el("tr", { "data-key": k.id, class: revoked ? "revoked" : "" },
+      el("td", {}, k.name), el("td", {}, t("role_" + k.role)), el("td", {}, el("code", {}, k.id)),
+      el("td", {}, when(k.created_at)),
+      el("td", {}, revoked ? `${t("key_revoked")} ${when(k.revoked_at)}` : t("key_active")),
+      el("td", {}, action));
+  });
+  $("#keys-table tbody").replaceChildren(...rows);
+}
+
+function focusConfirm(id) {
+  const button = document.querySelector(`[data-confirm-revoke="${CSS.escape(id)}"]`);
+  if (button) button.focus();
+}
+
+async function createKey(e) {
+  e.preventDefault();
+  const body = JSON.stringify({ name: $("#k-name").value.trim(), role: $("#k-role").value });
+  const created = await (await api("/v1/keys", { method: "POST", body })).json();
+  $("#secret-value").textContent = created.secret;
+  $("#new-secret").hidden = false;
+  $("#secret-value").focus();
+  $("#k-name").value = "";
+  toast(t("key_created", { name: created.name }));
+  await Promise.all([loadKeys(), loadAudit(true)]);
+}
+
+async function revokeKey(id) {
+  await api(`/v1/keys/${encodeURIComponent(id)}`, { method: "DELETE" });
+  admin.confirming = null;
+  toast(t("key_revoked_toast"));
+  await Promise.all([loadKeys(), loadAudit(true)]);
+  const row = document.querySelector(`#keys-table tr[data-key="${CSS.escape(id)}"] td`);
+  if (row) row.setAttribute("tabindex", "-1");
+}
+
+// ---- audit ----------------------------------------------------------------------------------------------
+
+function auditQuery() {
+  const params = new URLSearchParams({ limit: "50" });
+  for (const [name, sel] of [["actor", "#a-actor"], ["action", "#a-action"], ["since", "#a-since"], ["until", "#a-until"]]) {
+    const value = $(sel).value.trim();
+    if (value) params.set(name, value);
+  }
+  if (admin.cursor) params.set("cursor", admin.cursor);
+  return `/v1/audit?${params}`;
+}
+
+async function loadAudit(reset) {
+  if (reset) { admin.audit = []; admin.cursor = null; }
+  $("#audit-error").textContent = "";
+  let page;
+  try {
+    page = await (await api(auditQuery())).json();
+  } catch (err) {
+    $("#audit-error").textContent = err.message;
+    return;
+  }
+  admin.audit.push(...page.items);
+  admin.cursor = page.next_cursor;
+  renderAudit();
+}
+
+function pretty(value) {
+  return value === null || value === undefined ? "—" : JSON.stringify(value, null, 2);
+}
+
+function renderAudit() {
+  const rows = [];
+  for (const a of admin.audit) {
+    const shown = admin.open.has(a.id);
+    rows.push(el("tr", { "data-audit": String(a.id) },
+      el("td", {}, when(a.at)), el("td", {}, el("code", {}, a.actor), ` (${t("role_" + a.role)})`),
+      el("td", {}, a.action), el("td", {}, `${a.target_type} ${a.target_id || ""}`),
+      el("td", {}, el("button", { type: "button", "aria-expanded": String(shown),
+                                  onclick: () => { if (shown) admin.open.delete(a.id); else admin.open.add(a.id); renderAudit(); } },
+        shown ? t("hide_change") : t("show_change")))));
+    if (shown) {
+      rows.push(el("tr", { class: "change", "data-change": String(a.id) },
+        el("td", { colspan: "5" }, el("div", { class: "sides" },
+          el("figure", {}, el("figcaption", {}, t("before")), el("pre", {}, pretty(a.before))),
+          el("figure", {}, el("figcaption", {}, t("after")), el("pre", {}, pretty(a.after)))))));
+    }
+  }
+  $("#audit-table tbody").replaceChildren(...rows);
+  $("#audit-more").hidden = !admin.cursor;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#key-form").addEventListener("submit", (e) => createKey(e).catch((err) => toast(err.message)));
+  $("#audit-form").addEventListener("submit", (e) => { e.preventDefault(); loadAudit(true); });
+  $("#audit-more").addEventListener("click", () => loadAudit(false));
+});
