@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, 
 from sqlalchemy import select
 
 from service.settings import Settings
-from service.store.models import ApiKey, AssetTag, AuditEntry, TagReview
+from service.store.models import ApiKey, Asset, AssetTag, AuditEntry, JobItem, TagReview
 
 from .api_helpers import ROOT, SUBSET, HttpApi, start_http, stop_http
 
@@ -95,6 +96,16 @@ def _signed_in(browser: Browser, service: HttpApi, ready: str, role: str = "revi
     page.click("#login button[type=submit]")
     page.wait_for_selector(ready)
     return page, watch
+
+
+def _both_languages(page: Page, shots: Path, name: str, chinese: dict[str, str]) -> None:
+    """Screenshots of the page in English and in Chinese (``chinese``: what a selector then shows), then back."""
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    page.click("#lang")
+    for selector, text in chinese.items():
+        expect(page.locator(selector)).to_contain_text(text)
+    page.screenshot(path=str(shots / f"{name}-zh.png"), full_page=True)
+    page.click("#lang")
 
 
 def _current_tag(page: Page) -> int:
@@ -178,6 +189,68 @@ def test_console_accepts_and_rejects_from_the_keyboard(service: HttpApi, browser
     assert watch.errors == [] and watch.foreign == []
 
 
+def test_a_content_editor_uploads_three_files_and_sees_two_tagged_and_one_failure_with_its_code(
+        service: HttpApi, browser: Browser, shots: Path, tmp_path: Path):
+    soon = date.today() + timedelta(days=20)
+    note = tmp_path / "cardiovex_elderly_note_en.md"
+    note.write_text(f"---\ntitle: Cardiovex in very elderly patients\nproduct: cardiovex\napproval_status: approved\n"
+                    f"valid_until: {soon}\n---\n# Cardiovex in very elderly patients\n\nCardiovex 20 mg once daily "
+                    "was studied in 1,204 patients with atrial fibrillation aged 80 or older. Major bleeding occurred "
+                    "in 4.2% of them per year.\n", encoding="utf-8")
+    faq = tmp_path / "glucora_weekly_faq_zh.txt"
+    faq.write_text("格卢可每周一次皮下注射，用于2型糖尿病成人患者的血糖控制。漏打一次时，如距下次注射超过3天，应尽快补打。\n",
+                   encoding="utf-8")
+    broken = tmp_path / "broken_study.pdf"
+    broken.write_bytes(b"%PDF-1.7\n" + b"\x00garbage" * 500 + b"\n%%EOF\n")
+
+    page, watch = _signed_in(browser, service, "#upload-form", role="content_editor", at="#library")
+    visible = page.locator(".tab:not([hidden])").evaluate_all("els => els.map(e => e.dataset.tab)")
+    assert visible == ["library"]  # a content editor reviews nothing and administers nothing
+    page.set_input_files("#files", [str(note), str(faq), str(broken)])
+    page.focus("#upload-form button[type=submit]")
+    page.keyboard.press("Enter")
+    job = page.locator("#upload-items li.job")
+    expect(job).to_have_attribute("data-status", "partial", timeout=180_000)
+    expect(page.locator("#upload-items li[data-state=done]")).to_have_count(2)
+    failed = page.locator("#upload-items li[data-state=failed]")
+    expect(failed).to_have_count(1)
+    expect(failed).to_contain_text("broken_study.pdf")
+    expect(failed).to_contain_text("corrupt_file")
+    page.screenshot(path=str(shots / "library-upload.png"), full_page=True)
+    with service.components.db.session() as s:
+        job_id = job.get_attribute("data-job")
+        items = {i.name: i for i in s.scalars(select(JobItem).where(JobItem.job_id == job_id))}
+        assert items["broken_study.pdf"].error_code == "corrupt_file"
+        added = {items[n].asset_id for n in (note.name, faq.name)}
+        tagged = {a: len(list(s.scalars(select(AssetTag.id).where(AssetTag.asset_id == a)))) for a in added}
+        note_id = items[note.name].asset_id
+    assert None not in added and all(n > 0 for n in tagged.values()), tagged
+
+    # the expiring view lists what lapses within 30 days: the note, valid for 20 more days
+    page.check("#l-expiring")
+    page.press("#l-q", "Enter")
+    rows = page.locator("#assets-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Cardiovex in very elderly patients")
+    # delete, from the keyboard: the button asks first and the confirmation takes the focus
+    page.focus(f"[data-delete='{note_id}']")
+    page.keyboard.press("Enter")
+    expect(page.locator(f"[data-confirm-delete='{note_id}']")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#no-assets")).to_be_visible()
+    with service.components.db.session() as s:
+        assert s.get(Asset, note_id) is None
+        assert s.scalars(select(AuditEntry).where(AuditEntry.action == "asset.delete",
+                                                  AuditEntry.target_id == note_id)).first() is not None
+    page.uncheck("#l-expiring")
+    page.press("#l-q", "Enter")
+    expect(page.locator("#assets-table tbody tr").first).to_be_visible()
+    # the rows and the upload's items are in Chinese too, not only the headings
+    _both_languages(page, shots, "library", {"#assets-table thead": "有效期至", "#assets-table tbody": "删除",
+                                             "#upload-items": "已添加并打标签"})
+    assert watch.errors == [] and watch.foreign == []
+
+
 def test_an_admin_creates_and_revokes_a_key_from_the_keyboard_and_finds_both_in_the_audit_log(
         service: HttpApi, browser: Browser, shots: Path):
     page, watch = _signed_in(browser, service, "#keys-table tbody tr", role="admin", at="#admin")
@@ -224,11 +297,7 @@ def test_an_admin_creates_and_revokes_a_key_from_the_keyboard_and_finds_both_in_
     expect(page.locator("#audit-table tr[data-audit]")).to_have_count(0)
     page.fill("#a-since", "")
     page.press("#a-actor", "Enter")
-    page.screenshot(path=str(shots / "admin-audit.png"), full_page=True)
-    page.click("#lang")
-    expect(page.locator("#audit-table thead")).to_contain_text("操作")
-    page.screenshot(path=str(shots / "admin-audit-zh.png"), full_page=True)
-    page.click("#lang")
+    _both_languages(page, shots, "admin-audit", {"#audit-table thead": "操作", "#keys-table tbody": "已吊销"})
     assert watch.errors == [] and watch.foreign == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -38,6 +39,7 @@ class AssetFilters:
     approval_status: str | None = None
     needs_review: bool | None = None  # has (or has no) proposal flagged for review
     text: str | None = None  # in the title or the current version's text
+    expiring: tuple[date, date] | None = None  # valid until a day in [first, last]: what lapses soon
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def list_assets(s: Session, filters: AssetFilters, reader: Reader, limit: int, a
                            (Asset.format, filters.format), (Asset.approval_status, filters.approval_status)):
         if wanted is not None:
             query = query.where(column == wanted)
+    if filters.expiring is not None:
+        query = query.where(Asset.valid_until.is_not(None), Asset.valid_until.between(*filters.expiring))
     if filters.needs_review is not None:
         flagged = exists().where(AssetTag.asset_id == Asset.id, AssetTag.needs_review.is_(True),
                                  AssetTag.status == "proposed")

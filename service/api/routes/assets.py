@@ -3,6 +3,7 @@ is ``service.store.assets``'s; these routes check the key and shape the answer."
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -44,6 +45,8 @@ def list_assets(
     format: Literal["pdf", "docx", "pptx", "html", "markdown", "txt", "news"] | None = None,
     approval_status: Literal["draft", "in_review", "approved", "withdrawn"] | None = None,
     needs_review: bool | None = None,
+    expires_within: Annotated[int | None, Query(ge=0, le=3650, description=(
+        "Only content still valid today that lapses within this many days (an expiring-soon list)"))] = None,
     q: Annotated[str | None, Query(max_length=500, pattern=NO_CONTROL_CHARS,
                                    description="Text in the title or body")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -51,7 +54,9 @@ def list_assets(
 ) -> AssetPage:
     filters = AssetFilters(tags=[(d, v) for d, _, v in (t.partition(":") for t in tag)], source=source,
                            language=language, format=format, approval_status=approval_status,
-                           needs_review=needs_review, text=q)
+                           needs_review=needs_review, text=q,
+                           expiring=None if expires_within is None else
+                           (date.today(), date.today() + timedelta(days=expires_within)))
     page = asset_store.list_assets(s, filters, _reader(principal, c), limit, decode_cursor(cursor) if cursor else None)
     return AssetPage(items=[AssetSummary.model_validate(a) for a in page.assets],
                      next_cursor=encode_cursor(page.assets[-1].id) if page.more and page.assets else None)

@@ -3,7 +3,7 @@
 // console's helpers ($, el, api, t, toast, state) and only the public API.
 "use strict";
 
-const admin = { keys: [], audit: [], cursor: null, confirming: null, open: new Set() };
+const admin = { keys: [], audit: [], cursor: null, confirming: null, open: new Set(), asked: 0 };
 
 async function openAdmin() {
   await Promise.all([loadKeys(), loadAudit(true)]);
@@ -77,27 +77,29 @@ async function revokeKey(id) {
 
 // ---- audit ----------------------------------------------------------------------------------------------
 
-function auditQuery() {
+function auditQuery(cursor) {
   const params = new URLSearchParams({ limit: "50" });
   for (const [name, sel] of [["actor", "#a-actor"], ["action", "#a-action"], ["since", "#a-since"], ["until", "#a-until"]]) {
     const value = $(sel).value.trim();
     if (value) params.set(name, value);
   }
-  if (admin.cursor) params.set("cursor", admin.cursor);
+  if (cursor) params.set("cursor", cursor);
   return `/v1/audit?${params}`;
 }
 
 async function loadAudit(reset) {
-  if (reset) { admin.audit = []; admin.cursor = null; }
+  // only the latest request's answer is shown: a reload after a revocation may answer after a filter applied since
+  const asked = ++admin.asked;
   $("#audit-error").textContent = "";
   let page;
   try {
-    page = await (await api(auditQuery())).json();
+    page = await (await api(auditQuery(reset ? null : admin.cursor))).json();
   } catch (err) {
-    $("#audit-error").textContent = err.message;
+    if (asked === admin.asked) $("#audit-error").textContent = err.message;
     return;
   }
-  admin.audit.push(...page.items);
+  if (asked !== admin.asked) return;
+  admin.audit = reset ? page.items : [...admin.audit, ...page.items];
   admin.cursor = page.next_cursor;
   renderAudit();
 }

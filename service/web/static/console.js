@@ -42,7 +42,7 @@ class ApiError extends Error {
 
 async function api(path, options = {}) {
   const headers = { Authorization: `Bearer ${state.key}`, Accept: "application/json", ...(options.headers || {}) };
-  if (options.body) headers["Content-Type"] = "application/json";
+  if (typeof options.body === "string") headers["Content-Type"] = "application/json";  // FormData sets its own
   let response;
   try {
     response = await fetch(path, { ...options, headers });
@@ -67,7 +67,8 @@ function applyLanguage() {
   for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   $("#lang").textContent = state.lang === "zh" ? "English" : "中文";
   if (state.taxonomy) { fillDimensions(); renderAssets(); renderDetail(); renderWhoami(); }
-  if (state.me && typeof renderAdmin === "function") renderAdmin();
+  // pages drawn from data re-draw their words (rows, statuses, buttons) in the new language
+  if (state.me) for (const spec of Object.values(PAGES)) if (spec.render && mayOpen(spec)) spec.render();
 }
 
 function dimension(id) {
@@ -88,13 +89,18 @@ function valueLabel(dimId, valueId) {
 
 // The pages, the permission each needs (the API enforces the same), and what opening one does.
 const PAGES = {
+  library: { needs: "assets:write", view: "#library-view", open: () => openLibrary(), render: () => renderLibrary() },
   queue: { needs: "tags:review", view: "#queue-view", open: () => loadQueue(true) },
   reports: { needs: "eval:read", view: "#reports-view", open: () => loadReports() },
-  admin: { needs: "keys:admin", view: "#admin-view", open: () => openAdmin() },
+  admin: { needs: "keys:admin", view: "#admin-view", open: () => openAdmin(), render: () => renderAdmin() },
 };
 
 function allowed(name) {
-  return Boolean(state.me && PAGES[name] && state.me.permissions.includes(PAGES[name].needs));
+  return Boolean(PAGES[name] && mayOpen(PAGES[name]));
+}
+
+function mayOpen(spec) {
+  return Boolean(state.me && state.me.permissions.includes(spec.needs));
 }
 
 async function signIn(key) {

@@ -1,0 +1,139 @@
+// The library page (content editors, admins): upload files and their sidecars (chosen or dropped) and follow
+// each file's job item live, its failure's code and sentence shown as the service gives them; browse assets by
+// status, language, format, source, text and "expiring in 30 days"; delete after a confirmation. It uses the
+// console's helpers ($, el, api, t, toast, state) and only the public API.
+"use strict";
+
+const library = { assets: [], cursor: null, confirming: null, job: null, timer: null, asked: 0 };
+const FINISHED = ["succeeded", "partial", "failed"];
+
+async function openLibrary() {
+  await loadAssets(true);
+}
+
+// ---- upload ---------------------------------------------------------------------------------------------
+
+async function upload(files) {
+  if (!files.length) { toast(t("choose_files")); return; }
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  const job = await (await api("/v1/uploads", { method: "POST", body: form })).json();
+  $("#files").value = "";
+  followJob(job);
+}
+
+function followJob(job) {
+  library.job = job;
+  renderJob();
+  clearTimeout(library.timer);
+  if (FINISHED.includes(job.status)) { loadAssets(true).catch((err) => toast(err.message)); return; }
+  library.timer = setTimeout(async () => {
+    try { followJob(await (await api(`/v1/jobs/${encodeURIComponent(job.id)}`)).json()); }
+    catch (err) { toast(err.message); }
+  }, 500);
+}
+
+function outcome(text) {
+  // "created", or a feed's "created,unchanged": each status in words
+  return (text || "created").split(",").map((part) => t("outcome_" + part)).join(", ");
+}
+
+function renderJob() {
+  const job = library.job;
+  if (!job) return;
+  const items = (job.items || []).map((item) => {
+    const state = item.status === "failed" ? "failed" : item.status === "done" ? "done" : "pending";
+    const detail = item.status === "failed"
+      ? el("span", { class: "error" }, el("code", {}, item.error_code || "failed"), " ", item.error_message || "")
+      : el("span", { class: "muted" }, item.status === "done" ? outcome(item.outcome) : t("item_pending"));
+    return el("li", { "data-item": item.name, "data-state": state, class: state },
+      el("strong", {}, item.name), " ", detail);
+  });
+  $("#upload-items").replaceChildren(
+    el("li", { class: "job", "data-job": job.id, "data-status": job.status },
+      t("job_progress", { done: job.done, failed: job.failed, total: job.total, status: t("job_" + job.status) })),
+    ...items);
+}
+
+// ---- assets ---------------------------------------------------------------------------------------------
+
+function assetQuery(cursor) {
+  const params = new URLSearchParams({ limit: "50" });
+  for (const [name, sel] of [["approval_status", "#l-status"], ["language", "#l-language"], ["format", "#l-format"],
+    ["source", "#l-source"], ["q", "#l-q"]]) {
+    const value = $(sel).value.trim();
+    if (value) params.set(name, value);
+  }
+  if ($("#l-expiring").checked) params.set("expires_within", "30");
+  if (cursor) params.set("cursor", cursor);
+  return `/v1/assets?${params}`;
+}
+
+async function loadAssets(reset) {
+  // only the latest request's answer is shown (a reload after an upload may answer after a filter applied since)
+  const asked = ++library.asked;
+  const page = await (await api(assetQuery(reset ? null : library.cursor))).json();
+  if (asked !== library.asked) return;
+  library.assets = reset ? page.items : [...library.assets, ...page.items];
+  library.cursor = page.next_cursor;
+  renderLibrary();
+}
+
+function renderLibrary() {
+  const rows = library.assets.map((a) => {
+    let action;
+    if (library.confirming === a.id) {
+      action = el("span", { class: "confirm", role: "group" },
+        el("span", {}, t("delete_confirm", { title: a.title }) + " "),
+        el("button", { type: "button", class: "reject", "data-confirm-delete": a.id,
+                       onclick: () => deleteAsset(a.id).catch((err) => toast(err.message)) }, t("delete_yes")),
+        el("button", { type: "button", onclick: () => { library.confirming = null; renderLibrary(); } }, t("cancel")));
+    } else {
+      action = el("button", { type: "button", "data-delete": a.id, onclick: () => {
+        library.confirming = a.id; renderLibrary();
+        const yes = document.querySelector(`[data-confirm-delete="${CSS.escape(a.id)}"]`);
+        if (yes) yes.focus();
+      } }, t("delete"));
+    }
+    return el("tr", { "data-asset": a.id },
+      el("td", {}, a.title), el("td", {}, a.format), el("td", {}, a.language), el("td", {}, t("status_" + a.approval_status)),
+      el("td", {}, validity(a.valid_until)), el("td", {}, String(a.tags.length)), el("td", {}, action));
+  });
+  $("#assets-table tbody").replaceChildren(...rows);
+  $("#no-assets").hidden = library.assets.length > 0;
+  $("#assets-more").hidden = !library.cursor;
+  renderJob();
+}
+
+function validity(day) {
+  if (!day) return "—";
+  const today = new Date().toISOString().slice(0, 10);
+  return day < today ? el("span", { class: "expired" }, `${day} · ${t("expired")}`) : day;
+}
+
+async function deleteAsset(id) {
+  await api(`/v1/assets/${encodeURIComponent(id)}`, { method: "DELETE" });
+  library.confirming = null;
+  toast(t("asset_deleted"));
+  await loadAssets(true);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#upload-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    upload([...$("#files").files]).catch((err) => toast(err.message));
+  });
+  const drop = $("#drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    upload([...e.dataTransfer.files]).catch((err) => toast(err.message));
+  });
+  $("#library-filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    loadAssets(true).catch((err) => toast(err.message));
+  });
+  $("#assets-more").addEventListener("click", () => loadAssets(false).catch((err) => toast(err.message)));
+});
