@@ -38,6 +38,7 @@ class Coherence:
         self.needs: dict[str, dict[str, dict[str, set[str]]]] = {
             d.id: {v.id: {t: set(values) for t, values in v.implies.items()} for v in d.values if v.implies}
             for d in taxonomy.dimensions}
+
     def resolve(self, probs: dict[str, dict[str, float]], select: Select, fixed: Mapping[str, set[str]],
                 calibrated: set[str] | frozenset[str] = frozenset()) -> dict[str, list[str]]:
         """The values each dimension of ``probs`` tags, held to the implications; ``probs`` is updated in place

@@ -118,17 +118,9 @@ class TaggingEngine:
         known = self._from_metadata(facts, metadata or {})
         fixed = {dim: {k.value for k in known if k.dimension == dim} for dim in {k.dimension for k in known}}
         priors = {dim.id: policy.prior(dim, signals[dim.id]) for dim in self.taxonomy.dimensions if dim.id not in fixed}
-        # what the policy alone would tag, held to the taxonomy's implications: a value that contradicts it is
-        # never offered to the LLM
         calibrated = {dim.id for dim in self.taxonomy.dimensions if policy.calibrated(dim)}
-        prior_chosen = self.coherence.resolve({d: dict(p) for d, p in priors.items()},
-                                              self._selector(policy, set()), fixed, calibrated)
         choices: Choices | None = None
-        questions = [q for dim in self.taxonomy.dimensions
-                     if dim.id in priors and policy.wants_llm(dim, priors[dim.id])
-                     for q in [self._question(dim, {v: p for v, p in priors[dim.id].items()
-                                                    if not self.coherence.ruled_out(dim.id, v, prior_chosen, fixed)})]
-                     if q.candidates]
+        questions = self._questions(policy, priors, fixed, calibrated)
         if questions and self.llm is not None:
             result.models["llm"] = self.llm.model
             # the clock starts at the LLM, as the setting says: the signals' own time is not the LLM's budget
@@ -157,6 +149,24 @@ class TaggingEngine:
             return [v for v in (ranked[:1] if dim.cardinality == "single" else ranked) if probs[v] >= threshold]
 
         return select
+
+    def _questions(self, policy: Policy, priors: dict[str, Probabilities], fixed: dict[str, set[str]],
+                   calibrated: set[str]) -> list[Question]:
+        """What the LLM is asked: the dimensions the policy wants it for, each with its most probable values,
+        less those that contradict what the policy alone would tag (held to the implications): an Oncotinib key
+        message is not offered for content tagged Cardiovex, whatever the document tells the model."""
+        tagged = self.coherence.resolve({d: dict(p) for d, p in priors.items()}, self._selector(policy, set()),
+                                        fixed, calibrated)
+        questions = []
+        for dim in self.taxonomy.dimensions:
+            if dim.id not in priors or not policy.wants_llm(dim, priors[dim.id]):
+                continue
+            ruled_out = self.coherence.ruled_out
+            question = self._question(dim, {v: p for v, p in priors[dim.id].items()
+                                            if not ruled_out(dim.id, v, tagged, fixed)})
+            if question.candidates:
+                questions.append(question)
+        return questions
 
     def _question(self, dim: Dimension, prior: Probabilities) -> Question:
         ranked = sorted(prior, key=lambda v: -prior[v])
