@@ -3,6 +3,7 @@ shipped taxonomy: a key message implies its product, a product or a disease its 
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,17 @@ def test_a_single_valued_dimension_whose_best_value_is_dropped_tags_its_next(coh
               evidence_level={"randomized_trial": 0.9, "case_report": 0.05})
     chosen = coherence.resolve(p, at_half, fixed={}, calibrated={"evidence_level"})
     assert chosen == {"content_type": ["clinical_study"], "evidence_level": ["randomized_trial"]}
+
+
+@pytest.mark.parametrize("name", ["hoc.yaml", "chip-ctc.yaml"])
+def test_a_taxonomy_without_implications_keeps_the_policys_own_tags_and_probabilities(name):
+    # the public benchmarks' label sets have no implications: their scores cannot move with coherence
+    taxonomy = load_taxonomy(ROOT / "taxonomy" / name)
+    coherence = Coherence(taxonomy)
+    rng = random.Random(7)
+    for _ in range(50):
+        p = {d.id: {v.id: rng.random() for v in d.values} for d in taxonomy.dimensions}
+        before = {d: dict(v) for d, v in p.items()}
+        chosen = coherence.resolve(p, at_half, fixed={}, calibrated={d.id for d in taxonomy.dimensions})
+        assert p == before
+        assert chosen == {d.id: at_half(d, before[d.id]) for d in taxonomy.dimensions}
