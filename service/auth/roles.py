@@ -29,5 +29,10 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 }
 
 
+def permissions(role: str) -> frozenset[Permission]:
+    """What ``role`` may do (nothing for a role that does not exist)."""
+    return GRANTS.get(role, frozenset())  # type: ignore[call-overload]
+
+
 def allows(role: str, permission: Permission) -> bool:
-    return permission in GRANTS.get(role, frozenset())  # type: ignore[call-overload]
+    return permission in permissions(role)

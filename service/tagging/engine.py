@@ -155,18 +155,15 @@ class TaggingEngine:
         """What the LLM is asked: the dimensions the policy wants it for, each with its most probable values,
         less those that contradict what the policy alone would tag (held to the implications): an Oncotinib key
         message is not offered for content tagged Cardiovex, whatever the document tells the model."""
+        wanted = [dim for dim in self.taxonomy.dimensions if dim.id in priors and policy.wants_llm(dim, priors[dim.id])]
+        if not wanted:  # the default, learned mode asks nothing: no coherence pass for the LLM's sake
+            return []
         tagged = self.coherence.resolve({d: dict(p) for d, p in priors.items()}, self._selector(policy, set()),
                                         fixed, calibrated)
-        questions = []
-        for dim in self.taxonomy.dimensions:
-            if dim.id not in priors or not policy.wants_llm(dim, priors[dim.id]):
-                continue
-            ruled_out = self.coherence.ruled_out
-            question = self._question(dim, {v: p for v, p in priors[dim.id].items()
-                                            if not ruled_out(dim.id, v, tagged, fixed)})
-            if question.candidates:
-                questions.append(question)
-        return questions
+        ruled_out = self.coherence.ruled_out
+        questions = [self._question(dim, {v: p for v, p in priors[dim.id].items()
+                                          if not ruled_out(dim.id, v, tagged, fixed)}) for dim in wanted]
+        return [q for q in questions if q.candidates]
 
     def _question(self, dim: Dimension, prior: Probabilities) -> Question:
         ranked = sorted(prior, key=lambda v: -prior[v])
@@ -304,4 +301,3 @@ class TaggingEngine:
         checker = QuoteChecker(text)
         asked = {q.dimension.id for q in questions}
         return {dim.id: self.llm_signals(dim, asked, choices, checker) for dim in self.taxonomy.dimensions}
-

@@ -52,11 +52,11 @@ def list_assets(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: CursorParam = None,
 ) -> AssetPage:
+    today = date.today()
     filters = AssetFilters(tags=[(d, v) for d, _, v in (t.partition(":") for t in tag)], source=source,
                            language=language, format=format, approval_status=approval_status,
                            needs_review=needs_review, text=q,
-                           expiring=None if expires_within is None else
-                           (date.today(), date.today() + timedelta(days=expires_within)))
+                           expiring=None if expires_within is None else (today, today + timedelta(days=expires_within)))
     page = asset_store.list_assets(s, filters, _reader(principal, c), limit, decode_cursor(cursor) if cursor else None)
     return AssetPage(items=[AssetSummary.model_validate(a) for a in page.assets],
                      next_cursor=encode_cursor(page.assets[-1].id) if page.more and page.assets else None)

@@ -14,7 +14,7 @@ from service.api.params import RecordIdPath
 from service.api.schemas import KeyCreate, KeyCreated, KeyOut, KeyScopeBody, MeOut
 from service.auth import keys
 from service.auth.keys import KeyScope, Principal
-from service.auth.roles import GRANTS
+from service.auth.roles import permissions
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 me_router = APIRouter(prefix="/v1/me", tags=["keys"])
@@ -68,5 +68,4 @@ def revoke_key(key_id: RecordIdPath, s: SessionDep, principal: AdminDep) -> Resp
 @me_router.get("", response_model=MeOut, summary="The calling key: its name, role, permissions and scope")
 def me(principal: PrincipalDep) -> MeOut:
     return MeOut(key_id=principal.key_id, name=principal.name, role=principal.role,
-                 permissions=sorted(GRANTS.get(principal.role, frozenset())),  # type: ignore[call-overload]
-                 scope=principal.scope.stored())
+                 permissions=sorted(permissions(principal.role)), scope=principal.scope.stored())

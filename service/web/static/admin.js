@@ -3,7 +3,7 @@
 // console's helpers ($, el, api, t, toast, state) and only the public API.
 "use strict";
 
-const admin = { keys: [], audit: [], cursor: null, confirming: null, open: new Set(), asked: 0 };
+const admin = { keys: [], audit: [], cursor: null, confirming: null, open: new Set(), latest: latestOnly() };
 
 async function openAdmin() {
   await Promise.all([loadKeys(), loadAudit(true)]);
@@ -21,24 +21,20 @@ async function loadKeys() {
   renderKeys();
 }
 
-function when(iso) {
-  return iso ? iso.slice(0, 16).replace("T", " ") : "";
-}
-
 function renderKeys() {
   const rows = admin.keys.map((k) => {
     const revoked = Boolean(k.revoked_at);
     let action = null;
     if (!revoked && admin.confirming === k.id) {
-      action = el("span", { class: "confirm", role: "group", "aria-label": t("revoke_confirm", { name: k.name }) },
-        el("span", {}, t("revoke_confirm", { name: k.name }) + " "),
-        el("button", { type: "button", class: "reject", "data-confirm-revoke": k.id,
-                       onclick: () => revokeKey(k.id).catch((err) => toast(err.message)) }, t("revoke_yes")),
-        el("button", { type: "button", onclick: () => { admin.confirming = null; renderKeys(); } }, t("cancel")));
+      action = confirmation(t("revoke_confirm", { name: k.name }), t("revoke_yes"), { "data-confirm-revoke": k.id },
+        () => revokeKey(k.id).catch((err) => toast(err.message)),
+        () => { admin.confirming = null; renderKeys(); });
     } else if (!revoked && k.id !== state.me.key_id) {
-      action = el("button", { type: "button", "data-revoke": k.id,
-                              onclick: () => { admin.confirming = k.id; renderKeys(); focusConfirm(k.id); } },
-        t("revoke"));
+      action = el("button", { type: "button", "data-revoke": k.id, onclick: () => {
+        admin.confirming = k.id;
+        renderKeys();
+        focusYes(`[data-confirm-revoke="${CSS.escape(k.id)}"]`);
+      } }, t("revoke"));
     }
     return el("tr", { "data-key": k.id, class: revoked ? "revoked" : "" },
       el("td", {}, k.name), el("td", {}, t("role_" + k.role)), el("td", {}, el("code", {}, k.id)),
@@ -47,11 +43,6 @@ function renderKeys() {
       el("td", {}, action));
   });
   $("#keys-table tbody").replaceChildren(...rows);
-}
-
-function focusConfirm(id) {
-  const button = document.querySelector(`[data-confirm-revoke="${CSS.escape(id)}"]`);
-  if (button) button.focus();
 }
 
 async function createKey(e) {
@@ -88,17 +79,15 @@ function auditQuery(cursor) {
 }
 
 async function loadAudit(reset) {
-  // only the latest request's answer is shown: a reload after a revocation may answer after a filter applied since
-  const asked = ++admin.asked;
   $("#audit-error").textContent = "";
   let page;
   try {
-    page = await (await api(auditQuery(reset ? null : admin.cursor))).json();
+    page = await admin.latest(api(auditQuery(reset ? null : admin.cursor)).then((r) => r.json()));
   } catch (err) {
-    if (asked === admin.asked) $("#audit-error").textContent = err.message;
+    $("#audit-error").textContent = err.message;
     return;
   }
-  if (asked !== admin.asked) return;
+  if (!page) return;  // a later load (a filter applied since) has the say
   admin.audit = reset ? page.items : [...admin.audit, ...page.items];
   admin.cursor = page.next_cursor;
   renderAudit();

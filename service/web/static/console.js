@@ -36,6 +36,41 @@ function toast(message) {
   toast.timer = setTimeout(() => box.classList.remove("show"), 2200);
 }
 
+function when(iso) {
+  return iso ? iso.slice(0, 16).replace("T", " ") : "";
+}
+
+// An inline "are you sure?" in place of a destructive button (revoke, delete): the question, a yes button with
+// ``yesAttrs`` (call focusYes with the same selector once drawn, so Enter confirms) and a cancel button.
+function confirmation(question, yesLabel, yesAttrs, onYes, onCancel) {
+  return el("span", { class: "confirm", role: "group", "aria-label": question },
+    el("span", {}, question + " "),
+    el("button", { type: "button", class: "reject", ...yesAttrs, onclick: onYes }, yesLabel),
+    el("button", { type: "button", onclick: onCancel }, t("cancel")));
+}
+
+function focusYes(selector) {
+  const button = document.querySelector(selector);
+  if (button) button.focus();
+}
+
+// One list's loads may answer out of order (a reload after a change, then a filter applied since): only the
+// latest request's answer counts. The returned function resolves to null for a superseded request, and its
+// errors are dropped too.
+function latestOnly() {
+  let asked = 0;
+  return async (request) => {
+    const mine = ++asked;
+    try {
+      const value = await request;
+      return mine === asked ? value : null;
+    } catch (err) {
+      if (mine === asked) throw err;
+      return null;
+    }
+  };
+}
+
 class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
 }
@@ -380,7 +415,7 @@ async function loadReports() {
   $("#reports").replaceChildren(...reports.map((r) => el("li", { "data-report": r.id, onclick: () => openReport(r.id) },
     r.title,
     el("span", { class: "meta" }, `${r.id} · ${t("f1")} ${r.f1.toFixed(3)} · ${t("ece")} ${r.ece.toFixed(3)} · `
-      + `${r.items} ${t("items")} · ${t("created")} ${r.created_at.slice(0, 16).replace("T", " ")}`))));
+      + `${r.items} ${t("items")} · ${t("created")} ${when(r.created_at)}`))));
   return reports;
 }
 

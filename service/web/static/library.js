@@ -4,7 +4,7 @@
 // console's helpers ($, el, api, t, toast, state) and only the public API.
 "use strict";
 
-const library = { assets: [], cursor: null, confirming: null, job: null, timer: null, asked: 0 };
+const library = { assets: [], cursor: null, confirming: null, job: null, timer: null, latest: latestOnly() };
 const FINISHED = ["succeeded", "partial", "failed"];
 
 async function openLibrary() {
@@ -70,10 +70,8 @@ function assetQuery(cursor) {
 }
 
 async function loadAssets(reset) {
-  // only the latest request's answer is shown (a reload after an upload may answer after a filter applied since)
-  const asked = ++library.asked;
-  const page = await (await api(assetQuery(reset ? null : library.cursor))).json();
-  if (asked !== library.asked) return;
+  const page = await library.latest(api(assetQuery(reset ? null : library.cursor)).then((r) => r.json()));
+  if (!page) return;  // a later load (a filter applied since) has the say
   library.assets = reset ? page.items : [...library.assets, ...page.items];
   library.cursor = page.next_cursor;
   renderLibrary();
@@ -83,16 +81,14 @@ function renderLibrary() {
   const rows = library.assets.map((a) => {
     let action;
     if (library.confirming === a.id) {
-      action = el("span", { class: "confirm", role: "group" },
-        el("span", {}, t("delete_confirm", { title: a.title }) + " "),
-        el("button", { type: "button", class: "reject", "data-confirm-delete": a.id,
-                       onclick: () => deleteAsset(a.id).catch((err) => toast(err.message)) }, t("delete_yes")),
-        el("button", { type: "button", onclick: () => { library.confirming = null; renderLibrary(); } }, t("cancel")));
+      action = confirmation(t("delete_confirm", { title: a.title }), t("delete_yes"), { "data-confirm-delete": a.id },
+        () => deleteAsset(a.id).catch((err) => toast(err.message)),
+        () => { library.confirming = null; renderLibrary(); });
     } else {
       action = el("button", { type: "button", "data-delete": a.id, onclick: () => {
-        library.confirming = a.id; renderLibrary();
-        const yes = document.querySelector(`[data-confirm-delete="${CSS.escape(a.id)}"]`);
-        if (yes) yes.focus();
+        library.confirming = a.id;
+        renderLibrary();
+        focusYes(`[data-confirm-delete="${CSS.escape(a.id)}"]`);
       } }, t("delete"));
     }
     return el("tr", { "data-asset": a.id },
