@@ -284,6 +284,52 @@ def test_taxonomy_replace_validates_conflicts_and_retags_changed_dimensions(api)
                for a in assets for t in a["tags"])
 
 
+def test_a_taxonomy_check_names_the_line_and_field_and_shows_what_saving_would_change(api):
+    active = api.client.get("/v1/taxonomy", headers=api.h("content_editor")).json()
+    lines = active["source"].splitlines()
+    # an unknown field on a value: the answer names its line, and nothing is written
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("- id:") and i > 20)
+    broken = [*lines[:at + 1], " " * (len(lines[at]) - len(lines[at].lstrip()) + 2) + "colour: red", *lines[at + 1:]]
+    r = api.client.post("/v1/taxonomy/check", json={"source": "\n".join(broken)}, headers=api.h("content_editor"))
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert not answer["valid"] and answer["error"]["line"] == at + 2 and "colour" in answer["error"]["field"]
+    assert "+" + broken[at + 1] in answer["diff"]
+    # unchanged but for its version already taken: refused at the version's line
+    same = api.client.post("/v1/taxonomy/check", json={"source": active["source"]}, headers=api.h("admin")).json()
+    assert not same["valid"] and same["error"]["field"] == "version" and same["diff"] == []
+    assert lines[same["error"]["line"] - 1].startswith("version:")
+    # a new version with one dimension's definition changed: valid, that dimension would be re-tagged
+    doc = yaml.safe_load(active["source"])
+    doc["version"] = active["version"] + ".check"
+    next(d for d in doc["dimensions"] if d["id"] == "audience")["values"][0]["definition"] = {"en": "Cardiologists.",
+                                                                                             "zh": "心内科医生。"}
+    ok = api.client.post("/v1/taxonomy/check", json={"source": yaml.safe_dump(doc, allow_unicode=True)},
+                         headers=api.h("content_editor")).json()
+    assert ok["valid"] and ok["error"] is None and ok["changed_dimensions"] == ["audience"]
+    assert ok["version"] == doc["version"] and any(line.startswith("+") for line in ok["diff"])
+    assert api.client.get("/v1/taxonomy", headers=api.h("rep")).json()["version"] == active["version"]
+    # editing the taxonomy is for content editors and admins only
+    assert api.client.post("/v1/taxonomy/check", json={"source": active["source"]},
+                           headers=api.h("reviewer")).status_code == 403
+
+
+def test_an_assets_history_shows_its_creation_and_its_tags_reviews_to_staff_only(api):
+    asset = _assets(api, "admin", q="VIVA-REAL")[0]
+    tag = next(t for t in asset["tags"] if t["status"] == "proposed")
+    r = api.client.post(f"/v1/tags/{tag['id']}/review", json={"action": "reject"}, headers=api.h("reviewer"))
+    assert r.status_code == 200, r.text
+    other = next(a for a in _assets(api, "admin") if a["id"] != asset["id"])
+    history = api.client.get(f"/v1/assets/{asset['id']}/history", headers=api.h("content_editor")).json()["items"]
+    actions = [(e["action"], e["target_id"]) for e in history]
+    assert actions[0] == ("tag.reject", str(tag["id"]))  # newest first
+    assert ("asset.create", asset["id"]) in actions
+    assert all(e["target_id"] != other["id"] for e in history)  # nothing of another asset
+    assert api.client.get(f"/v1/assets/{asset['id']}/history", headers=api.h("rep")).status_code == 403
+    missing = api.client.get("/v1/assets/nope/history", headers=api.h("admin"))
+    assert missing.status_code == 404 and missing.json()["code"] == "asset_not_found"
+
+
 def test_delete_removes_rows_and_vectors_and_is_audited(api):
     victim = _assets(api, "admin", q="VIVA-REAL")[0]
     r = api.client.delete(f"/v1/assets/{victim['id']}", headers=api.h("content_editor"))

@@ -170,6 +170,53 @@ def test_the_csv_plan_says_what_the_json_plan_says(api):
     assert [float(r["priority"]) for r in rows] == [h["priority"] for h in as_json["hcps"] for _ in h["suggestions"]]
 
 
+PANEL_CSV = ROOT / "samples" / "panel.csv"
+
+
+def test_a_panel_uploaded_as_csv_is_planned_as_the_same_panel_sent_as_json(api):
+    r = api.client.post("/v1/panels/plan/csv", files={"panel": ("panel.csv", PANEL_CSV.read_bytes(), "text/csv")},
+                        headers=api.h("rep"))
+    assert r.status_code == 200, r.text
+    same = {"hcps": [
+        {"hcp_id": "hcp-001", "language": "zh", "need_tags": {"therapy_area": {"cardiovascular": 1},
+         "value_driver": {"safety": 2}, "channel_preference": {"face_to_face": 1}, "potential_tier": {"high": 1}}},
+        {"hcp_id": "hcp-002", "language": "en", "need_tags": {"therapy_area": ["metabolism"], "value_driver":
+         ["onset_speed"], "channel_preference": ["online"], "potential_tier": ["medium"]}},
+        {"hcp_id": "hcp-003", "language": "zh", "need_text": "GLP-1 胃肠道不良反应怎么处理",
+         "need_tags": {"channel_preference": ["meeting"], "potential_tier": ["low"]}},
+        {"hcp_id": "hcp-004", "language": "en", "need_tags": {"therapy_area": ["oncology"], "value_driver":
+         ["efficacy", "price_access"], "channel_preference": ["third_party"], "potential_tier": ["medium"]}}]}
+    as_json = plan(api, same)
+    def key(p: dict) -> list:
+        return [(h["hcp_id"], h["priority_rank"], [(s["asset_id"], s["channel"]) for s in h["suggestions"]])
+                for h in p["hcps"]]
+    assert key(r.json()) == key(as_json) and all(h["suggestions"] for h in as_json["hcps"])
+    # and as CSV back, a row per suggestion
+    back = api.client.post("/v1/panels/plan/csv", files={"panel": ("panel.csv", PANEL_CSV.read_bytes())},
+                           headers={**api.h("rep"), "Accept": "text/csv"})
+    assert back.headers["content-type"].startswith("text/csv")
+    assert len(list(csv.DictReader(io.StringIO(back.text)))) == sum(len(h["suggestions"]) for h in as_json["hcps"])
+
+
+@pytest.mark.parametrize(("text", "code", "where"), [
+    ("hcp_id,colour\nh1,red\n", "csv_unknown_column", {"column": "colour"}),
+    ("language\nzh\n", "csv_missing_column", None),
+    ("hcp_id,k\nh1,3\nh2,many\n", "csv_invalid_row", {"row": 3, "column": "k"}),
+    ("hcp_id,value_driver\nh1,safety:lots\n", "csv_invalid_row", {"row": 2, "column": "value_driver"}),
+    ("hcp_id,value_driver\nh1,bravery\n", "unknown_value", None),
+    ("hcp_id\n", "csv_empty", None),
+])
+def test_a_bad_panel_csv_is_a_422_naming_the_row_and_column(api, text, code, where):
+    r = api.client.post("/v1/panels/plan/csv", files={"panel": ("panel.csv", text.encode())}, headers=api.h("rep"))
+    assert r.status_code == 422 and r.json()["code"] == code, r.text
+    if where:
+        assert {k: r.json()["details"][k] for k in where} == where
+        assert f"column {where['column']}" in r.json()["message"] or where["column"] in r.json()["message"]
+    gbk = api.client.post("/v1/panels/plan/csv", files={"panel": ("p.csv", "hcp_id\n医生1\n".encode("gbk"))},
+                          headers=api.h("rep"))
+    assert gbk.status_code == 422 and gbk.json()["code"] == "bad_csv_encoding"
+
+
 def test_a_plan_is_audited_by_its_size_without_any_hcp_or_need(api):
     c = api.components
     with c.db.session() as s:

@@ -4,6 +4,7 @@ by hand."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -190,6 +191,26 @@ class TaxonomyReplaced(BaseModel):
     retag_job: str | None
 
 
+class TaxonomyCheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: Text = Field(min_length=1, max_length=1_000_000, description="The taxonomy as YAML, as edited.")
+
+
+class TaxonomyProblem(BaseModel):
+    line: int | None = Field(description="1-based line of the YAML the problem is at.")
+    field: str = Field(description="The path to the bad entry, e.g. `dimensions[2].values[0].id`.")
+    message: str
+
+
+class TaxonomyChecked(BaseModel):
+    valid: bool = Field(description="`PUT /v1/taxonomy` would accept this source now.")
+    error: TaxonomyProblem | None = None
+    id: str | None = None
+    version: str | None = None
+    changed_dimensions: list[str] = Field(description="Dimensions saving would re-tag every asset on.")
+    diff: list[str] = Field(description="Unified diff of the active taxonomy's YAML against this one, by line.")
+
+
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal["accept", "reject", "edit"]
@@ -226,6 +247,13 @@ class AuditOut(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditOut]
     next_cursor: str | None
+
+    @classmethod
+    def of(cls, rows: Sequence[Any], limit: int) -> AuditPage:
+        """A page from ``limit + 1`` rows read newest first: the extra row says there is a next page."""
+        page = rows[:limit]
+        return cls(items=[AuditOut.model_validate(r) for r in page],
+                   next_cursor=str(page[-1].id) if len(rows) > limit and page else None)
 
 
 class KeyScopeBody(BaseModel):

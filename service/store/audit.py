@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, and_, cast, or_, select
 from sqlalchemy.orm import Session
 
-from service.store.models import AuditEntry
+from service.store.models import AssetTag, AuditEntry
 
 
 def record(session: Session, actor: str, role: str, action: str, target_type: str, target_id: str | None,
@@ -45,4 +45,18 @@ def entries(session: Session, limit: int, *, before: int | None = None, action: 
         q = q.where(AuditEntry.at >= since)
     if until is not None:
         q = q.where(AuditEntry.at < until)
+    return list(session.scalars(q))
+
+
+def asset_history(session: Session, asset_id: str, limit: int, *, before: int | None = None) -> list[AuditEntry]:
+    """An asset's own entries (created, new version, metadata, deleted) and those of its tags (reviews, added
+    tags), newest first: what happened to it, by whom."""
+    # tag entries name the tag by its id, as text
+    tag_ids = select(cast(AssetTag.id, String)).where(AssetTag.asset_id == asset_id)
+    q = (select(AuditEntry)
+         .where(or_(and_(AuditEntry.target_type == "asset", AuditEntry.target_id == asset_id),
+                    and_(AuditEntry.target_type == "tag", AuditEntry.target_id.in_(tag_ids))))
+         .order_by(AuditEntry.id.desc()).limit(limit))
+    if before is not None:
+        q = q.where(AuditEntry.id < before)
     return list(session.scalars(q))

@@ -63,8 +63,7 @@ def replace(s: Session, source: str, *, expected_version: str | None, actor: str
     if expected_version is not None and expected_version != active.version:
         raise TaxonomyConflict(f"the active taxonomy is version {active.version}, not {expected_version}: "
                                "someone replaced it since you read it")
-    if s.scalar(select(TaxonomyVersion.id).where(TaxonomyVersion.taxonomy_id == new.id,
-                                                 TaxonomyVersion.version == new.version)) is not None:
+    if version_exists(s, new):
         raise TaxonomyConflict(f"version {new.version} of taxonomy {new.id} exists already; "
                                "give the new taxonomy a new version")
     old = parse_taxonomy(active.source, "<active>")
@@ -73,6 +72,12 @@ def replace(s: Session, source: str, *, expected_version: str | None, actor: str
     audit.record(s, actor, role, "taxonomy.replace", "taxonomy", new.id, {"version": old.version},
                  {"version": new.version, "changed_dimensions": changed_dimensions(old, new)})
     return old, new
+
+
+def version_exists(s: Session, taxonomy: Taxonomy) -> bool:
+    """Whether this (id, version) was registered before: a new taxonomy needs a version of its own."""
+    return s.scalar(select(TaxonomyVersion.id).where(TaxonomyVersion.taxonomy_id == taxonomy.id,
+                                                     TaxonomyVersion.version == taxonomy.version)) is not None
 
 
 def changed_dimensions(old: Taxonomy, new: Taxonomy) -> list[str]:

@@ -14,12 +14,13 @@ from service.api.cursors import CursorParam, decode_cursor, encode_cursor
 from service.api.deps import ComponentsDep, SessionDep
 from service.api.errors import ApiError
 from service.api.params import RecordIdPath
-from service.api.schemas import AssetDetail, AssetPage, AssetSummary
+from service.api.schemas import AssetDetail, AssetPage, AssetSummary, AuditPage
 from service.auth.keys import Principal
 from service.auth.roles import allows
-from service.core.fields import NO_CONTROL_CHARS
+from service.core.fields import INT32_MAX, NO_CONTROL_CHARS
 from service.runtime import Components
 from service.store import assets as asset_store
+from service.store import audit
 from service.store.assets import AssetFilters, Reader
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
@@ -68,6 +69,17 @@ def get_asset(c: ComponentsDep, s: SessionDep, principal: ReadApproved, asset_id
     if asset is None:  # an unapproved or out-of-scope asset is as absent to a rep as a missing one
         raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
     return AssetDetail.model_validate(asset)
+
+
+@router.get("/{asset_id}/history", response_model=AuditPage,
+            summary="What happened to an asset and its tags, by whom, newest first (staff)")
+def asset_history(s: SessionDep, _: Annotated[Principal, Depends(require("assets:read"))], asset_id: RecordIdPath,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                  cursor: Annotated[int | None, Query(ge=0, le=INT32_MAX)] = None) -> AuditPage:
+    if asset_store.read_asset(s, asset_id) is None:
+        raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
+    rows = audit.asset_history(s, asset_id, limit + 1, before=cursor)
+    return AuditPage.of(rows, limit)
 
 
 @router.delete("/{asset_id}", status_code=204, summary="Delete an asset, its versions, tags and vectors")

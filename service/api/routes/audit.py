@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from service.api.auth import require
 from service.api.deps import SessionDep
 from service.api.errors import ApiError
-from service.api.schemas import AuditOut, AuditPage
+from service.api.schemas import AuditPage
 from service.auth.keys import Principal
 from service.core.fields import INT32_MAX, NO_CONTROL_CHARS
 from service.store import audit
@@ -33,9 +33,7 @@ def read_audit(s: SessionDep, _: Annotated[Principal, Depends(require("audit:rea
         raise ApiError(422, "bad_date_range", f"'until' ({until}) is before 'since' ({since}).")
     rows = audit.entries(s, limit + 1, before=cursor, action=action, target_id=target_id, actor=actor,
                          since=_day_start(since), until=_day_start(until + timedelta(days=1)) if until else None)
-    page = rows[:limit]
-    return AuditPage(items=[AuditOut.model_validate(r) for r in page],
-                     next_cursor=str(page[-1].id) if len(rows) > limit and page else None)
+    return AuditPage.of(rows, limit)
 
 
 def _day_start(day: date | None) -> datetime | None:

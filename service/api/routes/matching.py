@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,7 @@ from service.api.params import HcpIdPath, RecordIdPath
 from service.auth.keys import Principal
 from service.core.fields import HcpId
 from service.matching.need import NeedError
+from service.matching.panel_csv import read_panel_csv
 from service.matching.panels import plan_csv
 from service.matching.schemas import (
     MatchRequest,
@@ -74,17 +75,42 @@ def _plan(c: Components, s: Session, principal: Principal, body: PanelPlanReques
     return plan
 
 
-@router.post("/v1/panels/plan", response_model=PanelPlanResponse, summary="What to send every HCP of a panel, "
-             "by which channel, with what priority",
-             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                              "description": "The plan; as CSV (a row per suggestion) with `Accept: text/csv`."}})
-def plan_panel(body: PanelPlanRequest, request: Request, c: ComponentsDep, s: SessionDep,
-               principal: Rep) -> PanelPlanResponse | Response:
-    plan = _plan(c, s, principal, body)
+PLAN_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+          "description": "The plan; as CSV (a row per suggestion) with `Accept: text/csv`."}}
+MAX_PANEL_CSV_BYTES = 2 * 1024 * 1024
+
+
+def _answer(plan: PanelPlanResponse, request: Request) -> PanelPlanResponse | Response:
     if "text/csv" in request.headers.get("accept", ""):
         return Response(plan_csv(plan), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="panel-plan.csv"'})
     return plan
+
+
+@router.post("/v1/panels/plan", response_model=PanelPlanResponse, summary="What to send every HCP of a panel, "
+             "by which channel, with what priority", responses=PLAN_RESPONSES)
+def plan_panel(body: PanelPlanRequest, request: Request, c: ComponentsDep, s: SessionDep,
+               principal: Rep) -> PanelPlanResponse | Response:
+    return _answer(_plan(c, s, principal, body), request)
+
+
+@router.post("/v1/panels/plan/csv", response_model=PanelPlanResponse, summary="The plan for a panel uploaded as "
+             "CSV (a row per HCP, a column per need dimension)", responses=PLAN_RESPONSES,
+             description="Columns: `hcp_id`; optionally `language`, `need_text`, `k`, `personalized`, "
+             "`only_language`, `formats`, `exclude_asset_ids`; and any HCP dimension of the taxonomy by id, its "
+             "values separated by `;` (each optionally `value:weight`). Errors name the row and column.")
+def plan_panel_csv(panel: Annotated[UploadFile, File(description="The panel, UTF-8 CSV.")], request: Request,
+                   c: ComponentsDep, s: SessionDep, principal: Rep) -> PanelPlanResponse | Response:
+    data = panel.file.read(MAX_PANEL_CSV_BYTES + 1)
+    if len(data) > MAX_PANEL_CSV_BYTES:
+        raise ApiError(413, "file_too_large", f"The panel is larger than {MAX_PANEL_CSV_BYTES:,} bytes; a plan "
+                       "takes at most 500 HCPs.", {"limit_bytes": MAX_PANEL_CSV_BYTES})
+    try:
+        body = read_panel_csv(data, c.tagger.taxonomy)
+    except NeedError as err:
+        raise _need_error(err) from err
+    return _answer(_plan(c, s, principal, body), request)
 
 
 @router.post("/v1/talking-points", response_model=TalkingPointsResponse,

@@ -10,14 +10,22 @@ from service.api.auth import require
 from service.api.deps import ComponentsDep, SessionDep
 from service.api.errors import ApiError
 from service.api.queued import wake_worker
-from service.api.schemas import TaxonomyOut, TaxonomyReplace, TaxonomyReplaced
+from service.api.schemas import (
+    TaxonomyChecked,
+    TaxonomyCheckRequest,
+    TaxonomyOut,
+    TaxonomyProblem,
+    TaxonomyReplace,
+    TaxonomyReplaced,
+)
 from service.auth.keys import Principal
 from service.core.taxonomy import TaxonomyError
-from service.jobs.taxonomy_change import replace_taxonomy
+from service.jobs.taxonomy_change import check_taxonomy, replace_taxonomy
 from service.store.db import after_commit
 from service.store.taxonomies import TaxonomyConflict, active_source
 
 router = APIRouter(prefix="/v1/taxonomy", tags=["taxonomy"])
+Editor = Annotated[Principal, Depends(require("taxonomy:write"))]
 
 
 @router.get("", response_model=TaxonomyOut, summary="The active taxonomy")
@@ -30,7 +38,7 @@ def get_taxonomy(c: ComponentsDep, s: SessionDep,
 
 @router.put("", response_model=TaxonomyReplaced, summary="Replace the taxonomy with a new version")
 def put_taxonomy(body: TaxonomyReplace, c: ComponentsDep, s: SessionDep,
-                 principal: Annotated[Principal, Depends(require("taxonomy:write"))]) -> TaxonomyReplaced:
+                 principal: Editor) -> TaxonomyReplaced:
     try:
         change = replace_taxonomy(s, body.source, body.expected_version, (principal.key_id, principal.role))
     except TaxonomyError as err:
@@ -43,3 +51,16 @@ def put_taxonomy(body: TaxonomyReplace, c: ComponentsDep, s: SessionDep,
         wake_worker(c, s)
     return TaxonomyReplaced(id=change.taxonomy.id, version=change.taxonomy.version,
                             changed_dimensions=change.changed_dimensions, retag_job=change.retag_job)
+
+
+@router.post("/check", response_model=TaxonomyChecked, summary="Check a taxonomy before saving it (writes nothing)",
+             description="For an editor that validates as one types: an invalid taxonomy is an answer here "
+             "(`valid: false`, the line and field of the first problem), not a request error.")
+def check(body: TaxonomyCheckRequest, s: SessionDep, _: Editor) -> TaxonomyChecked:
+    found = check_taxonomy(s, body.source)
+    error = found.error
+    return TaxonomyChecked(
+        valid=error is None,
+        error=TaxonomyProblem(line=error.line, field=error.field, message=error.message) if error else None,
+        id=found.taxonomy.id if found.taxonomy else None, version=found.taxonomy.version if found.taxonomy else None,
+        changed_dimensions=found.changed_dimensions, diff=found.diff)
