@@ -8,6 +8,7 @@ Screenshots go to $HCP_SCREENSHOTS_DIR when set (`make screenshots` refreshes ev
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from collections.abc import Iterator
@@ -22,7 +23,18 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, 
 from sqlalchemy import select
 
 from service.settings import Settings
-from service.store.models import ApiKey, Asset, AssetTag, AuditEntry, JobItem, TagReview
+from service.store.models import (
+    ApiKey,
+    Asset,
+    AssetTag,
+    AuditEntry,
+    Chunk,
+    HcpOptOut,
+    Job,
+    JobItem,
+    TagReview,
+    TaxonomyVersion,
+)
 
 from .api_helpers import ROOT, SUBSET, HttpApi, start_http, stop_http
 
@@ -306,19 +318,152 @@ def test_an_admin_creates_and_revokes_a_key_from_the_keyboard_and_finds_both_in_
 
 def test_a_rep_key_is_shown_no_page_it_may_not_use_and_a_direct_address_is_refused_in_words(
         service: HttpApi, browser: Browser, shots: Path):
-    page, watch = _signed_in(browser, service, "#refused-view:not([hidden])", role="rep")
+    page, watch = _signed_in(browser, service, "#need-form", role="rep")
     visible = page.locator(".tab:not([hidden])").evaluate_all("els => els.map(e => e.dataset.tab)")
-    assert visible == []  # no review queue, reports or admin for a rep
+    assert visible == ["suggest"]  # no library, review queue, reports or admin for a rep
     expect(page.locator("#whoami")).to_contain_text("Rep")
-    expect(page.locator("#refused-text")).to_contain_text("no page for a Rep key")
-    for at, name in (("#admin", "Admin"), ("#queue", "Review queue"), ("#reports", "Reports")):
+    for at, name in (("#admin", "Admin"), ("#queue", "Review queue"), ("#reports", "Reports"),
+                     ("#library", "Library"), ("#taxonomy", "Taxonomy")):
         page.goto(f"{service.base_url}/console/{at}")
         expect(page.locator("#refused-text")).to_contain_text(f"{name} is not open to a Rep key")
         assert page.locator("#admin-view").is_hidden() and page.locator("#queue-view").is_hidden()
+        assert page.locator("#library-view").is_hidden()
     page.screenshot(path=str(shots / "refused.png"))
     # the API refuses the same, whatever a page would show
     assert httpx.get(f"{service.base_url}/v1/audit", headers=service.h("rep")).status_code == 403
     assert watch.errors == [] and watch.foreign == []  # nothing the rep may not read was even asked for
+
+
+def test_a_rep_builds_a_need_sees_results_and_gets_talking_points_whose_citations_open_the_passage(
+        service: HttpApi, browser: Browser, shots: Path, tmp_path: Path):
+    page, watch = _signed_in(browser, service, "#need-form", role="rep", at="#suggest")
+    # the pickers speak the HCP's language: Chinese by default, English when the HCP reads English
+    expect(page.locator("fieldset[data-dimension=therapy_area] legend")).to_have_text("治疗领域")
+    page.select_option("#s-language", "en")
+    expect(page.locator("fieldset[data-dimension=therapy_area] legend")).to_have_text("Therapy area")
+    page.check("#need-therapy_area-cardiovascular")
+    page.check("#need-value_driver-safety")
+    page.click("#need-form button[type=submit]")
+    results = page.locator("#results li")
+    expect(results.first).to_be_visible()
+    expect(page.locator("#match-notice")).to_be_visible()
+    shown = results.evaluate_all("els => els.map(e => e.dataset.result)")
+    with service.components.db.session() as s:
+        assets = {a.id: a for a in s.scalars(select(Asset).where(Asset.id.in_(shown)))}
+        # only approved, unexpired content reaches a rep, each with its reason and source marked
+        assert set(assets) == set(shown) and all(a.approval_status == "approved" for a in assets.values())
+        assert all(a.valid_until is None or a.valid_until >= date.today() for a in assets.values())
+    first = results.first
+    expect(first.locator(".reason")).not_to_be_empty()
+    expect(first.locator(".badge")).to_have_text("Internal" if assets[shown[0]].source == "internal" else "External")
+    page.screenshot(path=str(shots / "suggest.png"), full_page=True)
+
+    page.click("#make-points")
+    citations = page.locator("#points button.cite")
+    expect(citations.first).to_be_visible(timeout=60_000)
+    expect(page.locator("#points li")).to_have_count(3)
+    # a citation opens its passage, the quoted words marked; it is the asset's current text
+    chunk_id = citations.first.get_attribute("data-citation")
+    citations.first.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#passage")
+    expect(dialog).to_be_visible()
+    mark = " ".join(dialog.locator("mark").inner_text().split())
+    with service.components.db.session() as s:
+        chunk = s.get(Chunk, chunk_id)
+        assert chunk is not None and chunk.asset_id in shown
+        assert mark and mark in " ".join(chunk.text.split())
+    page.screenshot(path=str(shots / "suggest-points.png"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    # an HCP who opts out: recorded, and their list uses nothing about them
+    page.fill("#s-hcp", "crm-4711")
+    page.press("#s-hcp", "Tab")
+    expect(page.locator("#opt-out-state")).to_contain_text("accepts personalised")
+    page.click("#opt-out")
+    expect(page.locator("#opt-out-state")).to_contain_text("declined personalised")
+    with service.components.db.session() as s:
+        assert s.get(HcpOptOut, "crm-4711") is not None
+    page.click("#need-form button[type=submit]")
+    expect(page.locator("#match-notice")).to_contain_text("opted out")
+    page.click("#opt-in")
+    expect(page.locator("#opt-out-state")).to_contain_text("accepts personalised")
+    with service.components.db.session() as s:
+        assert s.get(HcpOptOut, "crm-4711") is None
+
+    # a panel from a CSV: a row per suggestion on screen, and the same plan downloaded
+    page.set_input_files("#panel-file", str(ROOT / "samples" / "panel.csv"))
+    page.click("#panel-form button[type=submit]")
+    expect(page.locator("#plan-table tbody tr").first).to_be_visible()
+    hcps = set(page.locator("#plan-table tbody tr").evaluate_all("els => els.map(e => e.dataset.hcp)"))
+    assert hcps == {"hcp-001", "hcp-002", "hcp-003", "hcp-004"}
+    with page.expect_download() as download:
+        page.click("#panel-download")
+    saved = tmp_path / "plan.csv"
+    download.value.save_as(saved)
+    rows = list(csv.DictReader(saved.open(encoding="utf-8")))
+    assert len(rows) == page.locator("#plan-table tbody tr").count() and rows[0]["asset_id"]
+    with service.components.db.session() as s:
+        plan = s.scalars(select(AuditEntry).where(AuditEntry.action == "panel.plan")
+                         .order_by(AuditEntry.id.desc())).first()
+        assert plan is not None and plan.after and plan.after["hcps"] == 4
+    _both_languages(page, shots, "suggest-panel", {"#need-form h2": "医生需求", "#plan-table thead": "渠道"})
+    assert watch.errors == [] and watch.foreign == []
+
+
+def test_an_admin_breaks_the_taxonomy_sees_the_error_at_its_line_fixes_it_saves_and_watches_the_retag_finish(
+        service: HttpApi, browser: Browser, shots: Path):
+    page, watch = _signed_in(browser, service, "#tx-active:not(:empty)", role="admin", at="#taxonomy")
+    active = page.input_value("#tx-source")
+    version = yaml.safe_load(active)["version"]
+    lines = active.splitlines()
+    at = lines.index("      - id: cardiologist")
+    # an unknown field under a value: the check answers as one types, at that line, naming the field
+    broken = "\n".join([*lines[:at + 1], "        colour: red", *lines[at + 1:]])
+    page.fill("#tx-source", broken)
+    expect(page.locator("#tx-gutter li.bad")).to_have_text(str(at + 2))
+    expect(page.locator("#tx-marker")).to_contain_text(f"Line {at + 2}")
+    expect(page.locator("#tx-marker")).to_contain_text("colour")
+    expect(page.locator("#tx-save")).to_be_disabled()
+    page.focus("#tx-goto")  # to the line, from the keyboard: the bad line is selected, its message at it
+    page.keyboard.press("Enter")
+    expect(page.locator("#tx-source")).to_be_focused()
+    assert page.evaluate("() => { const s = document.querySelector('#tx-source'); "
+                         "return s.value.slice(s.selectionStart, s.selectionEnd); }") == "        colour: red"
+    marker = page.locator("#tx-marker").bounding_box()
+    gutter_line = page.locator("#tx-gutter li.bad").bounding_box()
+    assert marker and gutter_line and abs(marker["y"] - gutter_line["y"]) <= 4  # at the line
+    page.screenshot(path=str(shots / "taxonomy-error.png"))
+
+    # fixed, as a new version whose cardiologist definition changed: reviewed as a diff, saved from the keyboard
+    fixed = active.replace(f'version: "{version}"', f'version: "{version}.ui"').replace(
+        'en: "A cardiologist."', 'en: "A cardiologist, in hospital or in practice."')
+    assert fixed.count("in hospital or in practice") == 1
+    page.fill("#tx-source", fixed)
+    expect(page.locator("#tx-problem")).to_contain_text(f"version {version}.ui")
+    page.focus("#tx-review")
+    page.keyboard.press("Enter")
+    expect(page.locator("#tx-diff-lines .add")).to_have_count(2)
+    expect(page.locator("#tx-retags")).to_contain_text("audience")
+    expect(page.locator("#tx-save")).to_be_focused()
+    page.screenshot(path=str(shots / "taxonomy-diff.png"), full_page=True)
+    page.keyboard.press("Enter")
+    retag = page.locator("#tx-retag")
+    expect(retag).to_have_attribute("data-status", "succeeded", timeout=180_000)
+    expect(page.locator("#tx-active")).to_contain_text(f"{version}.ui")
+    with service.components.db.session() as s:
+        now = s.scalars(select(TaxonomyVersion).where(TaxonomyVersion.active.is_(True))).one()
+        assert now.version == f"{version}.ui" and now.created_by == service.key_ids["admin"]
+        job = s.get(Job, retag.get_attribute("data-job"))
+        assert job is not None and job.status == "succeeded" and job.kind == "retag"
+        retagged = s.scalars(select(AssetTag).where(AssetTag.dimension == "audience",
+                                                    AssetTag.taxonomy_version.endswith(f"{version}.ui"))).first()
+        assert retagged is not None
+        assert s.scalars(select(AuditEntry).where(AuditEntry.action == "taxonomy.replace",
+                                                  AuditEntry.actor == service.key_ids["admin"])).first()
+    _both_languages(page, shots, "taxonomy", {"#tx-retag": "重新标注", ".tab[data-tab=taxonomy]": "标签体系"})
+    assert watch.errors == [] and watch.foreign == []
 
 
 def _review_by_gold(api: HttpApi, assets: list[dict[str, Any]]) -> None:

@@ -124,9 +124,11 @@ function valueLabel(dimId, valueId) {
 
 // The pages, the permission each needs (the API enforces the same), and what opening one does.
 const PAGES = {
+  suggest: { needs: "match", view: "#suggest-view", open: () => openSuggest(), render: () => renderSuggest() },
   library: { needs: "assets:write", view: "#library-view", open: () => openLibrary(), render: () => renderLibrary() },
   queue: { needs: "tags:review", view: "#queue-view", open: () => loadQueue(true) },
   reports: { needs: "eval:read", view: "#reports-view", open: () => loadReports() },
+  taxonomy: { needs: "taxonomy:write", view: "#taxonomy-view", open: () => openTaxonomy(), render: () => renderTaxonomy() },
   admin: { needs: "keys:admin", view: "#admin-view", open: () => openAdmin(), render: () => renderAdmin() },
 };
 
