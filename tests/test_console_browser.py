@@ -110,12 +110,57 @@ def _signed_in(browser: Browser, service: HttpApi, ready: str, role: str = "revi
     return page, watch
 
 
+# axe-core, vendored from npm by tests/vendor/fetch-axe.sh (its version and integrity hash are in VERSION)
+AXE = ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+
+
+def _accessible(page: Page, name: str) -> None:
+    """axe-core's WCAG checks on the page as it is now: no serious or critical violation. Evaluated through the
+    driver, so the console's CSP (scripts from itself only) stays as it is."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    violations = page.evaluate("""async () => (await axe.run(document, { resultTypes: ["violations"] }))
+        .violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                                  nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }))""")
+    serious = [v for v in violations if v["impact"] in SERIOUS]
+    assert serious == [], f"{name}: {serious}"
+
+
+def _every_control_takes_the_focus(page: Page, name: str) -> None:
+    """Tab, from the page's start, reaches every visible control (links, buttons, fields, anything with a
+    tabindex): nothing a mouse can use is out of a keyboard's reach, and no control traps the focus."""
+    controls = page.evaluate("""() => [...document.querySelectorAll(
+            'a[href], button, input, select, textarea, [tabindex]')]
+        .filter((e) => !e.disabled && e.tabIndex >= 0 && e.getClientRects().length > 0
+                       && getComputedStyle(e).visibility !== 'hidden')
+        .map((e, i) => { e.dataset.tabStop = String(i); return i; })""")
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    reached: set[int] = set()
+    for _ in range(len(controls) + 40):  # each control once, and slack for a frame's own stops
+        page.keyboard.press("Tab")
+        stop = page.evaluate("() => document.activeElement && document.activeElement.dataset.tabStop")
+        if stop is not None:
+            reached.add(int(stop))
+        if len(reached) == len(controls):
+            break
+    missed = page.evaluate("""(reached) => [...document.querySelectorAll('[data-tab-stop]')]
+        .filter((e) => !reached.includes(Number(e.dataset.tabStop))).map((e) => e.outerHTML.slice(0, 120))""",
+                           sorted(reached))
+    assert missed == [], f"{name}: not reachable with Tab: {missed}"
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+
+
 def _both_languages(page: Page, shots: Path, name: str, chinese: dict[str, str]) -> None:
-    """Screenshots of the page in English and in Chinese (``chinese``: what a selector then shows), then back."""
+    """Screenshots of the page in English and in Chinese (``chinese``: what a selector then shows), then back;
+    the accessibility check passes in both, and every control takes the focus from the keyboard."""
+    _accessible(page, name)
+    _every_control_takes_the_focus(page, name)
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     page.click("#lang")
     for selector, text in chinese.items():
         expect(page.locator(selector)).to_contain_text(text)
+    _accessible(page, f"{name} (zh)")
     page.screenshot(path=str(shots / f"{name}-zh.png"), full_page=True)
     page.click("#lang")
 
@@ -140,7 +185,7 @@ def test_console_accepts_and_rejects_from_the_keyboard(service: HttpApi, browser
         assert mark == " ".join(evidence[tags[with_quote]].split()).lower()
         for _ in range(with_quote):  # back to the first
             page.keyboard.press("k")
-    page.screenshot(path=str(shots / "console.png"))
+    _both_languages(page, shots, "queue", {"#waiting": "待审核", ".tag.current .accept": "通过"})
 
     accepted = _current_tag(page)
     page.keyboard.press("a")
@@ -217,7 +262,7 @@ def test_a_content_editor_uploads_three_files_and_sees_two_tagged_and_one_failur
 
     page, watch = _signed_in(browser, service, "#upload-form", role="content_editor", at="#library")
     visible = page.locator(".tab:not([hidden])").evaluate_all("els => els.map(e => e.dataset.tab)")
-    assert visible == ["library"]  # a content editor reviews nothing and administers nothing
+    assert visible == ["library", "taxonomy"]  # a content editor reviews nothing and administers nothing
     page.set_input_files("#files", [str(note), str(faq), str(broken)])
     page.focus("#upload-form button[type=submit]")
     page.keyboard.press("Enter")
@@ -228,6 +273,7 @@ def test_a_content_editor_uploads_three_files_and_sees_two_tagged_and_one_failur
     expect(failed).to_have_count(1)
     expect(failed).to_contain_text("broken_study.pdf")
     expect(failed).to_contain_text("corrupt_file")
+    _accessible(page, "library after an upload")
     page.screenshot(path=str(shots / "library-upload.png"), full_page=True)
     with service.components.db.session() as s:
         job_id = job.get_attribute("data-job")
@@ -237,6 +283,31 @@ def test_a_content_editor_uploads_three_files_and_sees_two_tagged_and_one_failur
         tagged = {a: len(list(s.scalars(select(AssetTag.id).where(AssetTag.asset_id == a)))) for a in added}
         note_id, faq_id = items[note.name].asset_id, items[faq.name].asset_id
     assert None not in added and all(n > 0 for n in tagged.values()), tagged
+
+    # the note's own page, opened from the keyboard: its tags with their evidence marked in the text, its one
+    # version, and its history, which names the editor's key
+    page.focus(f"[data-open='{note_id}']")
+    page.keyboard.press("Enter")
+    expect(page.locator("#asset-title")).to_have_text("Cardiovex in very elderly patients")
+    expect(page.locator(".tab[data-tab=library]")).to_have_attribute("aria-current", "page")
+    with service.components.db.session() as s:
+        stored = {t.id: t for t in s.scalars(select(AssetTag).where(AssetTag.asset_id == note_id))}
+    shown = page.locator("#asset-tags li").evaluate_all("els => els.map(e => Number(e.dataset.tag))")
+    assert set(shown) == set(stored)
+    quoted = next(i for i, tag_id in enumerate(shown) if stored[tag_id].evidence)
+    page.locator("#asset-tags li button[data-show]").nth(quoted).press("Enter")
+    mark = " ".join(page.inner_text("#asset-text mark").split()).lower()
+    assert mark == " ".join((stored[shown[quoted]].evidence or "").split()).lower()
+    expect(page.locator("#asset-text")).not_to_contain_text("null")
+    expect(page.locator("#asset-versions tbody tr")).to_have_count(1)
+    created = page.locator("#asset-history tr[data-history='asset.create']")
+    expect(created).to_contain_text(service.key_ids["content_editor"])
+    created.locator("button").press("Enter")
+    expect(page.locator("#asset-history tr.change")).to_contain_text("Cardiovex in very elderly patients")
+    _both_languages(page, shots, "asset", {"#asset-tags": "查看依据", "#asset-history tbody": "收起变更"})
+    page.focus("#asset-view a[href='#library']")  # back to the library
+    page.keyboard.press("Enter")
+    expect(page.locator("#library-view")).to_be_visible()
 
     # the expiring view lists what lapses within 30 days: the note, valid for 20 more days
     page.check("#l-expiring")
@@ -328,6 +399,7 @@ def test_a_rep_key_is_shown_no_page_it_may_not_use_and_a_direct_address_is_refus
         expect(page.locator("#refused-text")).to_contain_text(f"{name} is not open to a Rep key")
         assert page.locator("#admin-view").is_hidden() and page.locator("#queue-view").is_hidden()
         assert page.locator("#library-view").is_hidden()
+    _accessible(page, "refused")
     page.screenshot(path=str(shots / "refused.png"))
     # the API refuses the same, whatever a page would show
     assert httpx.get(f"{service.base_url}/v1/audit", headers=service.h("rep")).status_code == 403
@@ -362,6 +434,7 @@ def test_a_rep_builds_a_need_sees_results_and_gets_talking_points_whose_citation
     citations = page.locator("#points button.cite")
     expect(citations.first).to_be_visible(timeout=60_000)
     expect(page.locator("#points li")).to_have_count(3)
+    expect(page.locator("#points")).not_to_contain_text("null")
     # a citation opens its passage, the quoted words marked; it is the asset's current text
     chunk_id = citations.first.get_attribute("data-citation")
     citations.first.focus()
@@ -373,6 +446,7 @@ def test_a_rep_builds_a_need_sees_results_and_gets_talking_points_whose_citation
         chunk = s.get(Chunk, chunk_id)
         assert chunk is not None and chunk.asset_id in shown
         assert mark and mark in " ".join(chunk.text.split())
+    _accessible(page, "suggestions with a passage open")
     page.screenshot(path=str(shots / "suggest-points.png"))
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
@@ -434,6 +508,7 @@ def test_an_admin_breaks_the_taxonomy_sees_the_error_at_its_line_fixes_it_saves_
     marker = page.locator("#tx-marker").bounding_box()
     gutter_line = page.locator("#tx-gutter li.bad").bounding_box()
     assert marker and gutter_line and abs(marker["y"] - gutter_line["y"]) <= 4  # at the line
+    _accessible(page, "taxonomy with an error")
     page.screenshot(path=str(shots / "taxonomy-error.png"))
 
     # fixed, as a new version whose cardiologist definition changed: reviewed as a diff, saved from the keyboard
@@ -508,6 +583,7 @@ def test_report_page_draws_its_charts(service: HttpApi, browser: Browser, shots:
     report_id = page.locator("#reports li").first.get_attribute("data-report")
     assert report_id and report_id != first["id"] and frame.locator("figure.plot svg").count() >= 5
     assert frame.locator("#comparison").count() == 1  # run A (first round) against run B (all reviews)
+    _both_languages(page, shots, "reports", {"#new-report": "生成报告"})
     assert watch.errors == [] and watch.foreign == []
 
     # the report on its own page, as a reviewer's browser opens it with the key in a header
@@ -525,6 +601,7 @@ def test_report_page_draws_its_charts(service: HttpApi, browser: Browser, shots:
     assert {"dimensions", "reliability", "precision_coverage", "methods", "acceptance", "comparison"} <= names
     assert all(d["width"] > 100 and d["height"] > 100 and d["marks"] > 5 for d in drawn), drawn
     assert report_page.inner_text("[data-key='overall.f1']") != ""
+    _accessible(report_page, "report")
     report_page.screenshot(path=str(shots / "report.png"), full_page=False)
     report_page.screenshot(path=str(shots / "report-full.png"), full_page=True)
     assert report_watch.errors == [] and report_watch.foreign == []

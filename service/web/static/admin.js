@@ -93,10 +93,6 @@ async function loadAudit(reset) {
   renderAudit();
 }
 
-function pretty(value) {
-  return value === null || value === undefined ? "—" : JSON.stringify(value, null, 2);
-}
-
 function renderAudit() {
   const rows = [];
   for (const a of admin.audit) {
@@ -107,12 +103,7 @@ function renderAudit() {
       el("td", {}, el("button", { type: "button", "aria-expanded": String(shown),
                                   onclick: () => { if (shown) admin.open.delete(a.id); else admin.open.add(a.id); renderAudit(); } },
         shown ? t("hide_change") : t("show_change")))));
-    if (shown) {
-      rows.push(el("tr", { class: "change", "data-change": String(a.id) },
-        el("td", { colspan: "5" }, el("div", { class: "sides" },
-          el("figure", {}, el("figcaption", {}, t("before")), el("pre", {}, pretty(a.before))),
-          el("figure", {}, el("figcaption", {}, t("after")), el("pre", {}, pretty(a.after)))))));
-    }
+    if (shown) rows.push(changeRow(a));
   }
   $("#audit-table tbody").replaceChildren(...rows);
   $("#audit-more").hidden = !admin.cursor;

@@ -54,6 +54,15 @@ function focusYes(selector) {
   if (button) button.focus();
 }
 
+// An audit entry's state before and after, side by side, as a table row under the entry's own.
+function changeRow(entry) {
+  const pretty = (value) => (value === null || value === undefined ? "—" : JSON.stringify(value, null, 2));
+  return el("tr", { class: "change", "data-change": String(entry.id) },
+    el("td", { colspan: "5" }, el("div", { class: "sides" },
+      el("figure", {}, el("figcaption", {}, t("before")), el("pre", {}, pretty(entry.before))),
+      el("figure", {}, el("figcaption", {}, t("after")), el("pre", {}, pretty(entry.after))))));
+}
+
 // One list's loads may answer out of order (a reload after a change, then a filter applied since): only the
 // latest request's answer counts. The returned function resolves to null for a superseded request, and its
 // errors are dropped too.
@@ -129,6 +138,8 @@ const PAGES = {
   queue: { needs: "tags:review", view: "#queue-view", open: () => loadQueue(true) },
   reports: { needs: "eval:read", view: "#reports-view", open: () => loadReports() },
   taxonomy: { needs: "taxonomy:write", view: "#taxonomy-view", open: () => openTaxonomy(), render: () => renderTaxonomy() },
+  // an asset's own page, at #asset/<id>, opened from the library (its tab stays lit)
+  asset: { needs: "assets:read", view: "#asset-view", under: "library", open: (id) => openAsset(id), render: () => renderAsset() },
   admin: { needs: "keys:admin", view: "#admin-view", open: () => openAdmin(), render: () => renderAdmin() },
 };
 
@@ -171,13 +182,15 @@ function signOut() {
 // may not use is refused in words, naming its role; the API would refuse its requests anyway.
 async function route() {
   if (!state.me) return;
-  const asked = location.hash.replace(/^#/, "");
-  const first = Object.keys(PAGES).find(allowed);
+  const [asked, ...rest] = location.hash.replace(/^#/, "").split("/");
+  const arg = rest.length ? decodeURIComponent(rest.join("/")) : "";
+  const first = Object.keys(PAGES).find((page) => allowed(page) && !PAGES[page].under);
   const name = asked in PAGES ? asked : first;
   for (const [page, spec] of Object.entries(PAGES)) $(spec.view).hidden = page !== name || !allowed(page);
+  const lit = name && PAGES[name] && PAGES[name].under || name;
   for (const b of document.querySelectorAll(".tab")) {
-    b.classList.toggle("active", b.dataset.tab === name);
-    if (b.dataset.tab === name) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
+    b.classList.toggle("active", b.dataset.tab === lit);
+    if (b.dataset.tab === lit) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
   }
   const refused = !name || !allowed(name);
   $("#refused-view").hidden = !refused;
@@ -187,7 +200,7 @@ async function route() {
       : t("no_page_for_role", { role: t("role_" + state.me.role) });
     return;
   }
-  try { await PAGES[name].open(); } catch (err) { toast(err.message); }
+  try { await PAGES[name].open(arg); } catch (err) { toast(err.message); }
 }
 
 function showTab(name) {
@@ -225,9 +238,11 @@ async function loadQueue(reset) {
 
 function renderAssets() {
   const list = $("#assets");
+  // each a button, so that Tab and Enter reach any asset (N and P step through them too)
   list.replaceChildren(...state.assets.map((a, i) => el("li",
-    { class: i === state.assetIndex ? "current" : "", "data-asset": a.id, onclick: () => selectAsset(i) },
-    el("span", { class: "n" }, String(a.tags.length)), a.title)));
+    { class: i === state.assetIndex ? "current" : "", "data-asset": a.id },
+    el("button", { type: "button", class: "row", onclick: () => selectAsset(i) },
+      el("span", { class: "n" }, String(a.tags.length)), a.title))));
   $("#more").hidden = !state.cursor;
   $("#empty").hidden = state.assets.length > 0;
   $("#waiting").textContent = t("waiting", { n: state.total });
@@ -414,10 +429,10 @@ async function loadReports() {
   baseline.replaceChildren(el("option", { value: "" }, t("no_baseline")),
     ...reports.map((r) => el("option", { value: r.id }, `${r.title} (${r.id})`)));
   baseline.value = chosen;
-  $("#reports").replaceChildren(...reports.map((r) => el("li", { "data-report": r.id, onclick: () => openReport(r.id) },
-    r.title,
-    el("span", { class: "meta" }, `${r.id} · ${t("f1")} ${r.f1.toFixed(3)} · ${t("ece")} ${r.ece.toFixed(3)} · `
-      + `${r.items} ${t("items")} · ${t("created")} ${when(r.created_at)}`))));
+  $("#reports").replaceChildren(...reports.map((r) => el("li", { "data-report": r.id },
+    el("button", { type: "button", class: "row", onclick: () => openReport(r.id) }, r.title,
+      el("span", { class: "meta" }, `${r.id} · ${t("f1")} ${r.f1.toFixed(3)} · ${t("ece")} ${r.ece.toFixed(3)} · `
+        + `${r.items} ${t("items")} · ${t("created")} ${when(r.created_at)}`)))));
   return reports;
 }
 

@@ -92,7 +92,7 @@ function renderLibrary() {
       } }, t("delete"));
     }
     return el("tr", { "data-asset": a.id },
-      el("td", {}, a.title), el("td", {}, a.format), el("td", {}, a.language), el("td", {}, t("status_" + a.approval_status)),
+      el("td", {}, el("a", { href: `#asset/${encodeURIComponent(a.id)}`, "data-open": a.id }, a.title)), el("td", {}, a.format), el("td", {}, a.language), el("td", {}, t("status_" + a.approval_status)),
       el("td", {}, validity(a.valid_until)), el("td", {}, String(a.tags.length)), el("td", {}, action));
   });
   $("#assets-table tbody").replaceChildren(...rows);

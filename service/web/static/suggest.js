@@ -147,12 +147,13 @@ function renderPoints() {
                             onclick: () => openPassage(c).catch((err) => toast(err.message)) },
         `[${n}] ${c.title}${where(c) ? " · " + where(c) : ""}`);
     })));
-  $("#points").replaceChildren(
+  // el() drops a null child; replaceChildren would write it as "null"
+  $("#points").replaceChildren(el("div", {},
     el("h2", {}, t("talking_points")),
     el("p", { class: "muted" }, answer.notice),
     answer.extractive ? el("p", { class: "muted", "data-extractive": "" }, t("points_extractive")) : null,
     answer.followup ? el("p", { class: "muted" }, t("points_followup")) : null,
-    el("ol", { class: "points" }, ...items));
+    el("ol", { class: "points" }, ...items)));
 }
 
 // A citation opens the passage it quotes: the asset's current chunk, the quote marked.

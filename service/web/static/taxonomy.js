@@ -117,13 +117,13 @@ function renderDiff() {
       : line.startsWith("-") && !line.startsWith("---") ? "del" : line.startsWith("@@") ? "hunk" : "" }, line + "\n")));
 }
 
-function review() {
+function reviewTaxonomy() {
   taxo.reviewed = true;
   renderTaxonomy();
   $("#tx-save").focus();
 }
 
-async function save() {
+async function saveTaxonomy() {
   const body = JSON.stringify({ source: $("#tx-source").value, expected_version: taxo.active.version });
   const saved = await (await api("/v1/taxonomy", { method: "PUT", body })).json();
   toast(t("taxonomy_saved", { version: saved.version }));
@@ -162,8 +162,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const source = $("#tx-source");
   source.addEventListener("input", edited);
   source.addEventListener("scroll", () => { $("#tx-gutter").scrollTop = source.scrollTop; placeMarker(); });
-  $("#tx-review").addEventListener("click", review);
-  $("#tx-save").addEventListener("click", () => save().catch((err) => {
+  $("#tx-review").addEventListener("click", reviewTaxonomy);
+  $("#tx-save").addEventListener("click", () => saveTaxonomy().catch((err) => {
     $("#tx-problem").className = "error";
     $("#tx-problem").textContent = `${err.code}: ${err.message}`;
   }));
