@@ -389,6 +389,13 @@ def test_an_admin_creates_and_revokes_a_key_from_the_keyboard_and_finds_both_in_
 
 def test_a_rep_key_is_shown_no_page_it_may_not_use_and_a_direct_address_is_refused_in_words(
         service: HttpApi, browser: Browser, shots: Path):
+    door = browser.new_page(viewport={"width": 1360, "height": 900}, locale="en-US")
+    door_watch = Watch(door, service.base_url)
+    door.goto(f"{service.base_url}/console/")
+    expect(door.locator("#key")).to_be_visible()
+    _both_languages(door, shots, "sign-in", {"#login button": "登录"})
+    door.close()
+    assert door_watch.errors == [] and door_watch.foreign == []
     page, watch = _signed_in(browser, service, "#need-form", role="rep")
     visible = page.locator(".tab:not([hidden])").evaluate_all("els => els.map(e => e.dataset.tab)")
     assert visible == ["suggest"]  # no library, review queue, reports or admin for a rep

@@ -15,6 +15,10 @@ from eval.datasets import GoldItem
 from eval.learning_curve import Draw, plan_sizes, score_draw, summarise
 from eval.tagging import Prepared
 from service.core.taxonomy import load_taxonomy
+from service.reports.render import render_html
+from service.reports.stored import get_report
+from service.settings import Settings
+from service.store.db import Database
 from service.tagging.result import Tag, TaggingResult
 
 from .report_checks import mismatches
@@ -66,7 +70,7 @@ def test_the_learning_curve_command_writes_a_report_whose_page_and_plot_match_it
     env = {**os.environ, "HCP_DATA_DIR": str(tmp_path / "data"), "HCP_LLM_MODE": "off"}
     run = subprocess.run([sys.executable, "-m", "service.cli", "eval", "learning-curve", "--gold",
                           str(ROOT / "samples" / "gold.yaml"), "--taxonomy", str(ROOT / "taxonomy" / "pharma.yaml"),
-                          "--sizes", "8,16", "--draws", "2", "--folds", "3", "--out", str(out)], env=env,
+                          "--sizes", "8,16", "--draws", "2", "--folds", "3", "--out", str(out), "--save"], env=env,
                          capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -80,3 +84,11 @@ def test_the_learning_curve_command_writes_a_report_whose_page_and_plot_match_it
     html = (out / "report.html").read_text(encoding="utf-8")
     assert 'data-plot="learning_curve"' in html and "<svg" in html.split('data-plot="learning_curve"')[1][:400]
     assert mismatches(html, report) == []
+    # stored too, so the console's Reports page lists it and draws its curve
+    stored_id = run.stdout.split("stored as ")[1].split()[0]
+    settings = Settings(data_dir=tmp_path / "data", llm_mode="off")
+    with Database(settings.resolved_database_url).session() as s:
+        stored = get_report(s, stored_id)
+    assert stored is not None and stored.learning_curve is not None
+    assert [p.size for p in stored.learning_curve.points] == [8, 16, 24]
+    assert 'data-plot="learning_curve"' in render_html(stored, "zh")

@@ -199,6 +199,8 @@ def eval_learning_curve(
     lang: Annotated[str, typer.Option(help="Language of the page: en | zh.")] = "en",
     out: Annotated[Path, typer.Option(help="Folder for report.json and report.html.")] = Path(
         "var/reports/learning-curve"),
+    save: Annotated[bool, typer.Option(help="Also store it in the database: the console's Reports page lists it "
+                                       "with its plot.")] = False,
 ) -> None:
     """How many reviews until tags can be trusted: macro-F1, ECE and auto-accept precision against the number of
     labelled examples, with the TF-IDF baseline on the same draws; written as an eval report with its plot."""
@@ -237,6 +239,12 @@ def eval_learning_curve(
                      label=f"learned · {embedder.name} · {curve.points[-1].size} examples")
     report = build_report(tax, run, title=f"Learning curve: {gold.name}", threshold=threshold)
     report.learning_curve = curve
+    if save:
+        from service.reports.stored import save_report
+
+        with db_only()[1].session() as s:
+            report = save_report(s, report, "cli", "admin")
+        typer.echo(f"stored as {report.id}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
     (out / "report.html").write_text(render_html(report, lang), encoding="utf-8")  # type: ignore[arg-type]
