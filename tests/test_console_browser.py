@@ -309,6 +309,18 @@ def test_a_content_editor_uploads_three_files_and_sees_two_tagged_and_one_failur
     page.keyboard.press("Enter")
     expect(page.locator("#library-view")).to_be_visible()
 
+    # filtered by a tag: only assets carrying it, the new Chinese FAQ among them
+    page.select_option("#l-tag", "product:glucora")
+    page.press("#l-q", "Enter")
+    expect(page.locator(f"#assets-table tbody tr[data-asset='{note_id}']")).to_have_count(0)
+    expect(page.locator(f"#assets-table tbody tr[data-asset='{faq_id}']")).to_be_visible()
+    listed = page.locator("#assets-table tbody tr").evaluate_all("els => els.map(e => e.dataset.asset)")
+    with service.components.db.session() as s:
+        glucora = set(s.scalars(select(AssetTag.asset_id).where(AssetTag.dimension == "product",
+                                                                AssetTag.value == "glucora")))
+    assert set(listed) <= glucora
+    page.select_option("#l-tag", "")
+
     # the expiring view lists what lapses within 30 days: the note, valid for 20 more days
     page.check("#l-expiring")
     page.press("#l-q", "Enter")

@@ -8,7 +8,18 @@ const library = { assets: [], cursor: null, confirming: null, job: null, timer: 
 const FINISHED = ["succeeded", "partial", "failed"];
 
 async function openLibrary() {
+  fillTagFilter();
   await loadAssets(true);
+}
+
+// One choice per taxonomy value, grouped by dimension (content dimensions only: HCP-only ones tag no asset).
+function fillTagFilter() {
+  const select = $("#l-tag");
+  const chosen = select.value;
+  const dims = state.taxonomy.dimensions.filter((d) => d.applies_to !== "hcp");
+  select.replaceChildren(el("option", { value: "" }, t("any")), ...dims.map((d) => el("optgroup", { label: label(d) },
+    ...d.values.map((v) => el("option", { value: `${d.id}:${v.id}` }, label(v))))));
+  select.value = chosen;
 }
 
 // ---- upload ---------------------------------------------------------------------------------------------
@@ -64,6 +75,7 @@ function assetQuery(cursor) {
     const value = $(sel).value.trim();
     if (value) params.set(name, value);
   }
+  if ($("#l-tag").value) params.set("tag", $("#l-tag").value);
   if ($("#l-expiring").checked) params.set("expires_within", "30");
   if (cursor) params.set("cursor", cursor);
   return `/v1/assets?${params}`;
@@ -78,6 +90,7 @@ async function loadAssets(reset) {
 }
 
 function renderLibrary() {
+  fillTagFilter();
   const rows = library.assets.map((a) => {
     let action;
     if (library.confirming === a.id) {
