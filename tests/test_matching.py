@@ -80,6 +80,13 @@ def test_a_chinese_free_text_need_finds_the_matching_chinese_passage(api, uri_of
     assert "皮疹" in rash["passage"]["text"] and "皮疹" in rash["reason"]
 
 
+def test_a_reason_names_words_a_rep_can_read_not_a_lone_number_bm25_matched_on(api):
+    body = {"need_text": "GLP-1 胃肠道不良反应怎么处理", "language": "zh", "k": 10, "external_share": 0}
+    reasons = [r["reason"] for r in match(api, body)["results"]]
+    assert reasons and any("提及" in r for r in reasons)  # shared words are named...
+    assert not any(word in r for r in reasons for word in ("“1”", "、1”", "“1、", "、1、"))  # ...but never "1"
+
+
 def test_an_opted_out_hcp_gets_the_non_personalised_list_and_the_response_says_so(api):
     need = {"need_tags": {"therapy_area": ["oncology"], "value_driver": ["efficacy"]}, "language": "zh", "k": 8}
     personalised = match(api, {**need, "hcp_id": "crm-000042"})

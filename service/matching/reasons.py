@@ -54,10 +54,17 @@ def notice(language: str, basis: Basis) -> str:
     return str(_TEXT.get(language, _TEXT["en"])["notice"][basis])  # type: ignore[index]
 
 
+def telling(terms: list[str]) -> list[str]:
+    """The shared words worth showing a rep: not a lone character or a number, which BM25 may match on
+    ("GLP-1" segments into "glp" and "1") but which say nothing to a person."""
+    return [term for term in terms if len(term) > 1 and not term.replace(".", "").isdigit()]
+
+
 def reason(language: str, basis: Basis, asset: AssetCard, matched: list[MatchedTag], terms: list[str],
            passage: Passage | None, today: date) -> str:
     t = _TEXT.get(language, _TEXT["en"])
     parts: list[str] = []
+    terms = telling(terms)
     if asset.source == "external":
         parts.append(str(t["external"]).format(days=(today - asset.published_at).days) if asset.published_at
                      else str(t["external_undated"]))
