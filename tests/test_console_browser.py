@@ -300,7 +300,7 @@ def test_a_content_editor_uploads_three_files_and_sees_two_tagged_and_one_failur
     assert mark == " ".join((stored[shown[quoted]].evidence or "").split()).lower()
     expect(page.locator("#asset-text")).not_to_contain_text("null")
     expect(page.locator("#asset-versions tbody tr")).to_have_count(1)
-    created = page.locator("#asset-history tr[data-history='asset.create']")
+    created = page.locator("#asset-history tr[data-action='asset.create']")
     expect(created).to_contain_text(service.key_ids["content_editor"])
     created.locator("button").press("Enter")
     expect(page.locator("#asset-history tr.change")).to_contain_text("Cardiovex in very elderly patients")

@@ -94,18 +94,7 @@ async function loadAudit(reset) {
 }
 
 function renderAudit() {
-  const rows = [];
-  for (const a of admin.audit) {
-    const shown = admin.open.has(a.id);
-    rows.push(el("tr", { "data-audit": String(a.id) },
-      el("td", {}, when(a.at)), el("td", {}, el("code", {}, a.actor), ` (${t("role_" + a.role)})`),
-      el("td", {}, a.action), el("td", {}, `${a.target_type} ${a.target_id || ""}`),
-      el("td", {}, el("button", { type: "button", "aria-expanded": String(shown),
-                                  onclick: () => { if (shown) admin.open.delete(a.id); else admin.open.add(a.id); renderAudit(); } },
-        shown ? t("hide_change") : t("show_change")))));
-    if (shown) rows.push(changeRow(a));
-  }
-  $("#audit-table tbody").replaceChildren(...rows);
+  $("#audit-table tbody").replaceChildren(...auditRows(admin.audit, admin.open, renderAudit));
   $("#audit-more").hidden = !admin.cursor;
 }
 

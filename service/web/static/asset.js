@@ -45,7 +45,7 @@ function renderAsset() {
 function tagWhere(tag) {
   // the page or slide of the first chunk the evidence quote is in
   const found = tag.evidence && assetPage.detail.chunks.find((c) => highlighted(c.text, tag.evidence).length > 1);
-  return found ? (found.page ? t("page", { n: found.page }) : found.slide ? t("slide", { n: found.slide }) : "") : "";
+  return found ? where(found) : "";
 }
 
 function renderAssetTags() {
@@ -64,16 +64,7 @@ function renderAssetTags() {
       el("div", { class: "quote" }, tag.evidence ? `“${tag.evidence}”` : t("no_evidence")));
   }));
   const tag = tags[assetPage.tag];
-  const quote = tag && tag.evidence;
-  let found = false;
-  const chunks = assetPage.detail.chunks.map((c) => {
-    const where = c.page ? t("page", { n: c.page }) : c.slide ? t("slide", { n: c.slide }) : (c.section || "");
-    const parts = found ? [c.text] : highlighted(c.text, quote);
-    if (parts.length > 1) found = true;
-    return el("p", { class: "chunk" }, where ? el("span", { class: "where" }, where) : null, ...parts);
-  });
-  const missing = quote && !found ? [el("p", { class: "muted" }, t("evidence_not_found"))] : [];
-  $("#asset-text").replaceChildren(el("strong", {}, t("asset_text")), ...missing, ...chunks);
+  $("#asset-text").replaceChildren(...textWithQuote(assetPage.detail.chunks, tag && tag.evidence, t("asset_text")));
   const mark = $("#asset-text mark");
   if (mark) mark.scrollIntoView({ block: "nearest" });
 }
@@ -85,19 +76,7 @@ function renderVersions() {
 }
 
 function renderHistory() {
-  const rows = [];
-  for (const e of assetPage.history) {
-    const shown = assetPage.open.has(e.id);
-    rows.push(el("tr", { "data-history": e.action },
-      el("td", {}, when(e.at)), el("td", {}, el("code", {}, e.actor), ` (${t("role_" + e.role)})`),
-      el("td", {}, e.action), el("td", {}, `${e.target_type} ${e.target_id || ""}`),
-      el("td", {}, el("button", { type: "button", "aria-expanded": String(shown), onclick: () => {
-        if (shown) assetPage.open.delete(e.id); else assetPage.open.add(e.id);
-        renderHistory();
-      } }, shown ? t("hide_change") : t("show_change")))));
-    if (shown) rows.push(changeRow(e));
-  }
-  $("#asset-history tbody").replaceChildren(...rows);
+  $("#asset-history tbody").replaceChildren(...auditRows(assetPage.history, assetPage.open, renderHistory));
   $("#asset-history-more").hidden = !assetPage.cursor;
 }
 

@@ -54,6 +54,23 @@ function focusYes(selector) {
   if (button) button.focus();
 }
 
+// Audit entries as table rows (when, who, what, target), each with a button that shows its change under it;
+// ``open`` holds the ids shown, and ``rerender`` draws the table again when one is toggled.
+function auditRows(entries, open, rerender) {
+  const rows = [];
+  for (const e of entries) {
+    const shown = open.has(e.id);
+    rows.push(el("tr", { "data-audit": String(e.id), "data-action": e.action },
+      el("td", {}, when(e.at)), el("td", {}, el("code", {}, e.actor), ` (${t("role_" + e.role)})`),
+      el("td", {}, e.action), el("td", {}, `${e.target_type} ${e.target_id || ""}`),
+      el("td", {}, el("button", { type: "button", "aria-expanded": String(shown),
+                                  onclick: () => { if (shown) open.delete(e.id); else open.add(e.id); rerender(); } },
+        shown ? t("hide_change") : t("show_change")))));
+    if (shown) rows.push(changeRow(e));
+  }
+  return rows;
+}
+
 // An audit entry's state before and after, side by side, as a table row under the entry's own.
 function changeRow(entry) {
   const pretty = (value) => (value === null || value === undefined ? "—" : JSON.stringify(value, null, 2));
@@ -351,16 +368,25 @@ function highlighted(text, quote) {
 }
 
 function renderText(tag) {
-  const quote = tag && tag.evidence;
+  return el("div", { class: "text" }, ...textWithQuote(state.detail.chunks, tag && tag.evidence, t("evidence")));
+}
+
+// Where a chunk or a citation is: its page or slide, in words ("" when it has neither).
+function where(item) {
+  return item.page ? t("page", { n: item.page }) : item.slide ? t("slide", { n: item.slide }) : "";
+}
+
+// An asset's chunks under a heading, the first place the quote is found marked (a note when it is nowhere).
+function textWithQuote(chunks, quote, heading) {
   let found = false;
-  const chunks = state.detail.chunks.map((c) => {
-    const where = c.page ? t("page", { n: c.page }) : c.slide ? t("slide", { n: c.slide }) : (c.section || "");
+  const paragraphs = chunks.map((c) => {
+    const at = where(c) || c.section || "";
     const parts = found ? [c.text] : highlighted(c.text, quote);
     if (parts.length > 1) found = true;
-    return el("p", { class: "chunk" }, where ? el("span", { class: "where" }, where) : null, ...parts);
+    return el("p", { class: "chunk" }, at ? el("span", { class: "where" }, at) : null, ...parts);
   });
-  const note = quote && !found ? el("p", { class: "muted" }, t("evidence_not_found")) : null;
-  return el("div", { class: "text" }, el("strong", {}, t("evidence")), note, ...chunks);
+  const missing = quote && !found ? [el("p", { class: "muted" }, t("evidence_not_found"))] : [];
+  return [el("strong", {}, heading), ...missing, ...paragraphs];
 }
 
 function startEdit(tag) {

@@ -80,10 +80,6 @@ async function findContent(e) {
 
 // ---- results --------------------------------------------------------------------------------------------
 
-function where(item) {
-  return item.page ? t("page", { n: item.page }) : item.slide ? t("slide", { n: item.slide }) : "";
-}
-
 function renderResults() {
   const answer = suggest.response;
   $("#match-notice").textContent = answer ? answer.notice : "";
