@@ -287,9 +287,14 @@ def test_taxonomy_replace_validates_conflicts_and_retags_changed_dimensions(api)
 def test_a_taxonomy_check_names_the_line_and_field_and_shows_what_saving_would_change(api):
     active = api.client.get("/v1/taxonomy", headers=api.h("content_editor")).json()
     lines = active["source"].splitlines()
-    # an unknown field on a value: the answer names its line, and nothing is written
-    at = next(i for i, line in enumerate(lines) if line.strip().startswith("- id:") and i > 20)
-    broken = [*lines[:at + 1], " " * (len(lines[at]) - len(lines[at].lstrip()) + 2) + "colour: red", *lines[at + 1:]]
+    # an unknown field on a value: the answer names its line, and nothing is written (the YAML as written here,
+    # whatever shape an earlier test left the active one in)
+    edited = yaml.safe_load(active["source"])
+    edited["version"] = active["version"] + ".check"
+    base = yaml.safe_dump(edited, allow_unicode=True, sort_keys=False).splitlines()
+    at = next(i for i, line in enumerate(base) if line.strip() in ("id: cardiologist", "- id: cardiologist"))
+    indent = len(base[at]) - len(base[at].lstrip()) + (2 if base[at].lstrip().startswith("- ") else 0)
+    broken = [*base[:at + 1], " " * indent + "colour: red", *base[at + 1:]]
     r = api.client.post("/v1/taxonomy/check", json={"source": "\n".join(broken)}, headers=api.h("content_editor"))
     assert r.status_code == 200, r.text
     answer = r.json()
@@ -300,8 +305,7 @@ def test_a_taxonomy_check_names_the_line_and_field_and_shows_what_saving_would_c
     assert not same["valid"] and same["error"]["field"] == "version" and same["diff"] == []
     assert lines[same["error"]["line"] - 1].startswith("version:")
     # a new version with one dimension's definition changed: valid, that dimension would be re-tagged
-    doc = yaml.safe_load(active["source"])
-    doc["version"] = active["version"] + ".check"
+    doc = edited
     next(d for d in doc["dimensions"] if d["id"] == "audience")["values"][0]["definition"] = {"en": "Cardiologists.",
                                                                                              "zh": "心内科医生。"}
     ok = api.client.post("/v1/taxonomy/check", json={"source": yaml.safe_dump(doc, allow_unicode=True)},
