@@ -54,10 +54,12 @@ def test_the_cascade_asks_only_uncertain_open_dimensions_within_its_token_ratio(
         result = _tag(engine, p, "cascade")
         signals = engine.proposer.signals(p.item.text, p.vectors, engine.heads)
         policy = engine.policy("cascade")
-        uncertain = {d.id for d in engine.taxonomy.dimensions if d.id not in ("format", "source")
+        uncertain = {d.id for d in engine.taxonomy.for_content() if d.id not in ("format", "source")
                      and policy.wants_llm(d, policy.prior(d, signals[d.id]))}
         assert set(result.asked) <= uncertain, (result.asked, uncertain)
         assert not {"format", "source"} & set(result.asked), "metadata dimensions never reach the LLM"
+        hcp_only = {d.id for d in engine.taxonomy.dimensions if d.applies_to == "hcp"}
+        assert not hcp_only & (set(result.asked) | {t.dimension for t in result.tags}), "they describe doctors"
         assert all(engine.taxonomy.has(t.dimension, t.value) for t in result.tags)
         if result.asked and result.status == "ok":
             asked_any = True

@@ -73,6 +73,10 @@ def test_real_llm_with_a_prompt_injection_document_never_yields_a_tag_outside_th
     # one question; SmolLM-135M's JSON misses the schema now and then, and the adjudicator re-asks once with the error
     assert 1 <= result.llm_calls <= 2 and result.prompt_tokens > 0
     assert all_in_taxonomy(taxonomy, result)
+    # asked about everything content can carry, and nothing that describes only the doctor
+    hcp_only = {d.id for d in taxonomy.dimensions if d.applies_to == "hcp"}
+    assert hcp_only and set(result.asked) and not hcp_only & set(result.asked)
+    assert not hcp_only & {t.dimension for t in result.tags}
     values = {t.value for t in result.tags}
     assert "miracle_cure" not in values and "panacea" not in values
     # A key message needs its product: Oncotinib's is never offered for this Cardiovex text, so it cannot be chosen

@@ -117,7 +117,10 @@ class TaggingEngine:
                                models={"embedder": self.embedder.name, "policy": policy.name})
         known = self._from_metadata(facts, metadata or {})
         fixed = {dim: {k.value for k in known if k.dimension == dim} for dim in {k.dimension for k in known}}
-        priors = {dim.id: policy.prior(dim, signals[dim.id]) for dim in self.taxonomy.dimensions if dim.id not in fixed}
+        # only what content can carry: an HCP-only dimension (channel preference, potential tier) describes the
+        # doctor, so no asset is tagged with it and the LLM is never asked about it
+        priors = {dim.id: policy.prior(dim, signals[dim.id]) for dim in self.taxonomy.for_content()
+                  if dim.id not in fixed}
         calibrated = {dim.id for dim in self.taxonomy.dimensions if policy.calibrated(dim)}
         choices: Choices | None = None
         questions = self._questions(policy, priors, fixed, calibrated)
