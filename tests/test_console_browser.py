@@ -112,19 +112,20 @@ def _signed_in(browser: Browser, service: HttpApi, ready: str, role: str = "revi
 
 # axe-core, vendored from npm by tests/vendor/fetch-axe.sh (its version and integrity hash are in VERSION)
 AXE = ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
-SERIOUS = ("serious", "critical")
 
 
-def _accessible(page: Page, name: str) -> None:
-    """axe-core's WCAG checks on the page as it is now: no serious or critical violation. Evaluated through the
-    driver, so the console's CSP (scripts from itself only) stays as it is."""
+def _accessible(page: Page, name: str, worst_allowed: tuple[str, ...] = ()) -> None:
+    """axe-core's WCAG checks on the page as it is now: no violation at all on a console page (the issue asks
+    for no serious or critical one; the console has none of any impact, and keeps it so), or none beyond
+    ``worst_allowed``'s impacts elsewhere. Evaluated through the driver, so the console's CSP (scripts from
+    itself only) stays as it is."""
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text(encoding="utf-8"))
     violations = page.evaluate("""async () => (await axe.run(document, { resultTypes: ["violations"] }))
         .violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
                                   nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }))""")
-    serious = [v for v in violations if v["impact"] in SERIOUS]
-    assert serious == [], f"{name}: {serious}"
+    found = [v for v in violations if v["impact"] not in worst_allowed]
+    assert found == [], f"{name}: {found}"
 
 
 def _every_control_takes_the_focus(page: Page, name: str) -> None:
@@ -620,7 +621,7 @@ def test_report_page_draws_its_charts(service: HttpApi, browser: Browser, shots:
     assert {"dimensions", "reliability", "precision_coverage", "methods", "acceptance", "comparison"} <= names
     assert all(d["width"] > 100 and d["height"] > 100 and d["marks"] > 5 for d in drawn), drawn
     assert report_page.inner_text("[data-key='overall.f1']") != ""
-    _accessible(report_page, "report")
+    _accessible(report_page, "report", worst_allowed=("minor", "moderate"))  # the report page: serious, critical
     report_page.screenshot(path=str(shots / "report.png"), full_page=False)
     report_page.screenshot(path=str(shots / "report-full.png"), full_page=True)
     assert report_watch.errors == [] and report_watch.foreign == []

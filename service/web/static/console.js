@@ -294,7 +294,7 @@ function renderDetail() {
   const tags = currentTags();
   state.tagIndex = Math.min(state.tagIndex, Math.max(0, tags.length - 1));
   const items = tags.map((tag, i) => renderTag(tag, i === state.tagIndex));
-  const meta = `${asset.id} · ${asset.language} · ${asset.format} · ${asset.approval_status}`;
+  const meta = `${asset.id} · ${asset.language} · ${asset.format} · ${t("status_" + asset.approval_status)}`;
   box.replaceChildren(el("h2", {}, asset.title), el("p", { class: "muted" }, meta),
     el("ol", { class: "tags" }, ...items), renderText(tags[state.tagIndex]));
   const mark = box.querySelector("mark");
