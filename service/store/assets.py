@@ -100,6 +100,11 @@ def read_asset(s: Session, asset_id: str, reader: Reader = STAFF) -> Asset | Non
     return asset
 
 
+def asset_exists(s: Session, asset_id: str) -> bool:
+    """Whether the asset exists (any state): a primary-key lookup, nothing else loaded."""
+    return s.get(Asset, asset_id) is not None
+
+
 def delete_asset(s: Session, vectors: VectorStore, asset_id: str, actor: str, role: str) -> bool:
     """Delete the asset in ``s`` with its audit entry; False when there is no such asset."""
     asset = s.get(Asset, asset_id)

@@ -76,7 +76,7 @@ def get_asset(c: ComponentsDep, s: SessionDep, principal: ReadApproved, asset_id
 def asset_history(s: SessionDep, _: Annotated[Principal, Depends(require("assets:read"))], asset_id: RecordIdPath,
                   limit: Annotated[int, Query(ge=1, le=500)] = 100,
                   cursor: Annotated[int | None, Query(ge=0, le=INT32_MAX)] = None) -> AuditPage:
-    if asset_store.read_asset(s, asset_id) is None:
+    if not asset_store.asset_exists(s, asset_id):  # not read_asset: its chunks, tags and versions are not needed
         raise ApiError(404, "asset_not_found", f"No asset {asset_id!r}.")
     rows = audit.asset_history(s, asset_id, limit + 1, before=cursor)
     return AuditPage.of(rows, limit)
