@@ -151,7 +151,8 @@ function valueLabel(dimId, valueId) {
 // The pages, the permission each needs (the API enforces the same), and what opening one does.
 const PAGES = {
   suggest: { needs: "match", view: "#suggest-view", open: () => openSuggest(), render: () => renderSuggest() },
-  library: { needs: "assets:write", view: "#library-view", open: () => openLibrary(), render: () => renderLibrary() },
+  library: { needs: "assets:write", view: "#library-view", open: () => openLibrary(),
+             render: () => { fillTagFilter(); renderLibrary(); } },
   queue: { needs: "tags:review", view: "#queue-view", open: () => loadQueue(true) },
   reports: { needs: "eval:read", view: "#reports-view", open: () => loadReports() },
   taxonomy: { needs: "taxonomy:write", view: "#taxonomy-view", open: () => openTaxonomy(), render: () => renderTaxonomy() },

@@ -90,7 +90,6 @@ async function loadAssets(reset) {
 }
 
 function renderLibrary() {
-  fillTagFilter();
   const rows = library.assets.map((a) => {
     let action;
     if (library.confirming === a.id) {
