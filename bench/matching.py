@@ -46,7 +46,7 @@ from service.auth.keys import create_key
 from service.core.embeddings import CachedQueries
 from service.core.lexical import query_vector
 from service.ingest import Ingestor
-from service.matching.matcher import HIT_FIELDS, Matcher
+from service.matching.matcher import Matcher
 from service.matching.need import dense_query, lexical_query, parse_need
 from service.matching.panels import PanelPlanner
 from service.matching.schemas import MatchRequest, PanelPlanRequest
@@ -230,7 +230,7 @@ def time_panel(c: Components, matcher: Matcher, n: int, label: str) -> None:
 
 def engine_timed(matcher: Matcher, taxonomy: Any, requests: list[MatchRequest]) -> list[float]:
     """The raw engine time of each request: its qdrant-edge dense and sparse queries alone (the same vectors,
-    filter, limit and payload fields /match sends), nothing of ours around them."""
+    filter, limit and payload fields (none) /match sends), nothing of ours around them."""
     out = []
     for request in requests:
         need = parse_need(taxonomy, request.need_tags, request.need_text)
@@ -238,8 +238,8 @@ def engine_timed(matcher: Matcher, taxonomy: Any, requests: list[MatchRequest]) 
         sparse = query_vector(matcher.terms(lexical_query(taxonomy, need)))
         where, n = matcher._where(request, None), matcher.config.candidates
         started = time.perf_counter()
-        matcher.vectors.search(vector, n, where, fields=HIT_FIELDS)
-        matcher.vectors.search_lexical(sparse, n, where, fields=HIT_FIELDS)
+        matcher.vectors.search(vector, n, where, fields=())
+        matcher.vectors.search_lexical(sparse, n, where, fields=())
         out.append(time.perf_counter() - started)
     return out
 
@@ -265,8 +265,8 @@ def recall_at_10(store: VectorStore, exact: VectorStore, probes: np.ndarray, whe
     """The share of the exact 10 nearest that ``store``'s search returns."""
     found = 0
     for vector in probes:
-        truth = {h.id for h in exact.search(vector, 10, where, fields=HIT_FIELDS)}
-        found += len(truth & {h.id for h in store.search(vector, 10, where, fields=HIT_FIELDS)})
+        truth = {h.id for h in exact.search(vector, 10, where, fields=())}
+        found += len(truth & {h.id for h in store.search(vector, 10, where, fields=())})
     return found / (10 * len(probes))
 
 

@@ -143,6 +143,12 @@ class Settings(BaseSettings):
                                        "retraining of the learned heads and calibration.")
 
     # --- matching ------------------------------------------------------------------------------
+    match_threads: int | None = Field(None, ge=1, le=64, description="How many `/v1/match` requests are ranked at "
+                                      "once (the rest wait their turn). Unset: 1 on the embedded vector engine, "
+                                      "whose searches hold Python's interpreter lock as ranking does, so more "
+                                      "threads only contend (with 8 clients at 100k chunks, 1 serves more requests "
+                                      "per second than the shared pool of 40; bench/matching.py); 8 on a Qdrant "
+                                      "server or pgvector, where a request waits on the network.")
     match_candidates: int = Field(200, ge=10, le=5000, description="Chunks (dense, lexical) or assets (tags) "
                                   "each retrieval channel returns before fusion.")
     match_fusion: Literal["rrf", "weighted"] = Field("rrf", description="How channels combine for a need with "
@@ -249,6 +255,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'hcp.db').resolve()}"
+
+    @property
+    def effective_match_threads(self) -> int:
+        if self.match_threads is not None:
+            return self.match_threads
+        return 1 if self.effective_vector_backend == "qdrant-edge" else 8
 
     @property
     def effective_vector_backend(self) -> Literal["qdrant-edge", "qdrant", "pgvector"]:

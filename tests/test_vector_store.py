@@ -70,6 +70,25 @@ def test_nearest_neighbour_with_payload_filters(store):
     assert store.count(Where(equals={"asset_id": "a2"})) == 10
 
 
+def test_searches_without_payload_fields_and_dense_vectors_read_what_was_written(store):
+    """What matching reads on every request: hits with no payload at all (the catalog knows each point), and the
+    picked passages' vectors alone; a point that does not exist is simply absent."""
+    points = sample_points()
+    store.upsert(points)
+    target = points[7]
+    hits = store.search(target.vector, 5, fields=())
+    assert hits[0].id == target.id and all(h.payload == {} for h in hits)
+    sparse_free = store.search(target.vector, 5, Where(equals={"lang": "zh"}), fields=())
+    assert sparse_free and all(h.payload == {} for h in sparse_free)
+    assert {h.id for h in sparse_free} == {h.id for h in store.search(target.vector, 5, Where(equals={"lang": "zh"}))}
+    wanted = [points[3].id, points[11].id, point_id("never-written")]
+    vectors = store.dense_vectors(wanted)
+    assert set(vectors) == {points[3].id, points[11].id}
+    for p in points[3], points[11]:
+        assert vectors[p.id].dtype == np.float32
+        assert np.allclose(vectors[p.id], p.vector, atol=1e-5)
+
+
 def test_upsert_replaces_delete_removes_and_scroll_sees_everything(store):
     points = sample_points()
     store.upsert(points)

@@ -41,7 +41,7 @@ def load_material(db: Database, vectors: VectorStore, embedder: Embedder, asset_
     if not rows:
         return None
     ids = [point_id(c.id) for c in rows]
-    found = {p.id: np.asarray(p.vector, dtype=np.float32) for p in vectors.retrieve(ids, with_vectors=True)}
+    found = vectors.dense_vectors(ids)
     if len(found) == len(ids):
         matrix = np.vstack([found[i] for i in ids])
     else:  # vectors lost (a store rebuilt elsewhere): embed again, as ingest did

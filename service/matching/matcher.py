@@ -65,7 +65,6 @@ from service.store.visibility import ACTIVE_TAG, Scope, rep_visible
 CHANNELS: tuple[Channel, ...] = ("dense", "lexical", "tags")
 PASSAGE_CHARS = 600
 TagRow = tuple[str, str, str, float, str]  # asset id, dimension, value, confidence, status
-HIT_FIELDS = ("asset_id", "chunk_id")  # all matching reads of a hit's payload
 
 
 def need_kind(need: Need) -> NeedKind:
@@ -218,7 +217,7 @@ class Matcher:
         """``candidates()`` with the need's query vector (None without the dense channel)."""
         catalog = self.catalog.current(taxonomy)
         visible = catalog.visible(request.language if request.only_language else None, scope)
-        found, vector = self._retrieve(request, need, taxonomy, channels, scope)
+        found, vector = self._retrieve(request, need, taxonomy, channels, scope, catalog)
         weight = _weights(need, taxonomy)
         score = None
         if weight:
@@ -284,44 +283,47 @@ class Matcher:
         return Where(equals=equals, ranges={"valid_until": (day_number(date.today(), 0), None)})
 
     def _retrieve(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
-                  scope: Scope | None) -> tuple[dict[str, Candidate], np.ndarray | None]:
-        """The chunk channels' hits rolled up to assets, and the need's query vector."""
+                  scope: Scope | None, catalog: CatalogSnapshot) -> tuple[dict[str, Candidate], np.ndarray | None]:
+        """The chunk channels' hits rolled up to assets, and the need's query vector. Hits carry no payload: the
+        catalog knows each current chunk's point id (a hit it does not know is a chunk written after it was read,
+        or an old version's, and is passed over as an invisible asset's would be)."""
         n = self.config.candidates
         where = self._where(request, scope)
         found: dict[str, Candidate] = {}
-        chunk_lists: list[list[VectorHit]] = []
         vector = None
         if "dense" in channels:
             vector = self.embedder.embed_query(dense_query(taxonomy, need, request.language))
-            hits = self.vectors.search(vector, n, where, fields=HIT_FIELDS)
-            self._roll_up(found, hits, "dense")
-            for hit in hits:
-                found[str(hit.payload["asset_id"])].cosine[str(hit.payload["chunk_id"])] = hit.score
-            chunk_lists.append(hits)
+            self._roll_up(found, self.vectors.search(vector, n, where, fields=()), "dense", catalog)
         if "lexical" in channels:
-            hits = self.vectors.search_lexical(query_vector(self.terms(lexical_query(taxonomy, need))), n, where,
-                                               fields=HIT_FIELDS)
-            self._roll_up(found, hits, "lexical")
-            chunk_lists.append(hits)
-        # chunk-level reciprocal-rank fusion picks each asset's passage
-        k = self.config.tag_fusion.rrf_k
-        for hits in chunk_lists:
-            for rank, hit in enumerate(hits):
-                cand = found[str(hit.payload["asset_id"])]
-                chunk = str(hit.payload.get("chunk_id"))
-                cand.chunk_score[chunk] = cand.chunk_score.get(chunk, 0.0) + 1.0 / (k + rank + 1)
+            query = query_vector(self.terms(lexical_query(taxonomy, need)))
+            self._roll_up(found, self.vectors.search_lexical(query, n, where, fields=()), "lexical", catalog)
         return found, vector
 
-    @staticmethod
-    def _roll_up(found: dict[str, Candidate], hits: list[VectorHit], channel: Literal["dense", "lexical"]) -> None:
+    def _roll_up(self, found: dict[str, Candidate], hits: list[VectorHit], channel: Literal["dense", "lexical"],
+                 catalog: CatalogSnapshot) -> None:
+        """Each asset's channel score and rank are its best chunk's (hits come best first); every chunk also
+        gains its reciprocal rank in this channel, and the chunk with the most over both channels is the asset's
+        passage (chunk-level fusion)."""
         rank = 0
-        for hit in hits:  # hits come best first, so an asset's first hit is its best chunk
-            asset_id = str(hit.payload["asset_id"])
-            cand = found.setdefault(asset_id, Candidate(asset_id))
+        k = self.config.tag_fusion.rrf_k
+        points = catalog.points
+        ids = catalog.ids
+        for position, hit in enumerate(hits):
+            known = points.get(hit.id)
+            if known is None:
+                continue
+            chunk, row = known
+            asset_id = ids[row]
+            cand = found.get(asset_id)
+            if cand is None:
+                cand = found[asset_id] = Candidate(asset_id)
             if getattr(cand, channel) is None:
                 setattr(cand, channel, hit.score)
                 cand.ranks[channel] = rank
                 rank += 1
+            if channel == "dense":
+                cand.cosine[chunk] = hit.score
+            cand.chunk_score[chunk] = cand.chunk_score.get(chunk, 0.0) + 1.0 / (k + position + 1)
 
     def _load(self, shown: list[Candidate], need: Need | None, taxonomy: Taxonomy, scope: Scope | None, *,
               all_chunks: bool = False) -> set[str]:
@@ -433,24 +435,35 @@ class Matcher:
         missing = [c for c in ranked if c.vector is None]  # re-ranking the same candidates fetches nothing
         self._default_to_first_chunk(missing)
         ids = {point_id(c.best_chunk): c for c in missing if c.best_chunk is not None}
-        for point in self.vectors.retrieve(list(ids), with_vectors=True):
-            if len(point.vector):
-                ids[point.id].vector = np.asarray(point.vector, dtype=np.float32)
+        for pid, vector in self.vectors.dense_vectors(list(ids)).items():
+            ids[pid].vector = vector
 
     def _collapse(self, ranked: list[Candidate]) -> list[Candidate]:
         """Near-duplicates fold into the best-ranked of them: one content family (translations and versions
         declared in the asset's metadata), or passages whose vectors are near-identical. The multilingual
         embedder does not find translations by itself (on the samples the zh and en detail aids' vectors are
         further apart than thirty pairs of different assets), so a translation needs its family."""
+        if not ranked:
+            return []
         threshold = self.config.duplicate_similarity
-        kept: list[Candidate] = []
-        for c in ranked:
-            twin = next((o for o in kept if _near_duplicates(c, o, threshold)), None)
+        # every pair's passage cosine in one product (pairwise in Python it cost a millisecond per request)
+        dim = next((len(c.vector) for c in ranked if c.vector is not None), 0)
+        matrix = np.zeros((len(ranked), dim), dtype=np.float32)
+        for i, c in enumerate(ranked):
+            if c.vector is not None:
+                matrix[i] = c.vector
+        near = (matrix @ matrix.T) >= threshold
+        has_vector = np.asarray([c.vector is not None for c in ranked])
+        near &= has_vector[:, None] & has_vector[None, :]
+        kept: list[int] = []
+        for i, c in enumerate(ranked):
+            twin = next((j for j in kept if near[i, j] or (c.family is not None and c.family == ranked[j].family)),
+                        None)
             if twin is None:
-                kept.append(c)
+                kept.append(i)
             else:
-                twin.alternates.append(c)
-        return kept
+                ranked[twin].alternates.append(c)
+        return [ranked[i] for i in kept]
 
     def _mmr(self, pool: list[Candidate], count: int, chosen: list[Candidate]) -> list[Candidate]:
         """Maximal marginal relevance: each pick trades relevance against similarity to what is chosen."""
@@ -568,12 +581,6 @@ def recency_limit(k: int, excluded: int) -> int:
     """How many of the newest assets per source the non-personalised list reads: room to mix ``k`` after
     ``excluded`` assets are dropped."""
     return max(5 * k, 50) + excluded
-
-
-def _near_duplicates(a: Candidate, b: Candidate, threshold: float) -> bool:
-    if a.family is not None and a.family == b.family:
-        return True
-    return a.vector is not None and b.vector is not None and float(np.dot(a.vector, b.vector)) >= threshold
 
 
 def _carried(taxonomy: Taxonomy, rows: Iterable[Any], *,

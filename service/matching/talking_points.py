@@ -302,9 +302,7 @@ class TalkingPointWriter:
 
     def _cosines(self, chunks: list[ChunkRow], query: np.ndarray) -> dict[str, float]:
         """Each chunk's stored vector's cosine to ``query`` (0 for a chunk without one)."""
-        vectors = {p.id: np.asarray(p.vector, dtype=np.float32)
-                   for p in self.matcher.vectors.retrieve([point_id(c.id) for c in chunks], with_vectors=True)
-                   if len(p.vector)}
+        vectors = self.matcher.vectors.dense_vectors([point_id(c.id) for c in chunks])
         return {c.id: float(np.dot(query, vectors[point_id(c.id)])) if point_id(c.id) in vectors else 0.0
                 for c in chunks}
 

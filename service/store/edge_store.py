@@ -98,7 +98,10 @@ class _Generation:
 
 
 def _payload(fields: Sequence[str] | None) -> bool | PayloadSelector:
-    return True if fields is None else PayloadSelector.Include(list(fields))
+    """None: the whole payload; no fields: none at all (the engine then reads no payload storage)."""
+    if fields is None:
+        return True
+    return PayloadSelector.Include(list(fields)) if fields else False
 
 
 class EdgeVectorStore(VectorStore):
@@ -291,7 +294,14 @@ class EdgeVectorStore(VectorStore):
     def _query(self, request: QueryRequest) -> list[VectorHit]:
         with self._reading() as shard:
             found = shard.query(request)
-        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
+        return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload) if p.payload else {})
+                for p in found]
+
+    def dense_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        # the unnamed vector alone, no payload: a third of what retrieve() costs for a request's 30 passages
+        with self._reading() as shard:
+            records = shard.retrieve(list(ids), with_payload=False, with_vector=[""])
+        return {str(r.id): np.asarray(r.vector, dtype=np.float32) for r in records if r.vector is not None}
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]:
         with self._reading() as shard:

@@ -390,7 +390,8 @@ def _hit(row: Any, names: list[str] | None) -> VectorHit:
     if names is None:
         payload = dict(row[2] or {})
     else:
-        payload = {name: value for name, value in zip(names, row[2:], strict=True) if value is not None}
+        payload = {name: value for name, value in zip(names, row[2:2 + len(names)], strict=True)
+                   if value is not None}
     return VectorHit(id=str(row[0]), score=float(row[1]), payload=payload)
 
 

@@ -131,7 +131,7 @@ class QdrantServerStore(VectorStore):
                *, with_vectors: bool = False, fields: Sequence[str] | None = None) -> list[VectorHit]:
         found = self._client.query_points(self.collection, query=self._check_dim(vector), limit=limit,
                                           query_filter=client_filter(where),
-                                          with_payload=True if fields is None else list(fields),
+                                          with_payload=True if fields is None else (list(fields) or False),
                                           with_vectors=with_vectors).points
         return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
 
@@ -142,7 +142,7 @@ class QdrantServerStore(VectorStore):
         found = self._client.query_points(self.collection, using=LEXICAL_VECTOR, limit=limit,
                                           query=qm.SparseVector(indices=query.indices, values=query.values),
                                           query_filter=client_filter(where),
-                                          with_payload=True if fields is None else list(fields)).points
+                                          with_payload=True if fields is None else (list(fields) or False)).points
         return [VectorHit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in found]
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]:

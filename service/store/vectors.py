@@ -140,6 +140,12 @@ class VectorStore(ABC):
     @abstractmethod
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]: ...
 
+    def dense_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The dense vector (float32) of each of these points that exists and has one: what ranking and talking
+        points read, without payloads and sparse vectors (a backend may read less than ``retrieve``)."""
+        return {p.id: np.asarray(p.vector, dtype=np.float32) for p in self.retrieve(ids, with_vectors=True)
+                if len(p.vector)}
+
     @abstractmethod
     def count(self, where: Where | None = None) -> int: ...
 

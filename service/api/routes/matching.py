@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -51,11 +53,22 @@ OptOutKeeper = Annotated[Principal, Depends(require("hcp:opt_out"))]
 
 
 @router.post("/v1/match", response_model=MatchResponse, summary="Approved content for an HCP's need")
-def match(body: MatchRequest, c: ComponentsDep, principal: Rep) -> MatchResponse:
+async def match(body: MatchRequest, c: ComponentsDep, principal: Rep, request: Request) -> MatchResponse:
+    # ranked on the match threads (HCP_MATCH_THREADS), not the shared pool: see Settings.match_threads
     try:
-        return c.matcher.match(body, c.tagger.taxonomy, scope=scope_of(principal, c))
+        ranked = partial(c.matcher.match, body, c.tagger.taxonomy, scope=scope_of(principal, c))
+        return await to_thread.run_sync(ranked, limiter=match_limiter(request))
     except NeedError as err:
         raise _need_error(err) from err
+
+
+def match_limiter(request: Request) -> CapacityLimiter:
+    """The app's limiter of concurrent rankings, made on first use (it belongs to the running event loop)."""
+    state = request.app.state
+    limiter: CapacityLimiter | None = getattr(state, "match_limiter", None)
+    if limiter is None:
+        limiter = state.match_limiter = CapacityLimiter(request.app.state.components.settings.effective_match_threads)
+    return limiter
 
 
 def _plan(c: Components, s: Session, principal: Principal, body: PanelPlanRequest) -> PanelPlanResponse:
