@@ -358,3 +358,48 @@ def test_the_catalog_ranks_tags_as_the_rows_score_and_follows_every_write_on_sql
         assert out.results and out.results[0].matched_tags, "the best result carries the need's tags"
     finally:
         c.close()
+
+
+def test_a_new_version_is_found_by_its_own_words_after_reviews_left_the_chunks_as_they_were(tmp_path):
+    """Search hits carry no payload: the catalog maps each current chunk's point to its asset. A review leaves every
+    asset at its version, and the map is kept; a new version must replace it, so that the new text is found and
+    shown as the passage (a stale map would drop the new chunks' hits, or show the old version's)."""
+    from service.ingest import Ingestor
+    from service.runtime import build_components
+    from service.settings import Settings
+    from service.store.models import AssetTag
+
+    settings = Settings(data_dir=tmp_path / "data", llm_mode="off")
+    c = build_components(settings, with_llm=False)
+    folder = tmp_path / "content"
+    folder.mkdir()
+    doc = folder / "cardiovex_note_en.md"
+    (folder / "cardiovex_note_en.md.meta.yaml").write_text(
+        "title: Cardiovex note\nproduct: cardiovex\napproval_status: approved\nvalid_until: '2099-12-31'\n",
+        encoding="utf-8")
+
+    def ingest(text: str) -> None:
+        doc.write_text(f"# Cardiovex note\n\n{text}\n", encoding="utf-8")
+        Ingestor.from_settings(c.db, c.vectors, c.embedder, settings, tagger=c.tagger,
+                               tagging_mode="embedding").ingest_path(folder)
+
+    try:
+        matcher = Matcher.from_settings(c.db, c.vectors, c.embedder, settings)
+        taxonomy = c.tagger.taxonomy
+
+        def passages(words: str) -> dict[str, str]:
+            out = matcher.match(MatchRequest(need_text=words, language="en", k=5), taxonomy)
+            return {r.asset_id: r.passage.chunk_id for r in out.results if r.passage is not None}
+
+        ingest("First edition: zorbitrane dosing in elderly patients with atrial fibrillation.")
+        first = passages("zorbitrane dosing")
+        assert len(first) == 1 and next(iter(first.values())).split(":")[1] == "1", first
+        asset_id = next(iter(first))
+        with c.db.session() as s:  # a reviewer accepts its tags: a write, every asset at its version
+            s.execute(update(AssetTag).where(AssetTag.asset_id == asset_id).values(status="accepted"))
+        assert passages("zorbitrane dosing") == first
+        ingest("Second edition: quelvaprin switching in patients with renal impairment.")
+        second = passages("quelvaprin switching")
+        assert list(second) == [asset_id] and second[asset_id].split(":")[1] == "2", second
+    finally:
+        c.close()
