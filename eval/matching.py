@@ -30,6 +30,7 @@ from service.matching.cards import FAMILY
 from service.matching.config import Channel, Diversity, Fusion, NeedKind
 from service.matching.matcher import CHANNELS, Matcher, need_kind, usable_channels
 from service.matching.need import parse_need
+from service.matching.pool import Pool
 from service.matching.schemas import MatchRequest
 from service.runtime import Components
 from service.store.models import Asset, Chunk
@@ -144,7 +145,7 @@ class JudgedSet:
     taxonomy: Taxonomy
     judged: list[Judged]
     key_of: Callable[[str], str]
-    candidates: list[list[Any]] | None = None
+    candidates: list[Pool] | None = None
     kinds: list[NeedKind] = field(default_factory=list)  # each need's kind, found by prepare()
     channels: list[set[Channel]] = field(default_factory=list)  # each need's usable channels, likewise
     _scores: dict[tuple[Any, ...], list[float]] = field(default_factory=dict)  # per fusion, every need's nDCG

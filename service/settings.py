@@ -149,8 +149,10 @@ class Settings(BaseSettings):
                                       "threads only contend (with 8 clients at 100k chunks, 1 serves more requests "
                                       "per second than the shared pool of 40; bench/matching.py); 8 on a Qdrant "
                                       "server or pgvector, where a request waits on the network.")
-    match_candidates: int = Field(200, ge=10, le=5000, description="Chunks (dense, lexical) or assets (tags) "
-                                  "each retrieval channel returns before fusion.")
+    match_candidates: int = Field(100, ge=10, le=5000, description="Chunks (dense, lexical) or assets (tags) "
+                                  "each retrieval channel returns before fusion. 100 and 200 print the same nDCG@10 "
+                                  "on the sample needs and KUAKE-QTR (dense 0.9559 both, default 0.961 / 0.9609); "
+                                  "at 100k chunks HNSW's dense search takes 1.9 ms for 100 and 4.0 ms for 200.")
     match_fusion: Literal["rrf", "weighted"] = Field("rrf", description="How channels combine for a need with "
                                                      "need-tags: reciprocal-rank fusion, or a weighted sum of "
                                                      "normalised scores; fitted with the weights.")

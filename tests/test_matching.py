@@ -10,7 +10,7 @@ import pytest
 import yaml
 from sqlalchemy import update
 
-from service.matching.matcher import Matcher
+from service.matching.matcher import Matcher, _reachable
 from service.matching.schemas import MatchRequest
 from service.store.models import Asset
 
@@ -403,3 +403,14 @@ def test_a_new_version_is_found_by_its_own_words_after_reviews_left_the_chunks_a
         assert list(second) == [asset_id] and second[asset_id].split(":")[1] == "2", second
     finally:
         c.close()
+
+
+def test_the_mix_still_reaches_external_content_ranked_far_below_the_head():
+    """Only the head of a ranking becomes objects (near-duplicates fold within it); what follows is cut to what the
+    internal/external mix can take, so a requested share of news ranked below every internal asset is still met."""
+    order = np.arange(200)[::-1]  # entry 199 ranks first
+    external = np.arange(200) < 50  # every external entry ranks below the 150 internal ones
+    reach = list(_reachable(order, 30, 10, external))
+    assert reach[:30] == list(range(199, 169, -1)), "the head is kept whole, in order"
+    assert reach[30:40] == list(range(169, 159, -1)), "then the next internal entries, enough to fill k"
+    assert reach[40:] == list(range(49, 39, -1)), "and the best external entries, enough for any share of k"

@@ -59,6 +59,9 @@ class CatalogSnapshot:
     approved: np.ndarray  # bool per row
     valid_until: np.ndarray  # yyyymmdd per row, NO_EXPIRY when none
     language: np.ndarray  # str per row
+    external: np.ndarray  # bool per row: external content (news), which decays with age
+    published: np.ndarray  # the publication date's ordinal per row, -1 when none
+    formats: np.ndarray  # the file format (str) per row
     tokens: dict[str, np.ndarray]  # scope token → rows carrying it
     pairs: dict[Pair, PairRows]
     # the vector store's point id of every current chunk → (chunk id, row): a search asks for no payload (reading
@@ -99,9 +102,16 @@ class CatalogSnapshot:
 
     def top(self, score: np.ndarray, carried: np.ndarray, visible: np.ndarray, n: int) -> list[str]:
         """The ``n`` visible carrying rows' asset ids, highest score first (ties by id)."""
+        return [self.ids[r] for r in self.top_rows(score, carried, visible, n)]
+
+    def top_rows(self, score: np.ndarray, carried: np.ndarray, visible: np.ndarray, n: int) -> np.ndarray:
+        """``top``'s rows."""
         rows = np.flatnonzero(carried & visible)
+        if len(rows) > n:  # the n best and their ties at the cut, before the exact sort (thousands carry a value)
+            cut = -np.partition(-score[rows], n - 1)[n - 1]
+            rows = rows[score[rows] >= cut]
         order = np.lexsort((rows, -score[rows]))[:n]
-        return [self.ids[r] for r in rows[order]]
+        return rows[order]
 
     def confident_values(self, dimension: str, read: Sequence[str], taxonomy: Taxonomy) -> dict[str, np.ndarray]:
         """Per value of ``dimension``, the rows carrying it at or above their tag's review threshold (or accepted),
@@ -133,8 +143,9 @@ def read_snapshot(db: Database, taxonomy: Taxonomy, point_ids: dict[str, str] | 
         Chunk.ordinal == 0).subquery()
     with db.session() as s:
         gen = generation(s)
-        assets = s.execute(select(*CARD_COLUMNS, first.c.id, Asset.approval_status, Asset.current_version)
-                           .outerjoin(first, first.c.asset_id == Asset.id).order_by(Asset.id)).all()
+        # sorted here, not by the database's collation: ties break by id as Python compares ids
+        assets = sorted(s.execute(select(*CARD_COLUMNS, first.c.id, Asset.approval_status, Asset.current_version)
+                                  .outerjoin(first, first.c.asset_id == Asset.id)).all(), key=lambda row: row[0])
         width = len(CARD_COLUMNS)
         # an asset's chunks are written with its version, in one transaction (service.ingest): same versions,
         # same chunks
@@ -176,6 +187,9 @@ def read_snapshot(db: Database, taxonomy: Taxonomy, point_ids: dict[str, str] | 
         approved=np.asarray([row[width + 1] == "approved" for row in assets], dtype=bool),
         valid_until=np.asarray([day_number(c.valid_until, NO_EXPIRY) for c in cards], dtype=np.int64),
         language=np.asarray([c.language for c in cards], dtype=object),
+        external=np.asarray([c.source == "external" for c in cards], dtype=bool),
+        published=np.asarray([c.published_at.toordinal() if c.published_at else -1 for c in cards], dtype=np.int64),
+        formats=np.asarray([c.format for c in cards], dtype=object),
         tokens={token: mask(rows) for token, rows in token_rows.items()},
         pairs={pair: PairRows(np.fromiter(rows, dtype=np.int64, count=len(rows)),
                               np.asarray([conf for conf, _ in rows.values()], dtype=np.float64),
@@ -212,8 +226,8 @@ class Catalog:
         self.rebuilds = 0
 
     def current(self, taxonomy: Taxonomy) -> CatalogSnapshot:
-        with self.db.session() as s:
-            key = (generation(s), taxonomy.key)
+        with self.db.engine.connect() as conn:  # a bare connection: an ORM session cost five times as much
+            key = (generation(conn), taxonomy.key)
         snapshot = self._snapshot
         if snapshot is not None and _covers(snapshot, key):
             return snapshot

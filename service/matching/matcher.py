@@ -27,13 +27,13 @@ duplicates, mix); ``answer`` checks the picked in SQL and builds the response.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, select
+from sqlalchemy import Executable, and_, bindparam, select
 from sqlalchemy.orm import aliased
 
 from service.core.embeddings import Embedder
@@ -43,6 +43,7 @@ from service.matching.cards import CARD_COLUMNS, AssetCard, ChunkRow
 from service.matching.catalog import Catalog, CatalogSnapshot
 from service.matching.config import Channel, Diversity, Fusion, MatchConfig, NeedKind
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
+from service.matching.pool import CHANNELS, Candidate, ChannelHits, Pool
 from service.matching.reasons import notice, reason
 from service.matching.schemas import (
     Alternate,
@@ -59,10 +60,9 @@ from service.store import opt_outs
 from service.store.db import Database
 from service.store.models import Asset, AssetTag, Chunk
 from service.store.points import day_number
-from service.store.vectors import VectorHit, VectorStore, Where, point_id
+from service.store.vectors import VectorStore, Where, point_id
 from service.store.visibility import ACTIVE_TAG, Scope, rep_visible
 
-CHANNELS: tuple[Channel, ...] = ("dense", "lexical", "tags")
 PASSAGE_CHARS = 600
 TagRow = tuple[str, str, str, float, str]  # asset id, dimension, value, confidence, status
 
@@ -75,42 +75,6 @@ def need_kind(need: Need) -> NeedKind:
 def usable_channels(need: Need, channels: Iterable[Channel] = CHANNELS) -> list[Channel]:
     """The channels that can score a need: the tag channel only when it has need-tags of content dimensions."""
     return [c for c in channels if c != "tags" or need.tags]
-
-
-@dataclass
-class Candidate:
-    asset_id: str
-    dense: float | None = None
-    lexical: float | None = None
-    tags: float = 0.0
-    ranks: dict[Channel, int] = field(default_factory=dict)
-    chunk_score: dict[str, float] = field(default_factory=dict)  # chunk id → fused chunk-level score
-    cosine: dict[str, float] = field(default_factory=dict)  # chunk id → the dense channel's score (its cosine)
-    first_chunk: str | None = None  # the current version's first chunk (the passage when no chunk was hit)
-    row: int = -1  # its row in the catalog snapshot it was ranked from
-    chunks: list[ChunkRow] = field(default_factory=list)  # as SQL read them for the response: its best, or all
-    # the wanted (dimension, value) pairs it carries, weightiest first, with confidence and whether reviewed
-    # (labelled only for the k answered: building hundreds of tag objects per request cost milliseconds)
-    carried: list[tuple[str, str, float, bool]] = field(default_factory=list)
-    fused: float = 0.0
-    freshness: float = 1.0
-    format_boost: float = 1.0
-    mismatch: float = 1.0
-    asset: AssetCard | None = None
-    vector: np.ndarray | None = None
-    alternates: list[Candidate] = field(default_factory=list)  # near-duplicates collapsed into this one
-
-    @property
-    def family(self) -> str | None:
-        return (self.asset.family or None) if self.asset is not None else None
-
-    @property
-    def relevance(self) -> float:
-        return self.fused * self.freshness * self.format_boost * self.mismatch
-
-    @property
-    def best_chunk(self) -> str | None:
-        return max(self.chunk_score, key=lambda c: self.chunk_score[c]) if self.chunk_score else None
 
 
 @dataclass
@@ -168,7 +132,7 @@ class Matcher:
         return Ranking(self._pick(request, need, candidates, taxonomy, scope, CHANNELS, None, None, all_chunks=True),
                        vector)
 
-    def answer(self, request: MatchRequest, need: Need, candidates: list[Candidate], taxonomy: Taxonomy, *,
+    def answer(self, request: MatchRequest, need: Need, candidates: Pool, taxonomy: Taxonomy, *,
                scope: Scope | None = None, channels: Iterable[Channel] = CHANNELS,
                diversity: Diversity | None = None, fusion: Fusion | None = None) -> MatchResponse:
         """The personalised response from ``candidates`` (``candidates()``'s; a panel plan retrieves them once
@@ -176,7 +140,7 @@ class Matcher:
         picked = self._pick(request, need, candidates, taxonomy, scope, channels, diversity, fusion)
         return self._response(request, picked, taxonomy, "need_tags", self.external_share(request), need=need)
 
-    def _pick(self, request: MatchRequest, need: Need, candidates: list[Candidate], taxonomy: Taxonomy,
+    def _pick(self, request: MatchRequest, need: Need, candidates: Pool, taxonomy: Taxonomy,
               scope: Scope | None, channels: Iterable[Channel], diversity: Diversity | None,
               fusion: Fusion | None, *, all_chunks: bool = False) -> list[Candidate]:
         """The ranked pick, each one (and its alternates) confirmed and loaded by SQL (``_load``)."""
@@ -191,7 +155,7 @@ class Matcher:
             if not gone:
                 break
             # the catalog lagged a withdrawal by a moment: SQL is the truth, the next best take their place
-            pool = [c for c in pool if c.asset_id not in gone]
+            pool = pool.without(gone)
         return picked
 
     def non_personalised(self, request: MatchRequest, taxonomy: Taxonomy, basis: Basis,
@@ -207,51 +171,45 @@ class Matcher:
         return self.config.external_share if request.external_share is None else request.external_share
 
     def candidates(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
-                   scope: Scope | None = None) -> list[Candidate]:
+                   scope: Scope | None = None) -> Pool:
         """Every channel's hits rolled up to the assets the catalog shows as visible, tag-scored, with the
         fusion-independent adjustments (mismatch penalty, news freshness, preferred format) applied."""
         return self.retrieve(request, need, taxonomy, channels, scope)[0]
 
     def retrieve(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
-                 scope: Scope | None = None) -> tuple[list[Candidate], np.ndarray | None]:
+                 scope: Scope | None = None) -> tuple[Pool, np.ndarray | None]:
         """``candidates()`` with the need's query vector (None without the dense channel)."""
         catalog = self.catalog.current(taxonomy)
         visible = catalog.visible(request.language if request.only_language else None, scope)
-        found, vector = self._retrieve(request, need, taxonomy, channels, scope, catalog)
+        hits, vector = self._retrieve(request, need, taxonomy, channels, scope, catalog)
         weight = _weights(need, taxonomy)
-        score = None
+        score, tag_rows = None, None
         if weight:
             score, carried = catalog.tag_scores(weight, _sources(weight, taxonomy))
             if "tags" in channels:
-                top = catalog.top(score, carried, visible, self.config.candidates)
-                for rank, asset_id in enumerate(top):
-                    found.setdefault(asset_id, Candidate(asset_id)).ranks["tags"] = rank
-        total = sum(weight.values()) or 1.0
-        out = []
-        for c in found.values():
-            row = catalog.row_of.get(c.asset_id)
-            if row is None or not visible[row]:
-                continue
-            c.row, c.asset, c.first_chunk = row, catalog.cards[row], catalog.first_chunk[row]
-            if score is not None:
-                c.tags = float(score[row]) / total
-            out.append(c)
-        self._penalise_mismatches(out, need, taxonomy, catalog)
-        self._adjust(out, request, taxonomy)
-        return out, vector
+                tag_rows = catalog.top_rows(score, carried, visible, self.config.candidates)
+        pool = Pool.gather(catalog, hits, tag_rows, visible, self.config.tag_fusion.rrf_k)
+        if score is not None:
+            pool.tags = score[pool.rows] / (sum(weight.values()) or 1.0)
+        pool.mismatch = self._mismatch(pool.rows, need, taxonomy, catalog)
+        pool.freshness, pool.format_boost = self._adjustments(pool.rows, request, taxonomy, catalog)
+        return pool, vector
 
-    def rank(self, candidates: list[Candidate], request: MatchRequest, channels: set[Channel], fusion: Fusion,
+    def rank(self, candidates: Pool, request: MatchRequest, channels: set[Channel], fusion: Fusion,
              diversity: Diversity) -> list[Candidate]:
         """The ``request.k`` picked: fused, sorted, near-duplicates collapsed (or MMR), mixed. The request's
         excluded assets are dropped first, so they are not even alternates."""
-        if request.exclude_asset_ids:
-            excluded = set(request.exclude_asset_ids)
-            candidates = [c for c in candidates if c.asset_id not in excluded]
-        self._fuse(candidates, channels, fusion)
-        ranked = sorted(candidates, key=lambda c: (-c.relevance, c.asset_id))
-        for c in ranked:
-            c.alternates = []
+        pool = candidates.without(request.exclude_asset_ids)
+        fused = self._fuse(pool, channels, fusion)
+        order = np.lexsort((pool.rows, -(fused * pool.freshness * pool.format_boost * pool.mismatch)))
         head = max(3 * request.k, 30)
+        if diversity != "mmr":  # what folding and the mix can reach (MMR looks at every candidate)
+            order = _reachable(order, head, request.k, pool.external())
+        ranked = []
+        for i in order:
+            c = pool.candidate(i)
+            c.fused, c.alternates = float(fused[i]), []
+            ranked.append(c)
         if diversity != "none":
             self._attach_vectors(ranked[:head])
         if diversity == "duplicates":
@@ -283,47 +241,23 @@ class Matcher:
         return Where(equals=equals, ranges={"valid_until": (day_number(date.today(), 0), None)})
 
     def _retrieve(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, channels: set[Channel],
-                  scope: Scope | None, catalog: CatalogSnapshot) -> tuple[dict[str, Candidate], np.ndarray | None]:
+                  scope: Scope | None, catalog: CatalogSnapshot
+                  ) -> tuple[dict[Channel, ChannelHits], np.ndarray | None]:
         """The chunk channels' hits rolled up to assets, and the need's query vector. Hits carry no payload: the
         catalog knows each current chunk's point id (a hit it does not know is a chunk written after it was read,
         or an old version's, and is passed over as an invisible asset's would be)."""
         n = self.config.candidates
         where = self._where(request, scope)
-        found: dict[str, Candidate] = {}
+        found: dict[Channel, ChannelHits] = {}
         vector = None
         if "dense" in channels:
             vector = self.embedder.embed_query(dense_query(taxonomy, need, request.language))
-            self._roll_up(found, self.vectors.search(vector, n, where, fields=()), "dense", catalog)
+            found["dense"] = ChannelHits.roll_up(self.vectors.search(vector, n, where, fields=()), catalog.points)
         if "lexical" in channels:
             query = query_vector(self.terms(lexical_query(taxonomy, need)))
-            self._roll_up(found, self.vectors.search_lexical(query, n, where, fields=()), "lexical", catalog)
+            found["lexical"] = ChannelHits.roll_up(self.vectors.search_lexical(query, n, where, fields=()),
+                                                   catalog.points)
         return found, vector
-
-    def _roll_up(self, found: dict[str, Candidate], hits: list[VectorHit], channel: Literal["dense", "lexical"],
-                 catalog: CatalogSnapshot) -> None:
-        """Each asset's channel score and rank are its best chunk's (hits come best first); every chunk also
-        gains its reciprocal rank in this channel, and the chunk with the most over both channels is the asset's
-        passage (chunk-level fusion)."""
-        rank = 0
-        k = self.config.tag_fusion.rrf_k
-        points = catalog.points
-        ids = catalog.ids
-        for position, hit in enumerate(hits):
-            known = points.get(hit.id)
-            if known is None:
-                continue
-            chunk, row = known
-            asset_id = ids[row]
-            cand = found.get(asset_id)
-            if cand is None:
-                cand = found[asset_id] = Candidate(asset_id)
-            if getattr(cand, channel) is None:
-                setattr(cand, channel, hit.score)
-                cand.ranks[channel] = rank
-                rank += 1
-            if channel == "dense":
-                cand.cosine[chunk] = hit.score
-            cand.chunk_score[chunk] = cand.chunk_score.get(chunk, 0.0) + 1.0 / (k + position + 1)
 
     def _load(self, shown: list[Candidate], need: Need | None, taxonomy: Taxonomy, scope: Scope | None, *,
               all_chunks: bool = False) -> set[str]:
@@ -338,22 +272,14 @@ class Matcher:
         sources = _sources(weight, taxonomy)
         dims = sorted({d for d, _, _ in sources})
         passages = [c.best_chunk for c in shown if c.best_chunk]
-        which = Chunk.version == Asset.current_version if all_chunks else Chunk.id.in_(passages)
-        query = (select(Asset.id, Chunk.id, Chunk.ordinal, Chunk.text, Chunk.page, Chunk.slide, Chunk.section,
-                        *((AssetTag.dimension, AssetTag.value, AssetTag.confidence, AssetTag.status) if dims else ()))
-                 .select_from(Asset)
-                 .outerjoin(Chunk, and_(Chunk.asset_id == Asset.id, which)))
-        if dims:
-            query = query.outerjoin(AssetTag, and_(AssetTag.asset_id == Asset.id,
-                                                   AssetTag.version == Asset.current_version,
-                                                   AssetTag.status.in_(ACTIVE_TAG), AssetTag.dimension.in_(dims)))
-        query = query.where(Asset.id.in_(sorted({c.asset_id for c in shown})), rep_visible(scope))
+        query = _load_query(tuple(dims), all_chunks, scope, date.today())
+        params = {"ids": sorted({c.asset_id for c in shown}), "passages": passages}
         found: set[str] = set()
         chunks: dict[str, dict[str, ChunkRow]] = {}
         tags: list[TagRow] = []
         row: Any
-        with self.db.session() as s:
-            for row in s.execute(query):
+        with self.db.engine.connect() as conn:  # rows, not objects: a bare connection is enough
+            for row in conn.execute(query, params):
                 found.add(row[0])
                 if row[1] is not None and row[1] not in chunks.setdefault(row[0], {}):
                     chunks[row[0]][row[1]] = ChunkRow(*row[1:7])
@@ -368,59 +294,62 @@ class Matcher:
 
     # --- scoring ---------------------------------------------------------------------------------
     @staticmethod
-    def _fuse(ranked: list[Candidate], channels: set[Channel], fusion: Fusion) -> None:
+    def _fuse(pool: Pool, channels: set[Channel], fusion: Fusion) -> np.ndarray:
+        """Each candidate's fused score: Σ weight / (k + rank + 1) over the channels that found it (rrf), or the
+        weighted sum of the channels' scores normalised over the pool (dense min-max, lexical by its top)."""
         weights = fusion.weights
+        fused = np.zeros(len(pool))
         if fusion.method == "rrf":
-            k = fusion.rrf_k
-            for c in ranked:
-                c.fused = sum(weights.get(ch, 1.0) / (k + rank + 1) for ch, rank in c.ranks.items())
-        else:
-            dense = [c.dense for c in ranked if c.dense is not None]
-            lo, hi = (min(dense), max(dense)) if dense else (0.0, 1.0)
-            top_lex = max((c.lexical or 0.0) for c in ranked) if ranked else 0.0
-            for c in ranked:
-                parts = {
-                    "dense": ((c.dense - lo) / (hi - lo) if hi > lo else 1.0) if c.dense is not None else 0.0,
-                    "lexical": (c.lexical or 0.0) / top_lex if top_lex else 0.0,
-                    "tags": c.tags,
-                }
-                c.fused = sum(weights.get(ch, 1.0) * parts[ch] for ch in channels)
+            for ch, ranks in zip(CHANNELS, pool.ranks, strict=True):
+                fused += np.where(ranks >= 0, weights.get(ch, 1.0) / (fusion.rrf_k + ranks + 1), 0.0)
+            return fused
+        found = ~np.isnan(pool.dense)
+        lo, hi = (pool.dense[found].min(), pool.dense[found].max()) if found.any() else (0.0, 1.0)
+        lexical = np.nan_to_num(pool.lexical, nan=0.0)
+        top_lex = lexical.max() if len(lexical) else 0.0
+        parts = {"dense": np.where(found, (pool.dense - lo) / (hi - lo) if hi > lo else 1.0, 0.0),
+                 "lexical": lexical / top_lex if top_lex else np.zeros(len(pool)),
+                 "tags": pool.tags}
+        for ch in CHANNELS:
+            if ch in channels:
+                fused += weights.get(ch, 1.0) * parts[ch]
+        return fused
 
-    def _adjust(self, ranked: list[Candidate], request: MatchRequest, taxonomy: Taxonomy) -> None:
-        today = date.today()
+    def _adjustments(self, rows: np.ndarray, request: MatchRequest, taxonomy: Taxonomy,
+                     catalog: CatalogSnapshot) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the freshness factor (external news halves every ``news_half_life_days``) and the preferred
+        format's boost."""
+        age = np.maximum(0, date.today().toordinal() - catalog.published[rows])
+        dated = catalog.external[rows] & (catalog.published[rows] >= 0)
+        freshness = np.where(dated, 0.5 ** (age / self.config.news_half_life_days), 1.0)
         preferred = {f.lower() for f in request.formats}
-        format_value = format_values(taxonomy)
-        half_life = self.config.news_half_life_days
-        for c in ranked:
-            assert c.asset is not None
-            if c.asset.source == "external" and c.asset.published_at is not None:
-                age = max(0, (today - c.asset.published_at).days)
-                c.freshness = 0.5 ** (age / half_life)
-            if preferred and {c.asset.format.lower(), format_value.get(c.asset.format, "")} & preferred:
-                c.format_boost = 1.0 + self.config.format_boost
+        boost = np.ones(len(rows))
+        if preferred:
+            format_value = format_values(taxonomy)
+            formats = catalog.formats[rows]
+            wanted = [f for f in set(formats) if {f.lower(), format_value.get(f, "")} & preferred]
+            boost[np.isin(formats, wanted)] = 1.0 + self.config.format_boost
+        return freshness, boost
 
     @staticmethod
-    def _penalise_mismatches(ranked: list[Candidate], need: Need, taxonomy: Taxonomy,
-                             catalog: CatalogSnapshot) -> None:
-        """Content confidently tagged only with other values of a need dimension that has a mismatch penalty
-        (therapy area: a cardiologist's need and an oncology deck) is scored down; untagged content is not."""
+    def _mismatch(rows: np.ndarray, need: Need, taxonomy: Taxonomy, catalog: CatalogSnapshot) -> np.ndarray:
+        """Per row, the mismatch penalty: content confidently tagged only with other values of a need dimension
+        that has one (therapy area: a cardiologist's need and an oncology deck) is scored down; untagged content
+        is not."""
+        out = np.ones(len(rows))
         dims = {d: set(values) for d, values in need.tags.items() if taxonomy.dimension(d).mismatch_penalty < 1}
-        if not dims or not ranked:
-            return
+        if not dims or not len(rows):
+            return out
         read = _mismatch_reads(need, taxonomy)
-        rows = np.asarray([c.row for c in ranked])
         for dim, wanted in dims.items():
-            values = catalog.confident_values(dim, read, taxonomy)
             tagged = np.zeros(len(rows), dtype=bool)
             fits = np.zeros(len(rows), dtype=bool)
-            for value, mask in values.items():
+            for value, mask in catalog.confident_values(dim, read, taxonomy).items():
                 tagged |= mask[rows]
                 if value in wanted:
                     fits |= mask[rows]
-            penalty = taxonomy.dimension(dim).mismatch_penalty
-            for c, off in zip(ranked, tagged & ~fits, strict=True):
-                if off:
-                    c.mismatch *= penalty
+            out[tagged & ~fits] *= taxonomy.dimension(dim).mismatch_penalty
+        return out
 
     @staticmethod
     def _default_to_first_chunk(candidates: list[Candidate]) -> None:
@@ -566,6 +495,34 @@ def _sources(weight: Mapping[tuple[str, str], float], taxonomy: Taxonomy) -> lis
 def _weights(need: Need, taxonomy: Taxonomy) -> dict[tuple[str, str], float]:
     """Each wanted (dimension, value) pair's weight: its dimension's times the need's own."""
     return {(d, v): taxonomy.dimension(d).weight * w for d, v, w in need.pairs()}
+
+
+@lru_cache(maxsize=256)
+def _load_query(dims: tuple[str, ...], all_chunks: bool, scope: Scope | None, today: date) -> Executable:
+    """``Matcher._load``'s statement for the need's dimensions, built once per day and scope (building it took as
+    long as running it); the assets (``ids``) and passages (``passages``) are bound per request."""
+    which = Chunk.version == Asset.current_version if all_chunks else Chunk.id.in_(bindparam("passages",
+                                                                                             expanding=True))
+    query = (select(Asset.id, Chunk.id, Chunk.ordinal, Chunk.text, Chunk.page, Chunk.slide, Chunk.section,
+                    *((AssetTag.dimension, AssetTag.value, AssetTag.confidence, AssetTag.status) if dims else ()))
+             .select_from(Asset)
+             .outerjoin(Chunk, and_(Chunk.asset_id == Asset.id, which)))
+    if dims:
+        query = query.outerjoin(AssetTag, and_(AssetTag.asset_id == Asset.id,
+                                               AssetTag.version == Asset.current_version,
+                                               AssetTag.status.in_(ACTIVE_TAG), AssetTag.dimension.in_(dims)))
+    return query.where(Asset.id.in_(bindparam("ids", expanding=True)), rep_visible(scope, today))
+
+
+def _reachable(order: np.ndarray, head: int, k: int, external: np.ndarray) -> np.ndarray:
+    """Of a ranking (``order``), what folding and the mix can reach: the head (near-duplicates fold within it), and
+    after it the first ``k`` of each source (the mix takes at most ``k`` of either)."""
+    tail = order[head:]
+    from_tail = external[tail]
+    keep = np.zeros(len(tail), dtype=bool)
+    keep[np.flatnonzero(from_tail)[:k]] = True
+    keep[np.flatnonzero(~from_tail)[:k]] = True
+    return np.concatenate([order[:head], tail[keep]])
 
 
 def _mismatch_reads(need: Need, taxonomy: Taxonomy) -> list[str]:

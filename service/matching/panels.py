@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from service.core.taxonomy import Taxonomy
 from service.matching.matcher import (
     CHANNELS,
-    Candidate,
     Matcher,
     format_values,
     need_kind,
@@ -24,6 +23,7 @@ from service.matching.matcher import (
 )
 from service.matching.need import Need, NeedError, parse_need
 from service.matching.panel_rules import PanelRules
+from service.matching.pool import Pool
 from service.matching.schemas import (
     Basis,
     Driver,
@@ -66,7 +66,7 @@ class PanelPlanner:
                 pools.setdefault((p.hcp.only_language, p.hcp.language if p.hcp.only_language else None), []).append(p)
         for group in needs.values():
             first = group[0]
-            candidates: list[Candidate] = self.matcher.candidates(first.request, first.need, taxonomy, set(CHANNELS),
+            candidates: Pool = self.matcher.candidates(first.request, first.need, taxonomy, set(CHANNELS),
                                                                   scope)
             for p in group:
                 p.response = self.matcher.answer(p.request, p.need, candidates, taxonomy, scope=scope)

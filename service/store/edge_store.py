@@ -301,7 +301,10 @@ class EdgeVectorStore(VectorStore):
         # the unnamed vector alone, no payload: a third of what retrieve() costs for a request's 30 passages
         with self._reading() as shard:
             records = shard.retrieve(list(ids), with_payload=False, with_vector=[""])
-        return {str(r.id): np.asarray(r.vector, dtype=np.float32) for r in records if r.vector is not None}
+        # each ``.vector`` read builds a Python list: read it once, convert the lot in one array
+        found = [(str(r.id), vector) for r in records if (vector := r.vector) is not None]
+        matrix = np.asarray([vector for _, vector in found], dtype=np.float32)
+        return {pid: matrix[i] for i, (pid, _) in enumerate(found)}
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[VectorPoint]:
         with self._reading() as shard:

@@ -111,10 +111,11 @@ def in_scope(scope: Scope) -> ColumnElement[bool]:
     return or_(own_product, and_(~has_product, area))
 
 
-def rep_visible(scope: Scope | None = None) -> ColumnElement[bool]:
-    """Approved and not expired (all a rep may ever see), and within ``scope`` for a scoped key."""
+def rep_visible(scope: Scope | None = None, today: date | None = None) -> ColumnElement[bool]:
+    """Approved and not expired ``today`` (default: the day it is; all a rep may ever see), and within ``scope``
+    for a scoped key."""
     approved = and_(Asset.approval_status == "approved",
-                    or_(Asset.valid_until.is_(None), Asset.valid_until >= date.today()))
+                    or_(Asset.valid_until.is_(None), Asset.valid_until >= (today or date.today())))
     return approved if scope is None else and_(approved, in_scope(scope))
 
 
