@@ -20,8 +20,9 @@ store's change counter; what a response shows is loaded by one SQL query that re
 expired, in scope) whatever the catalog or the vector payloads say, with its tags and passages.
 
 Two stages, so that fitting the fusion re-ranks without re-retrieving: ``candidates`` (retrieval, the catalog's
-visibility, tag scores, the penalties and boosts that do not depend on the fusion) and ``rank`` (fusion,
-duplicates, mix); ``answer`` checks the picked in SQL and builds the response.
+visibility, tag scores, the penalties and boosts that do not depend on the fusion, as the arrays of a ``Pool``)
+and ``rank`` (fusion and sorting over the arrays, then duplicates and mix over the head as objects); ``answer``
+checks the picked in SQL and builds the response.
 """
 
 from __future__ import annotations
