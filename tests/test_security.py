@@ -137,6 +137,20 @@ def test_cors_is_closed_by_default_and_opens_only_to_configured_origins(live, tm
         stop_http(opened)
 
 
+def test_the_console_is_served_with_its_content_security_policy_and_the_api_without_it(live):
+    """The console's pages may run only the service's own scripts (no inline script, nothing from elsewhere); the
+    API's JSON needs no such policy and does not pay for one."""
+    for path in ("/console", "/console/", "/console/console.js"):
+        r = httpx.get(f"{live.base_url}{path}", timeout=30, follow_redirects=False)
+        assert "script-src 'self'" in r.headers.get("content-security-policy", ""), path
+        assert r.headers.get("x-content-type-options") == "nosniff" and r.headers.get("referrer-policy") == \
+            "no-referrer", path
+    api = httpx.get(f"{live.base_url}/v1/assets", headers=live.h("rep"), timeout=30)
+    assert api.status_code == 200 and "content-security-policy" not in api.headers
+    near = httpx.get(f"{live.base_url}/consoles", timeout=30)  # a path that only starts like the console's
+    assert "content-security-policy" not in near.headers
+
+
 def test_an_unexpected_error_answers_500_without_a_stack_trace(live, monkeypatch, caplog):
     def broken(*_: object, **__: object) -> None:  # fault injection: a bug deep in matching
         raise RuntimeError("boom in /srv/hcp/service/matching/secret_module.py line 42")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC = Path(__file__).resolve().parent / "static"
 PREFIX = "/console"
@@ -19,13 +20,30 @@ CONSOLE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-
 
 def mount_console(app: FastAPI) -> None:
     app.mount(PREFIX, StaticFiles(directory=STATIC, html=True), name="console")
+    app.add_middleware(ConsoleHeaders)
 
-    @app.middleware("http")
-    async def console_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):
-            response.headers["Content-Security-Policy"] = CONSOLE_CSP
-            response.headers["X-Content-Type-Options"] = "nosniff"
-            response.headers["Referrer-Policy"] = "no-referrer"
-            response.headers["Cache-Control"] = "no-cache"
-        return response
+
+class ConsoleHeaders:
+    """Pure ASGI middleware: the console's own responses get its security headers; every other request passes
+    straight through (as an ``@app.middleware("http")`` function it wrapped every API call in a task and a
+    response stream of its own, only to look at the path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path == PREFIX or path.startswith(PREFIX + "/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = CONSOLE_CSP
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["Cache-Control"] = "no-cache"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
