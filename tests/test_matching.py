@@ -340,7 +340,7 @@ def test_the_catalog_ranks_tags_as_the_rows_score_and_follows_every_write_on_sql
         def ranked(scope=None):
             catalog = matcher.catalog.current(taxonomy)
             score, carried = catalog.tag_scores(weight, _sources(weight, taxonomy))
-            return catalog.top(score, carried, catalog.visible(None, scope), 10)
+            return [catalog.ids[r] for r in catalog.top_rows(score, carried, catalog.visible(None, scope), 10)]
 
         assert len(expected()) > 10, "the need should find more than n assets, so the cut-off is tested"
         assert ranked() == expected()[:10]

@@ -100,12 +100,8 @@ class CatalogSnapshot:
             score += weight * best[target]
         return score, carried
 
-    def top(self, score: np.ndarray, carried: np.ndarray, visible: np.ndarray, n: int) -> list[str]:
-        """The ``n`` visible carrying rows' asset ids, highest score first (ties by id)."""
-        return [self.ids[r] for r in self.top_rows(score, carried, visible, n)]
-
     def top_rows(self, score: np.ndarray, carried: np.ndarray, visible: np.ndarray, n: int) -> np.ndarray:
-        """``top``'s rows."""
+        """The ``n`` visible carrying rows, highest score first (ties by id)."""
         rows = np.flatnonzero(carried & visible)
         if len(rows) > n:  # the n best and their ties at the cut, before the exact sort (thousands carry a value)
             cut = -np.partition(-score[rows], n - 1)[n - 1]

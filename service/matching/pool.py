@@ -30,11 +30,9 @@ class Candidate:
     dense: float | None = None
     lexical: float | None = None
     tags: float = 0.0
-    ranks: dict[Channel, int] = field(default_factory=dict)
     chunk_score: dict[str, float] = field(default_factory=dict)  # chunk id → fused chunk-level score
     cosine: dict[str, float] = field(default_factory=dict)  # chunk id → the dense channel's score (its cosine)
     first_chunk: str | None = None  # the current version's first chunk (the passage when no chunk was hit)
-    row: int = -1  # its row in the catalog snapshot it was ranked from
     chunks: list[ChunkRow] = field(default_factory=list)  # as SQL read them for the response: its best, or all
     # the wanted (dimension, value) pairs it carries, weightiest first, with confidence and whether reviewed
     # (labelled only for the k answered: building hundreds of tag objects per request cost milliseconds)
@@ -155,7 +153,7 @@ class Pool:
         return self.catalog.external[self.rows]
 
     def candidate(self, i: int) -> Candidate:
-        """Entry ``i`` as an object: its scores, ranks, card, and its chunks' scores for the passage (each chunk
+        """Entry ``i`` as an object: its scores, card, and its chunks' scores for the passage (each chunk
         gains its reciprocal rank in each chunk channel; the dense channel's score is its cosine)."""
         row = int(self.rows[i])
         made = self.made.get(row)
@@ -165,8 +163,7 @@ class Pool:
         dense, lexical = float(self.dense[i]), float(self.lexical[i])
         c = Candidate(catalog.ids[row], dense=None if np.isnan(dense) else dense,
                       lexical=None if np.isnan(lexical) else lexical, tags=float(self.tags[i]),
-                      ranks={ch: int(r) for ch, r in zip(CHANNELS, self.ranks[:, i], strict=True) if r >= 0},
-                      first_chunk=catalog.first_chunk[row], row=row, freshness=float(self.freshness[i]),
+                      first_chunk=catalog.first_chunk[row], freshness=float(self.freshness[i]),
                       format_boost=float(self.format_boost[i]), mismatch=float(self.mismatch[i]),
                       asset=catalog.cards[row])
         for ch, found in self.hits.items():

@@ -67,7 +67,7 @@ def match_limiter(request: Request) -> CapacityLimiter:
     state = request.app.state
     limiter: CapacityLimiter | None = getattr(state, "match_limiter", None)
     if limiter is None:
-        limiter = state.match_limiter = CapacityLimiter(request.app.state.components.settings.effective_match_threads)
+        limiter = state.match_limiter = CapacityLimiter(state.components.settings.effective_match_threads)
     return limiter
 
 
