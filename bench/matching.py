@@ -28,7 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -377,6 +381,37 @@ def serve(c: Components) -> tuple[uvicorn.Server, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+def load_served(data_dir: Path, processes: int, key: str, bodies: list[dict[str, Any]], concurrency: int,
+                seconds: float) -> dict[str, Any]:
+    """``load`` against the real command, ``hcp-content serve``, over the bench's stored corpus, with ``processes``
+    serving processes on one port; each process first answers every need once (its own need-vector cache)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "HCP_DATA_DIR": str(data_dir), "HCP_LLM_MODE": "off", "HCP_WORKER_ENABLED": "false",
+           "HCP_SERVE_PROCESSES": str(processes), "HCP_PORT": str(port), "HCP_RATE_LIMIT_PER_MINUTE": str(10**9),
+           "HCP_QDRANT_OPTIMIZE_AFTER": str(10**9), "HCP_LOG_LEVEL": "warning"}
+    server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        answered: set[str] = set()  # each process reads its own copy of the index: its path names it
+        while len(answered) < processes:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"hcp-content serve did not start {processes} processes")
+            try:  # a new connection each time: the kernel hands them to every process that listens
+                answered.add(httpx.get(f"{url}/readyz", timeout=5).json()["components"]["vector_store"]["details"]
+                             ["path"])
+            except (httpx.HTTPError, KeyError, ValueError):
+                time.sleep(0.5)
+        load_apart(url, key, bodies, concurrency, max(5.0, seconds / 2))  # warm-up: every process, every need
+        return load_apart(url, key, bodies, concurrency, seconds)
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, nargs="+", default=[10_000, 100_000])
@@ -384,6 +419,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--panel", type=int, default=0, help="Also time an N-HCP panel plan (0: no).")
+    parser.add_argument("--serve-processes", type=int, nargs="*", default=[1, 2],
+                        help="Also load `hcp-content serve` with each of these HCP_SERVE_PROCESSES (none: skip).")
     parser.add_argument("--backends", nargs="+", choices=["qdrant-edge", "pgvector"], default=["qdrant-edge"],
                         help="pgvector: also time PostgreSQL + pgvector over the same corpus (qdrant-edge always "
                         "runs).")
@@ -474,6 +511,12 @@ def run(args: argparse.Namespace, pg_url: str | None) -> None:
                       f"{embed_text_ms:.0f} ms)")
             finally:
                 c.close()
+            for processes in args.serve_processes:
+                result = load_served(Path(tmp), processes, key, tag_bodies, args.concurrency, args.seconds)
+                print(f"  HTTP through `hcp-content serve` with HCP_SERVE_PROCESSES={processes}, tag-only needs, "
+                      f"{args.concurrency} clients for {args.seconds:.0f} s: {result['rps']:.1f} req/s, "
+                      f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, {result['requests']} requests, "
+                      f"{result['errors']} errors (raw engine p50 {pct(engine_t, 50):.1f} ms)")
         if pg_url:
             time_pgvector(n, pg_url, requests, statistics.median(store_t))
 

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
                                    "(turn off for API replicas when a one-shot `hcp-content db upgrade` runs first).")
     vector_backend: Literal["qdrant-edge", "qdrant", "pgvector"] | None = Field(
         None, description="Where chunk vectors live. `qdrant-edge`: Qdrant's engine embedded in-process under "
-        "`<data_dir>/qdrant` (one process). `qdrant`: a Qdrant server or cluster at `HCP_QDRANT_URL`. `pgvector`: "
+        "`<data_dir>/qdrant` (one process owns it; `HCP_SERVE_PROCESSES` adds followers that serve copies). "
+        "`qdrant`: a Qdrant server or cluster at `HCP_QDRANT_URL`. `pgvector`: "
         "PostgreSQL with pgvector, the records' database unless `HCP_VECTOR_DATABASE_URL` names another. "
         "Unset: `qdrant` when `HCP_QDRANT_URL` is set, else `qdrant-edge`.")
     vector_database_url: str | None = Field(None, description="pgvector backend: the PostgreSQL URL of the vector "
@@ -218,12 +219,22 @@ class Settings(BaseSettings):
     # --- HTTP service --------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `hcp-content serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `hcp-content serve` binds.")
+    serve_processes: int = Field(1, ge=1, le=32, description="Processes `hcp-content serve` answers on the one "
+                                 "port. The first (the leader) does everything; the others rank `/v1/match` and "
+                                 "`/v1/panels/plan` on cores of their own and pass every other request to the "
+                                 "leader. On the embedded vector store each keeps a copy of the index (disk and "
+                                 "memory per process) that follows the leader's writes within "
+                                 "`HCP_REPLICA_POLL_S`; results are still checked against the database. Keys "
+                                 "are then rate-limited in the database.")
+    replica_poll_s: float = Field(0.2, gt=0, le=10, description="How often a serving process other than the "
+                                  "leader applies the leader's new vector writes (embedded store).")
     log_level: str = Field("info", description="Log level.")
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute one API key may make "
                                        "(429 beyond, with Retry-After).")
     rate_limit_shared: bool | None = Field(None, description="Count each key's requests in the database, so the "
                                            "limit holds across API replicas (a sliding one-minute window). Unset: "
-                                           "shared on PostgreSQL, per process on SQLite.")
+                                           "shared on PostgreSQL or with `HCP_SERVE_PROCESSES` above 1, per "
+                                           "process otherwise.")
     max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body other than a "
                                    "file upload (413 beyond, before it is parsed).")
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024, description="Largest multipart upload request, "

@@ -24,8 +24,8 @@ from service.store.visibility import Scope
 
 
 class RateLimiter:
-    """A sliding one-minute window per key, in this process (the default on SQLite, where there is one process;
-    on PostgreSQL keys are counted in the database: :mod:`service.store.rate_limits`)."""
+    """A sliding one-minute window per key, in this process (the default on SQLite with one serving process;
+    otherwise keys are counted in the database: :mod:`service.store.rate_limits`)."""
 
     def __init__(self) -> None:
         self._hits: dict[str, deque[float]] = {}
@@ -47,7 +47,9 @@ class RateLimiter:
 def shared_rate_limit(components: Components) -> bool:
     """Whether keys are counted in the database (across replicas) rather than in this process."""
     configured = components.settings.rate_limit_shared
-    return components.db.dialect == "postgresql" if configured is None else configured
+    if configured is not None:
+        return configured
+    return components.db.dialect == "postgresql" or components.settings.serve_processes > 1
 
 
 async def _rate_check(request: Request, components: Components, key_id: str) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 from types import FrameType
@@ -42,7 +43,7 @@ def serve(
                       "endpoint, or set HCP_LLM_MODE=off.")
         raise typer.Exit(2)
     # uvicorn installs its own SIGTERM handler while it serves; before that, _main's handler applies.
-    components = build_components(settings)
+    components = build_components(settings, role="leader" if settings.serve_processes > 1 else "single")
     try:
         _bootstrap_admin_key(components)
         if ingest is not None:
@@ -57,11 +58,15 @@ def serve(
                                           if o.asset_id and o.status in ("created", "new_version")])
         console.print(f"hcp-content on http://{host or settings.host}:{port or settings.port} "
                       f"(embedder {components.embedder.name}, store {components.vectors.backend}, "
-                      f"database {components.db.dialect}, LLM {components.llm.model if components.llm else 'off'})")
+                      f"database {components.db.dialect}, LLM {components.llm.model if components.llm else 'off'}, "
+                      f"{settings.serve_processes} process{'es' if settings.serve_processes > 1 else ''})")
         config = uvicorn.Config(create_app(settings, components), host=host or settings.host,
                                 port=port or settings.port, log_level=settings.log_level,
                                 timeout_graceful_shutdown=settings.shutdown_grace_s)  # type: ignore[arg-type]
-        _graceful_server(config, components).run()
+        if settings.serve_processes > 1:
+            _serve_with_followers(config, components)
+        else:
+            _graceful_server(config, components).run()
     except KeyboardInterrupt:
         pass
     finally:
@@ -80,6 +85,29 @@ def _graceful_server(config: uvicorn.Config, components: Components) -> uvicorn.
             super().handle_exit(sig, frame)
 
     return Server(config)
+
+
+def _serve_with_followers(config: uvicorn.Config, components: Components) -> None:
+    """This process (the leader) and ``HCP_SERVE_PROCESSES - 1`` followers answer on one listening socket; the
+    leader also listens on a private unix socket for what followers pass it."""
+    import socket
+    import tempfile
+
+    from service.cli.followers import Followers, listening_socket
+
+    settings = components.settings
+    listener = listening_socket(config.host, config.port, first=True)
+    private = Path(tempfile.mkdtemp(prefix="hcp-leader-"))  # 0700: only this user reaches the leader's socket
+    leader_socket = str(private / "leader.sock")
+    inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    inner.bind(leader_socket)
+    followers = Followers(settings, config.host, config.port, leader_socket, settings.serve_processes - 1)
+    try:
+        _graceful_server(config, components).run(sockets=[listener, inner])
+    finally:
+        followers.stop(timeout_s=settings.shutdown_grace_s)
+        inner.close()
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _bootstrap_admin_key(components: Components) -> None:

@@ -51,6 +51,7 @@ from qdrant_edge import (
 from qdrant_edge import SparseVector as EdgeSparse
 
 from service.core.lexical import SparseVector
+from service.store.edge_replica import Record, ReplicaLog, replica_folder
 from service.store.vectors import (
     LEXICAL_VECTOR,
     IndexType,
@@ -108,7 +109,9 @@ class EdgeVectorStore(VectorStore):
     backend = "qdrant-edge"
 
     def __init__(self, root: Path, dim: int, *, optimize_after: int = 2000, background: bool = True,
-                 hnsw_ef: int = 128) -> None:
+                 hnsw_ef: int = 128, replicate: bool = False) -> None:
+        """``replicate``: publish a base copy and a log of writes for follower processes
+        (:mod:`service.store.edge_replica`)."""
         self.root = Path(root)
         self._search_params = SearchParams(hnsw_ef=hnsw_ef)
         self.dim = dim
@@ -134,6 +137,14 @@ class EdgeVectorStore(VectorStore):
         self._gen = _Generation(current, shard)
         info = shard.info()
         self._unindexed = max(0, info.points_count - info.indexed_vectors_count)
+        self._replicas: ReplicaLog | None = None
+        if not replicate:  # a base left by a multi-process run is a copy of the whole index: disk for nothing
+            ReplicaLog.clear(replica_folder(self.root))
+        else:
+            with self._write_lock:
+                shard.flush()
+                self._replicas = ReplicaLog(replica_folder(self.root))
+                self._replicas.publish(self.root / current, self._replicas.mark())
 
     # --- generations -------------------------------------------------------------------------
     def _config(self, *, lexical: bool = True) -> EdgeConfig:
@@ -214,11 +225,14 @@ class EdgeVectorStore(VectorStore):
         shutil.rmtree(self.root / gen.name, ignore_errors=True)
 
     # --- writes ------------------------------------------------------------------------------
-    def _write(self, op: tuple[str, Any], added: int = 0) -> None:
+    def _write(self, op: tuple[str, Any], record: Record, added: int = 0) -> None:
+        """Apply ``op`` (the engine's terms) and log ``record`` (the store's terms, which followers replay)."""
         with self._write_lock, self._reading() as shard:
             self._apply(shard, op)
             if self._pending is not None:
                 self._pending.append(op)
+            if self._replicas is not None:
+                self._replicas.append(record)
             self._unindexed += added
         self._maybe_rebuild()
 
@@ -244,35 +258,53 @@ class EdgeVectorStore(VectorStore):
         with self._reading() as shard:
             if field_name in shard.info().payload_schema:
                 return
-        self._write(("index", (field_name, _SCHEMA[kind])))
+        self._record(("index", (field_name, kind)))
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
-        if not points:
-            return
-        edge_points = [Point(id=p.id, vector=self._vectors(p), payload=dict(p.payload)) for p in points]
-        self._write(("upsert", edge_points), added=len(edge_points))
+        if points:
+            self._record(("upsert", list(points)))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._record(("delete", list(ids)))
+
+    def delete_where(self, where: Where) -> None:
+        if edge_filter(where) is None:
+            raise VectorStoreError("refusing to delete with an empty filter")
+        self._record(("delete_where", where))
+
+    def set_payload(self, where: Where, payload: dict[str, Any]) -> None:
+        if edge_filter(where) is None:
+            raise VectorStoreError("refusing to update every point: give a filter")
+        self._record(("set_payload", (where, dict(payload))))
+
+    def _record(self, record: Record) -> None:
+        op, added = self._engine_op(record)
+        self._write(op, record, added)
+
+    def _engine_op(self, record: Record) -> tuple[tuple[str, Any], int]:
+        """A write in the store's terms as the engine's operation, and how many points it adds."""
+        kind, arg = record
+        if kind == "upsert":
+            points = [Point(id=p.id, vector=self._vectors(p), payload=dict(p.payload)) for p in arg]
+            return ("upsert", points), len(points)
+        if kind == "delete":
+            return ("delete", list(arg)), 0
+        if kind == "delete_where":
+            return ("delete_where", edge_filter(arg)), 0
+        if kind == "set_payload":
+            where, payload = arg
+            return ("set_payload", (edge_filter(where), payload)), 0
+        if kind == "index":
+            field_name, index_type = arg
+            return ("index", (field_name, _SCHEMA[index_type])), 0
+        raise ValueError(kind)  # pragma: no cover - programming error
 
     def _vectors(self, point: VectorPoint) -> Any:
         dense = self._check_dim(point.vector)
         if not point.sparse:
             return dense
         return {"": dense, LEXICAL_VECTOR: EdgeSparse(point.sparse.indices, point.sparse.values)}
-
-    def delete(self, ids: Sequence[str]) -> None:
-        if ids:
-            self._write(("delete", list(ids)))
-
-    def delete_where(self, where: Where) -> None:
-        flt = edge_filter(where)
-        if flt is None:
-            raise VectorStoreError("refusing to delete with an empty filter")
-        self._write(("delete_where", flt))
-
-    def set_payload(self, where: Where, payload: dict[str, Any]) -> None:
-        flt = edge_filter(where)
-        if flt is None:
-            raise VectorStoreError("refusing to update every point: give a filter")
-        self._write(("set_payload", (flt, dict(payload))))
 
     # --- reads -------------------------------------------------------------------------------
     def search(self, vector: Sequence[float] | np.ndarray, limit: int, where: Where | None = None,
@@ -335,7 +367,8 @@ class EdgeVectorStore(VectorStore):
         return {"backend": self.backend, "path": str(self.root), "generation": self._gen.name,
                 "points": info.points_count, "indexed_vectors": info.indexed_vectors_count,
                 "segments": info.segments_count, "dim": self.dim, "rebuilding": self.rebuilding,
-                "last_rebuild_error": self.last_rebuild_error}
+                "last_rebuild_error": self.last_rebuild_error,
+                "role": "leader" if self._replicas is not None else "single"}
 
     # --- background HNSW builds ----------------------------------------------------------------
     @property
@@ -378,12 +411,15 @@ class EdgeVectorStore(VectorStore):
             shutil.copytree(self.root / old.name, staging)
             self._pending = []
             unindexed_at_copy = self._unindexed
+            mark = self._replicas.mark() if self._replicas is not None else None
         # The GIL-holding optimisation runs in another process, on the copy.
         result = subprocess.run([sys.executable, "-m", "service.store.edge_optimize", str(staging)],
                                 capture_output=True, text=True, check=False)
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             raise VectorStoreError(f"optimiser exited with {result.returncode}: {result.stderr.strip()[-500:]}")
+        if self._replicas is not None and mark is not None:  # before the leader opens (and so changes) it
+            self._replicas.publish(staging, mark)
         final = self.root / name
         staging.rename(final)
         fresh = self._open(name, create=False)
@@ -413,3 +449,5 @@ class EdgeVectorStore(VectorStore):
             with contextlib.suppress(Exception):
                 self._gen.shard.flush()
             self._gen.shard.close()
+            if self._replicas is not None:
+                self._replicas.close()
