@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,7 +55,17 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    data = tmp_path_factory.mktemp("two-processes")
+    served = start(tmp_path_factory.mktemp("two-processes"))
+    try:
+        assert wait_ready(f"{served.url}/readyz", served.proc).status_code == 200
+        yield served
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.proc.wait()
+
+
+def start(data: Path) -> Served:
     env = {**os.environ, "HCP_DATA_DIR": str(data), "HCP_LLM_MODE": "off", "HCP_SERVE_PROCESSES": "2",
            "HCP_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT), "HCP_WORKER_POLL_S": "0.2", "HCP_REPLICA_POLL_S": "0.2"}
     env.pop("HCP_LLM_BASE_URL", None)
@@ -71,14 +82,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, text=True)
-    served = Served(f"http://127.0.0.1:{port}", proc, keys, data, log)
-    try:
-        assert wait_ready(f"{served.url}/readyz", proc).status_code == 200
-        yield served
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    return Served(f"http://127.0.0.1:{port}", proc, keys, data, log)
 
 
 def followers_folder(s: Served) -> Path:
@@ -173,3 +177,35 @@ def test_a_killed_follower_is_replaced_while_the_port_keeps_answering_and_sigter
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert list(followers_folder(s).iterdir()) == [], "followers remove their copies when they stop"
+
+
+def test_followers_of_a_leader_killed_outright_stop_and_free_the_port(tmp_path):
+    s = start(tmp_path / "data")
+    try:
+        assert wait_ready(f"{s.url}/readyz", s.proc).status_code == 200
+        _, path, _ = s.client("follower")
+        follower = int(Path(path).name)
+        s.proc.kill()  # SIGKILL: the leader cannot stop anything itself
+        s.proc.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if gone(follower):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the follower outlived its leader by 30 s\n{s.log.read_text()[-3000:]}")
+        port = int(s.url.rsplit(":", 1)[1])
+        with socket.socket() as probe:  # the next `serve` can have the port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
+
+
+def gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie its new parent has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True

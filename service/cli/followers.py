@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
+import time
 from multiprocessing.process import BaseProcess
 
 from service.settings import Settings
@@ -24,6 +26,9 @@ def listening_socket(host: str, port: int, *, first: bool) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     if first:
         with socket.socket(family, kind, proto) as probe:
+            # SO_REUSEADDR as uvicorn's own socket has it: connections of a previous run still in TIME_WAIT do not
+            # count, a program listening there does
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)  # OSError "Address already in use" when taken
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -49,6 +54,7 @@ def follower_main(settings: Settings, host: str, port: int, leader_socket: str) 
     signal.signal(signal.SIGTERM, _interrupt)
     settings = settings.model_copy(update={"worker_enabled": False, "migrate_on_start": False})
     setup_logging(settings)
+    _stop_with_leader()
     try:
         components = build_components(settings, with_llm=False, role="follower")
     except KeyboardInterrupt:  # stopped while starting: build_components closed what it had opened
@@ -62,6 +68,21 @@ def follower_main(settings: Settings, host: str, port: int, leader_socket: str) 
         pass
     finally:
         components.close(timeout_s=settings.shutdown_grace_s / 2)
+
+
+def _stop_with_leader(poll_s: float = 1.0) -> None:
+    """A thread that stops this follower (SIGTERM to itself) once the leader is gone: a leader killed outright
+    cannot stop its followers, and left running they would keep its port (and answer from a copy nobody
+    updates), so the next ``hcp-content serve`` could not start."""
+    leader = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == leader:
+            time.sleep(poll_s)
+        log.warning("the leader process %s is gone; this follower stops", leader)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="hcp-leader-watch", daemon=True).start()
 
 
 class Followers:
