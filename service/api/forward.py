@@ -5,12 +5,13 @@ leader's memory) and the console all have one owner, whichever process the kerne
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api.errors import ErrorBody
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,10 @@ class ForwardToLeader:
         finally:
             await response.aclose()
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
 
 async def _unavailable(send: Send) -> None:
-    body = json.dumps({"code": "unavailable", "message": "The service's leader process is not answering; try "
-                       "again in a moment.", "details": None}).encode()
+    body = ErrorBody(code="unavailable", message="The service's leader process is not answering; try again in a "
+                     "moment.").model_dump_json().encode()
     await send({"type": "http.response.start", "status": 503,
                 "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
                             (b"content-length", str(len(body)).encode())]})
