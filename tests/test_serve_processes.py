@@ -126,6 +126,9 @@ def test_an_upload_through_the_follower_is_stored_by_the_leader_and_ranked_the_s
         assert answers["follower"] == answers["leader"], "the same need ranks the same on either process"
         store = follower.get("/readyz").json()["components"]["vector_store"]["details"]
         assert store["role"] == "follower" and store["applied_writes"] > 0
+        # each process searches on its own thread: handing a search to a pool only adds switches between them
+        assert store["search_threads"] == 1
+        assert leader.get("/readyz").json()["components"]["vector_store"]["details"]["search_threads"] == 1
 
         # a bad request passed to the leader keeps its error shape
         r = follower.post("/v1/keys", json={"role": "emperor", "name": "x"}, headers=s.h("admin"))

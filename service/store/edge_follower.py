@@ -34,8 +34,9 @@ class EdgeFollower(EdgeVectorStore):
     own and never builds an index; it takes the leader's published base and replays the leader's log."""
 
     def __init__(self, leader_root: Path, dim: int, *, hnsw_ef: int = 128, poll_s: float = 0.2,
-                 wait_s: float = 60.0) -> None:
+                 wait_s: float = 60.0, search_threads: int | None = None) -> None:
         self.leader_root = Path(leader_root)
+        self.search_threads = search_threads
         self.replicas = replica_folder(self.leader_root)
         remove_dead_followers(followers_folder(self.leader_root))
         self.root = followers_folder(self.leader_root) / str(os.getpid())

@@ -109,10 +109,11 @@ class EdgeVectorStore(VectorStore):
     backend = "qdrant-edge"
 
     def __init__(self, root: Path, dim: int, *, optimize_after: int = 2000, background: bool = True,
-                 hnsw_ef: int = 128, replicate: bool = False) -> None:
+                 hnsw_ef: int = 128, replicate: bool = False, search_threads: int | None = None) -> None:
         """``replicate``: publish a base copy and a log of writes for follower processes
-        (:mod:`service.store.edge_replica`)."""
+        (:mod:`service.store.edge_replica`). ``search_threads``: the engine's search pool (None: its default)."""
         self.root = Path(root)
+        self.search_threads = search_threads
         self._search_params = SearchParams(hnsw_ef=hnsw_ef)
         self.dim = dim
         self.optimize_after = optimize_after
@@ -150,7 +151,7 @@ class EdgeVectorStore(VectorStore):
     def _config(self, *, lexical: bool = True) -> EdgeConfig:
         sparse = {LEXICAL_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)} if lexical else None
         return EdgeConfig(vectors=EdgeVectorParams(size=self.dim, distance=Distance.Cosine), sparse_vectors=sparse,
-                          wal_enabled=True)
+                          wal_enabled=True, max_search_threads=self.search_threads)
 
     def _open(self, name: str, *, create: bool) -> EdgeShard:
         path = str(self.root / name)
@@ -367,7 +368,7 @@ class EdgeVectorStore(VectorStore):
         return {"backend": self.backend, "path": str(self.root), "generation": self._gen.name,
                 "points": info.points_count, "indexed_vectors": info.indexed_vectors_count,
                 "segments": info.segments_count, "dim": self.dim, "rebuilding": self.rebuilding,
-                "last_rebuild_error": self.last_rebuild_error,
+                "last_rebuild_error": self.last_rebuild_error, "search_threads": self.search_threads,
                 "role": "leader" if self._replicas is not None else "single"}
 
     # --- background HNSW builds ----------------------------------------------------------------

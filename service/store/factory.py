@@ -33,6 +33,7 @@ def build_vector_store(settings: Settings, dim: int, *, migrate: bool | None = N
         return QdrantServerStore(settings.qdrant_url, settings.qdrant_collection, dim, api_key=settings.qdrant_api_key)
     root = settings.qdrant_path / settings.qdrant_collection
     if role == "follower":
-        return EdgeFollower(root, dim, hnsw_ef=settings.qdrant_hnsw_ef, poll_s=settings.replica_poll_s)
+        return EdgeFollower(root, dim, hnsw_ef=settings.qdrant_hnsw_ef, poll_s=settings.replica_poll_s,
+                            search_threads=settings.effective_qdrant_search_threads)
     return EdgeVectorStore(root, dim, optimize_after=settings.qdrant_optimize_after, hnsw_ef=settings.qdrant_hnsw_ef,
-                           replicate=role == "leader")
+                           replicate=role == "leader", search_threads=settings.effective_qdrant_search_threads)
