@@ -31,7 +31,8 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from matching import NEEDS, base_chunks, build_corpus, pct
+from http_load import pct
+from matching import NEEDS, base_chunks, build_corpus
 from serving import start_serve
 
 from service.auth.keys import create_key
