@@ -1,6 +1,7 @@
 """Token-aware chunking that respects pages, slides, headings and sentence ends (Chinese and English).
 
-Chunks never cross a page, a slide or a section: a passage shown to a rep must point at one place.
+Chunks never cross a page, a slide or a section, nor the line between a slide and its speaker notes: a passage
+shown to a rep must point at one place, and a presenter's notes are not the slide's claims.
 Inside a unit, sentences are packed up to ``max_tokens`` with ``overlap_tokens`` of trailing
 sentences repeated at the start of the next chunk; a sentence longer than a chunk is cut on tokens.
 """
@@ -28,6 +29,7 @@ class Chunk:
     page: int | None
     slide: int | None
     section: str | None
+    kind: str = "body"  # "notes": a slide's speaker notes, the presenter's words and never the slide's claims
 
 
 @dataclass
@@ -40,6 +42,11 @@ class _Span:
 def sentences(text: str) -> list[str]:
     """The sentences of ``text`` (Chinese and English punctuation, line breaks), trimmed."""
     return [text[s:e] for s, e in _sentences(text, 0)]
+
+
+def sentence_spans(text: str, base: int = 0) -> list[tuple[int, int]]:
+    """Each sentence of ``text`` as (start, end) offsets, shifted by ``base``."""
+    return _sentences(text, base)
 
 
 def _sentences(text: str, base: int) -> list[tuple[int, int]]:
@@ -76,10 +83,11 @@ def chunk_blocks(full_text: str, blocks: list[TextBlock], *, max_tokens: int = 3
         start, end = spans[0].start, spans[-1].end
         text = full_text[start:end]
         chunks.append(Chunk(len(chunks), text, start, end, count_tokens(text, encoding), unit.page, unit.slide,
-                            unit.section))
+                            unit.section, "notes" if unit.kind == "notes" else "body"))
 
-    def unit_key(block: TextBlock) -> tuple[int | None, int | None, str | None]:
-        return block.page, block.slide, block.section
+    def unit_key(block: TextBlock) -> tuple[int | None, int | None, str | None, bool]:
+        # speaker notes are a unit of their own: a passage is either the slide's words or the presenter's
+        return block.page, block.slide, block.section, block.kind == "notes"
 
     for _, group in groupby(blocks, key=unit_key):
         unit_blocks = list(group)

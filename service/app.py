@@ -14,7 +14,18 @@ from service.api import health
 from service.api.auth import RateLimiter
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.guards import BodyLimit, Utf8Url
-from service.api.routes import assets, audit, jobs, keys, matching, reports, reviews, tagging, taxonomy
+from service.api.routes import (
+    assets,
+    audit,
+    content_check,
+    jobs,
+    keys,
+    matching,
+    reports,
+    reviews,
+    tagging,
+    taxonomy,
+)
 from service.runtime import Components, build_components
 from service.settings import Settings, get_settings
 from service.web.console import mount_console
@@ -48,7 +59,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     install_error_handlers(app)
     app.include_router(health.router)
     for router in (assets.router, jobs.router, tagging.router, taxonomy.router, reviews.router, matching.router,
-                   reports.router, audit.router, keys.router, keys.me_router):
+                   reports.router, audit.router, keys.router, keys.me_router, content_check.router):
         app.include_router(router, responses=ERROR_RESPONSES)
     if configured.console_enabled:
         mount_console(app)

@@ -169,7 +169,7 @@ class Ingestor:
                                                    size_bytes=doc.size_bytes))
                 for cid, c in zip(chunk_ids, chunks, strict=True):
                     asset.chunks.append(Chunk(id=cid, version=version, ordinal=c.ordinal, text=c.text, page=c.page,
-                                              slide=c.slide, section=c.section, char_start=c.char_start,
+                                              slide=c.slide, section=c.section, kind=c.kind, char_start=c.char_start,
                                               char_end=c.char_end, token_count=c.token_count))
                 if tagged is not None:
                     s.flush()

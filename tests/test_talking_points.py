@@ -3,6 +3,7 @@ every citation is a quote found in approved, current content; a planted instruct
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -165,9 +166,11 @@ def test_with_the_llm_down_points_come_back_within_two_seconds(api_llm_down):
     assert took <= 2.0, f"{took:.2f}s"
 
 
-# Slides and PDF pages that open with a title: the detail aids and the study and guideline PDFs.
+# Slides and PDF pages that open with a title: the detail aids and the study and guideline PDFs. (The decks' slides
+# are bullets and their speaker notes are never offered, so the study PDFs are what each language says.)
 TITLED = ("cardiovex_detail_aid_en.pptx", "cardiovex_detail_aid_zh.pptx", "glucora_detail_aid_zh.pptx",
-          "cardiovex_bleeding_safety_en.pdf", "af_guideline_2026_zh.pdf")
+          "cardiovex_bleeding_safety_en.pdf", "af_guideline_2026_zh.pdf", "cardiovex_phase3_summary_zh.pdf",
+          "glucora_glow1_study_en.pdf")
 
 
 def _titled_assets(api: Api) -> dict[str, tuple[str, set[str]]]:
@@ -305,3 +308,72 @@ def test_talking_points_read_nothing_the_match_already_had(api_llm_down):
     reads = ("retrieve", "dense_vectors")
     assert sum(map(by_points.count, reads)) <= sum(map(by_match.count, reads)) + 1, \
         "at most one read of vectors, for unscored chunks"
+
+
+# The local LLM's answer as recorded on a fresh `make run` (Cardiovex, safety, en): it said "similar" of a
+# difference its cited passage establishes (HR 0.81, 95% CI 0.71-0.93). Replayed by a fake that only answers with
+# this script: the misstatement is the fault injected.
+RECORDED = '{"points": [{"text": "ISTH major bleeding was similar in both arms.", "sources": ["S1"]}]}'
+
+
+def test_a_recorded_misstatement_of_the_evidence_never_reaches_the_rep(api_llm_down):
+    from service.llm.client import LLMClient
+    from service.llm.gateway import LLMGateway
+    from service.matching.schemas import TalkingPointsRequest
+    from service.matching.talking_points import TalkingPointWriter
+
+    from .faults import FaultyLLMServer
+
+    c = api_llm_down.components
+    bleeding = _asset(api_llm_down, "VIVA-AF safety analysis")
+    with FaultyLLMServer("scripted", script=RECORDED) as replay:
+        gateway = LLMGateway(LLMClient(replay.base_url, "recorded", structured_mode="json_object", max_retries=0))
+        writer = TalkingPointWriter(c.matcher, gateway, deadline_s=60)
+        try:
+            out = writer.write(TalkingPointsRequest(need_tags={"value_driver": ["safety"]}, asset_ids=[bleeding.id],
+                                                    language="en", n=3), c.tagger.taxonomy)
+        finally:
+            writer.close()
+            gateway.close()
+    assert replay.requests >= 1 and out.llm_error is None  # the model was asked and its answer was read
+    assert "S1" in json.dumps(replay.bodies[0]["messages"], ensure_ascii=False)  # S1 was offered, from this asset
+    assert all("similar in both arms" not in p.text or p.method == "extractive" for p in out.points)
+    assert all(p.method == "extractive" for p in out.points) and len(out.points) == 3
+    assert out.dropped.get("contradicts_source", 0) >= 1
+    failed = out.dropped_points[0]
+    assert failed.reason == "contradicts_source" and failed.claim == "similar"
+    assert "0.71-0.93" in (failed.quote or ""), failed  # the sentence it failed on, for whoever reads why
+
+
+NOTES = re.compile(r"notes:\s*(.+)")
+# Independent of the service's own patterns: ages, sex and "presented with" describe a patient, not a product.
+PATIENT = re.compile(r"\d{1,3}[- ]year[- ]old|\d{1,3}岁|患者(男|女)性|BMI \d", re.IGNORECASE)
+DECKS_CASES_GUIDELINES = ("cardiovex_detail_aid_en.pptx", "cardiovex_detail_aid_zh.pptx", "glucora_detail_aid_zh.pptx",
+                          "oncotinib_detail_aid_en.pptx", "cardiovex_renal_case_zh.docx", "glucora_patient_case_en.md",
+                          "oncotinib_brain_mets_case_en.txt", "af_guideline_2026_zh.pdf", "nsclc_csco_guideline_zh.md")
+
+
+def test_extractive_points_are_never_speaker_notes_coaching_headings_or_patient_descriptions(api_llm_down):
+    api = api_llm_down
+    spec = (SAMPLES.parent / "spec.yaml").read_text(encoding="utf-8")
+    notes = {n.strip().strip('"') for n in NOTES.findall(spec)}
+    assert len(notes) >= 4
+    with api.components.db.session() as s:
+        chosen = {a.uri.rsplit("/", 1)[-1]: a for a in s.query(Asset)
+                  if a.uri and a.uri.rsplit("/", 1)[-1] in DECKS_CASES_GUIDELINES}
+        sections = [c.section or "" for a in chosen.values() for c in a.chunks]
+        headings = {a.title.strip() for a in chosen.values()} | {
+            part.strip() for section in sections for part in re.split(r"\s*[>/›»]\s*", section) if part.strip()}
+    assert len(chosen) == len(DECKS_CASES_GUIDELINES)
+    quoted = []
+    for name, asset in chosen.items():
+        for language in ("zh", "en"):
+            r = api.client.post("/v1/talking-points", json={"asset_ids": [asset.id], "language": language, "n": 5},
+                                headers=api.h("rep"))
+            assert r.status_code == 200, r.text
+            quoted += [(name, p["text"].strip()) for p in r.json()["points"]]
+    assert len(quoted) >= 10  # the cases and guidelines still have sayable sentences
+    for name, text in quoted:
+        assert text not in notes and text.rstrip("。.") not in notes, f"a speaker note from {name}: {text}"
+        assert not PATIENT.search(text), f"a patient description from {name}: {text}"
+        assert text not in headings and text.rstrip("。.") not in headings, f"a heading from {name}: {text}"

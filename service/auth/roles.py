@@ -15,16 +15,17 @@ Permission = Literal[
     "tags:review", "tag:run", "jobs:read", "eval:read", "match", "audit:read", "keys:admin",
     "eval:write",       # make evaluation reports
     "hcp:opt_out",      # record or lift an HCP's opt-out from personalised recommendations
+    "content:check",    # check a draft's claims against its references (POST /v1/content/check)
 ]
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     "admin": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read", "taxonomy:write",
                         "tags:review", "tag:run", "jobs:read", "eval:read", "eval:write", "match", "audit:read",
-                        "keys:admin", "hcp:opt_out"}),
+                        "keys:admin", "hcp:opt_out", "content:check"}),
     "content_editor": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read",
-                                 "taxonomy:write", "tag:run", "jobs:read"}),
+                                 "taxonomy:write", "tag:run", "jobs:read", "content:check"}),
     "reviewer": frozenset({"assets:read", "assets:read_approved", "taxonomy:read", "tags:review", "tag:run",
-                           "jobs:read", "eval:read", "eval:write"}),
+                           "jobs:read", "eval:read", "eval:write", "content:check"}),
     "rep": frozenset({"assets:read_approved", "taxonomy:read", "match", "hcp:opt_out"}),
 }
 

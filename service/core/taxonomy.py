@@ -85,6 +85,9 @@ class TaxonomyValue(_Strict):
     implies: dict[str, list[str]] = Field(default_factory=dict, description=(
         "Values of other dimensions this value entails (a product's therapy area): content tagged with this "
         "value also counts as carrying those when matching."))
+    approved_for: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "A product's approved indications, as values of other dimensions (its diseases): the claim checker flags a "
+        "claim that names this product with an indication outside them as off-label."))
 
     def prototype_texts(self) -> list[str]:
         """Texts that describe this value (labels, definition, synonyms, examples), both languages."""
@@ -155,6 +158,11 @@ class Taxonomy(_Strict):
                     if missing or target_dim == dim.id:
                         raise ValueError(f"{dim.id}:{value.id} implies {target_dim}:{missing or target_values}, "
                                          "which is not a value of another dimension")
+                for target_dim, target_values in value.approved_for.items():
+                    missing = [v for v in target_values if not self.has(target_dim, v)]
+                    if missing or target_dim == dim.id:
+                        raise ValueError(f"{dim.id}:{value.id} is approved for {target_dim}:"
+                                         f"{missing or target_values}, which is not a value of another dimension")
         cycle = _implication_cycle(self.dimensions)
         if cycle:
             # tagging decides an implied dimension before the dimensions that imply it: a circle has no first

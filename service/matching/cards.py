@@ -34,6 +34,7 @@ class ChunkRow:
     page: int | None
     slide: int | None
     section: str | None
+    kind: str = "body"  # "notes": a slide's speaker notes
 
 
 # the family is read out of the metadata JSON by the database: decoding every candidate's whole metadata cost more

@@ -283,9 +283,9 @@ class Matcher:
             for row in conn.execute(query, params):
                 found.add(row[0])
                 if row[1] is not None and row[1] not in chunks.setdefault(row[0], {}):
-                    chunks[row[0]][row[1]] = ChunkRow(*row[1:7])
-                if dims and row[7] is not None:
-                    tags.append((row[0], *row[7:]))
+                    chunks[row[0]][row[1]] = ChunkRow(*row[1:8])
+                if dims and row[8] is not None:
+                    tags.append((row[0], *row[8:]))
         carried = _carried(taxonomy, tags, keep=set(weight)) if weight else {}
         for c in shown:
             c.chunks = sorted(chunks.get(c.asset_id, {}).values(), key=lambda chunk: chunk.ordinal)
@@ -504,7 +504,7 @@ def _load_query(dims: tuple[str, ...], all_chunks: bool, scope: Scope | None, to
     long as running it); the assets (``ids``) and passages (``passages``) are bound per request."""
     which = Chunk.version == Asset.current_version if all_chunks else Chunk.id.in_(bindparam("passages",
                                                                                              expanding=True))
-    query = (select(Asset.id, Chunk.id, Chunk.ordinal, Chunk.text, Chunk.page, Chunk.slide, Chunk.section,
+    query = (select(Asset.id, Chunk.id, Chunk.ordinal, Chunk.text, Chunk.page, Chunk.slide, Chunk.section, Chunk.kind,
                     *((AssetTag.dimension, AssetTag.value, AssetTag.confidence, AssetTag.status) if dims else ()))
              .select_from(Asset)
              .outerjoin(Chunk, and_(Chunk.asset_id == Asset.id, which)))

@@ -138,6 +138,17 @@ class TalkingPoint(BaseModel):
                                                  "because no LLM point was available.")
 
 
+class DroppedPoint(BaseModel):
+    """An LLM point that did not reach the rep, and the check it failed."""
+
+    text: str
+    reason: str = Field(description="A key of `dropped`: `contradicts_source`, `unsupported_number`, `off_label`, "
+                        "`unsupported_superlative`, `unsupported_claim`, ...")
+    claim: str | None = Field(None, description="The words that failed (a number, a comparison, a superlative).")
+    quote: str | None = Field(None, description="The cited source sentence it failed on, where there is one.")
+    detail: str | None = None
+
+
 class TalkingPointsResponse(BaseModel):
     points: list[TalkingPoint]
     extractive: bool = Field(description="At least one point is a quoted sentence rather than LLM-written.")
@@ -150,8 +161,11 @@ class TalkingPointsResponse(BaseModel):
     llm_error: str | None = Field(None, description="Why no LLM points came back (e.g. `llm_timeout`).")
     dropped: dict[str, int] = Field(default_factory=dict, description="LLM points dropped, by reason "
                                     "(`invalid_citation`, `tracking_language`, `unsupported_number`, "
-                                    "`unsupported_claim`, `mixed_sources`, `wrong_language`, `duplicate`; in a "
-                                    "follow-up also `no_longer_visible`).")
+                                    "`unsupported_claim`, `contradicts_source`, `off_label`, "
+                                    "`unsupported_superlative`, `mixed_sources`, `wrong_language`, `duplicate`; in "
+                                    "a follow-up also `no_longer_visible`).")
+    dropped_points: list[DroppedPoint] = Field(default_factory=list, description=(
+        "Each dropped LLM point with the reason and the source sentence it failed on."))
     followup: str | None = Field(None, description="Set when the LLM missed the request's deadline and goes on "
                                  "drafting: poll `GET /v1/talking-points/{followup}` for its points.")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from pydantic import BaseModel, Field, create_model
 from sqlalchemy import select
 
 from indexers.chunker import sentences as split_sentences
+from service.claims.check import ClaimChecker
+from service.claims.lexicon import default_lexicon
 from service.core.prompts import PROMPTS_DIR, PromptTemplate, load_prompt
 from service.core.taxonomy import Taxonomy
 from service.llm.client import LLMError
@@ -39,10 +40,12 @@ from service.llm.task import Task, TaskUsage, ask
 from service.matching.cards import CARD_COLUMNS, AssetCard, ChunkRow
 from service.matching.matcher import Matcher
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
+from service.matching.point_claims import check_point, offerable
 from service.matching.reasons import notice
 from service.matching.schemas import (
     Basis,
     Citation,
+    DroppedPoint,
     MatchRequest,
     TalkingPoint,
     TalkingPointsFollowup,
@@ -66,6 +69,9 @@ PROBLEMS = {
     "tracking_language": "it speaks of what was recorded about the doctor, or repeats an instruction",
     "unsupported_number": "it has a number its cited sentences do not",
     "unsupported_claim": "it says what its cited sentences do not",
+    "contradicts_source": "it states a comparison its source contradicts (a difference as similar, or the reverse)",
+    "off_label": "it names the product with an indication it is not approved for",
+    "unsupported_superlative": "it makes a superlative claim (best, first, only) its source does not",
     "wrong_language": "it is not written in the language asked for",
     "duplicate": "it repeats another point",
 }
@@ -76,7 +82,6 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _SENTENCE_CLOSE = re.compile(r"[.!?。！？][\"'”’)）」』]*$")
 _SENTENCE_OPEN = re.compile(r"^[\"'“‘(（「『]*[A-Z0-9\u3400-\u9fff]")
 _LETTER = re.compile(r"[A-Za-z\u3400-\u9fff]")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 class AssetsNotVisible(LookupError):
@@ -124,10 +129,6 @@ class Material:
     score: dict[str, float]
 
 
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(unicodedata.normalize("NFKC", text))}
-
-
 def in_language(text: str, language: str) -> bool:
     letters = _LETTER.findall(text)
     if not letters:
@@ -170,6 +171,7 @@ class _Draft:
     need: Need
     sources: list[Source]
     dropped: dict[str, int] = field(default_factory=dict)
+    dropped_points: list[DroppedPoint] = field(default_factory=list)
 
 
 def answer_model(source_ids: list[str], n: int) -> type[BaseModel]:
@@ -260,7 +262,8 @@ class TalkingPointWriter:
             points=points, extractive=any(p.method == "extractive" for p in points), language=request.language,
             personalized=draft.basis == "need_tags", basis=draft.basis, notice=notice(request.language, draft.basis),
             model=self.llm.model if self.llm is not None else None, prompt_version=self.prompt.version,
-            llm_error=llm_error, dropped=dict(draft.dropped), followup=followup)
+            llm_error=llm_error, dropped=dict(draft.dropped), dropped_points=list(draft.dropped_points),
+            followup=followup)
 
     # --- what the points may draw on ------------------------------------------------------------
     def _material(self, request: TalkingPointsRequest, basis: Basis, need: Need, taxonomy: Taxonomy,
@@ -285,7 +288,7 @@ class TalkingPointWriter:
                 Asset.id.in_(ids), rep_visible(scope)))}
             chunks: dict[str, list[ChunkRow]] = {}
             for row in s.execute(select(Chunk.asset_id, Chunk.id, Chunk.ordinal, Chunk.text, Chunk.page, Chunk.slide,
-                                        Chunk.section).join(Asset, Asset.id == Chunk.asset_id)
+                                        Chunk.section, Chunk.kind).join(Asset, Asset.id == Chunk.asset_id)
                                  .where(Chunk.asset_id.in_(list(cards)), Chunk.version == Asset.current_version)
                                  .order_by(Chunk.asset_id, Chunk.ordinal)):
                 chunks.setdefault(row[0], []).append(ChunkRow(*row[1:]))
@@ -311,14 +314,16 @@ class TalkingPointWriter:
         first), leaving out instruction-like and tracking-like sentences."""
         score = material.score
         terms = set(self.matcher.terms(lexical_query(taxonomy, need))) if not need.empty else set()
+        lexicon = default_lexicon()
         per_asset: list[list[tuple[AssetCard, ChunkRow, str, float]]] = []
         for asset in material.assets:
-            own = material.chunks.get(asset.id, [])
+            own = [c for c in material.chunks.get(asset.id, []) if c.kind != "notes"]  # the presenter's words
             headings = _headings(asset, own)
             picked: list[tuple[ChunkRow, str, float]] = []
             seen: set[str] = set()
             # the best passages that hold a sentence worth saying (a slide's title chunk holds none)
-            sayings = {c.id: [t for t in split_sentences(c.text) if sayable(t, headings)] for c in own}
+            sayings = {c.id: [t for t in split_sentences(c.text) if sayable(t, headings) and offerable(t, lexicon)]
+                       for c in own}
             usable = [c for c in sorted(own, key=lambda c: -score.get(c.id, 0.0)) if sayings[c.id]]
             for chunk in usable[:CHUNKS_PER_ASSET]:
                 for sentence in sayings[chunk.id]:
@@ -354,41 +359,53 @@ class TalkingPointWriter:
                                                    for s in sources])
         by_id = {s.id: s for s in sources}
         started = time.monotonic()
-        checked: list[tuple[list[TalkingPoint], list[tuple[int, str]]]] = []
+        checked: list[tuple[list[TalkingPoint], list[tuple[int, str, DroppedPoint]]]] = []
+        checker = ClaimChecker(taxonomy)
 
         def check(answer: BaseModel) -> str | None:
-            points, problems = self._checked(answer, by_id, request)
+            points, problems = self._checked(answer, by_id, request, checker)
             checked.append((points, problems))
             took = time.monotonic() - started
             if points or len(checked) > 1 or deadline - time.monotonic() < took:
                 return None  # something to say, or no second chance left: the extractive points fill the gap
-            return "no point could be used: " + "; ".join(f"point {n}: {PROBLEMS[code]}" for n, code in problems)
+            return "no point could be used: " + "; ".join(f"point {n}: {PROBLEMS[code]}" for n, code, _ in problems)
 
         task = Task("talking points", answer_model(list(by_id), request.n), max_tokens=160 * request.n + 60,
                     attempts=2, check=check)
         # a draft that missed its request's deadline before it started waits behind fresh requests
         ask(self.llm, task, messages, TaskUsage(), priority="interactive", deadline=deadline, demote_at=demote_at)
         points, problems = checked[-1]
-        for _, code in problems:
+        for _, code, dropped in problems:
             draft.dropped[code] = draft.dropped.get(code, 0) + 1
+            draft.dropped_points.append(dropped)
         return points
 
-    def _checked(self, answer: BaseModel, by_id: dict[str, Source], request: TalkingPointsRequest
-                 ) -> tuple[list[TalkingPoint], list[tuple[int, str]]]:
-        """The answer's points that pass every check (at most ``request.n``), and each refused point's number
-        and reason (a key of :data:`PROBLEMS`)."""
+    def _checked(self, answer: BaseModel, by_id: dict[str, Source], request: TalkingPointsRequest,
+                 checker: ClaimChecker) -> tuple[list[TalkingPoint], list[tuple[int, str, DroppedPoint]]]:
+        """The answer's points that pass every check (at most ``request.n``), each citing only what supports it,
+        and each refused point's number, reason (a key of :data:`PROBLEMS`) and what it failed on."""
         points: list[TalkingPoint] = []
-        problems: list[tuple[int, str]] = []
+        problems: list[tuple[int, str, DroppedPoint]] = []
         seen: set[str] = set()
         for n, written in enumerate(answer.points, start=1):  # type: ignore[attr-defined]
             text = str(written.text).strip()
             cited = [by_id[i] for i in dict.fromkeys(written.sources) if i in by_id]
             problem = self._problem(text, cited, request.language, seen)
+            verdict = check_point(checker, text, [s.chunk.text for s in cited]) if problem is None else None
+            if verdict is not None and verdict.problem is None and not self._grounded(text, cited):
+                problem = "unsupported_claim"
+            problem = problem or (verdict.problem if verdict else None)
             if problem:
-                problems.append((n, problem))
+                problems.append((n, problem, DroppedPoint(
+                    text=text, reason=problem, claim=verdict.claim if verdict else None,
+                    quote=verdict.quote if verdict else None, detail=verdict.detail if verdict else None)))
                 continue
             seen.add(text.casefold())
-            points.append(TalkingPoint(text=text, citations=[_citation(s) for s in cited], method="llm"))
+            assert verdict is not None
+            # only the citations whose passage holds a sentence the point rests on, quoting that sentence
+            supported = [_citation(src, verdict.support[i]) for i, src in enumerate(cited) if i in verdict.support]
+            points.append(TalkingPoint(text=text, citations=supported or [_citation(src) for src in cited],
+                                       method="llm"))
             if len(points) == request.n:
                 break
         return points, problems
@@ -400,10 +417,6 @@ class TalkingPointWriter:
             return "mixed_sources"
         if self.guardrails.tracks(text) or self.guardrails.injects(text):
             return "tracking_language"
-        if not _numbers(text) <= set().union(*(_numbers(s.text) for s in cited)):
-            return "unsupported_number"
-        if not self._grounded(text, cited):
-            return "unsupported_claim"
         if not in_language(text, language):
             return "wrong_language"
         if text.casefold() in seen:
@@ -442,8 +455,9 @@ class TalkingPointWriter:
         return [TalkingPoint(text=s.text, citations=[_citation(s)], method="extractive") for s in chosen]
 
 
-def _citation(source: Source) -> Citation:
-    return Citation(asset_id=source.asset.id, title=source.asset.title, quote=source.text, chunk_id=source.chunk.id,
+def _citation(source: Source, quote: str | None = None) -> Citation:
+    return Citation(asset_id=source.asset.id, title=source.asset.title, quote=quote or source.text,
+                    chunk_id=source.chunk.id,
                     page=source.chunk.page, slide=source.chunk.slide)
 
 

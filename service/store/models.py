@@ -120,6 +120,8 @@ class Chunk(Base):
     page: Mapped[int | None] = mapped_column(Integer)
     slide: Mapped[int | None] = mapped_column(Integer)
     section: Mapped[str | None] = mapped_column(Text)
+    # "notes": a slide's speaker notes (the presenter's words: never offered as a talking point); else "body"
+    kind: Mapped[str] = mapped_column(String(16), default="body", server_default="body")
     char_start: Mapped[int] = mapped_column(Integer)
     char_end: Mapped[int] = mapped_column(Integer)
     token_count: Mapped[int] = mapped_column(Integer)
