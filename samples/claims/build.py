@@ -151,12 +151,11 @@ def build() -> None:
                                         ["approved_for"]["disease"]}:
                     add("swapped_indication", s.replace(product, product_names[other_product][lang][0]), key,
                         ["off_label"], s)
-            if lang == "en" or zh(s):
-                own = next((ns[lang][0] for ns in product_names.values() if any(n in text for n in ns[lang])),
-                           "it" if lang == "en" else "本品")
-                template = rng.choice(SUPERLATIVES[lang])
-                body = s if lang == "en" else s.rstrip("。")
-                add("added_superlative", template.format(s=body, p=own), key, ["unsupported_superlative"], s)
+            own = next((ns[lang][0] for ns in product_names.values() if any(n in text for n in ns[lang])),
+                       "it" if lang == "en" else "本品")
+            template = rng.choice(SUPERLATIVES[lang])
+            body = s if lang == "en" else s.rstrip("。")
+            add("added_superlative", template.format(s=body, p=own), key, ["unsupported_superlative"], s)
         kept = [s for b in doc.blocks if b["kind"] != "notes" for s in sentences(b["text"])]  # type: ignore[attr-defined]
         safety = [s for s in kept if any(re.search(p, s, re.IGNORECASE) for p in lexicon["safety"])]
         efficacy = [s for s in kept if s not in safety

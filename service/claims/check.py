@@ -31,7 +31,7 @@ from service.claims.evidence import (
     terms,
 )
 from service.claims.lexicon import Hit, Lexicon, default_lexicon
-from service.claims.numbers import normalise, numbers
+from service.claims.numbers import Number, normalise, numbers
 from service.core.taxonomy import Taxonomy
 
 FlagKind = Literal["unsupported_number", "contradicts_source", "off_label", "unsupported_superlative"]
@@ -67,9 +67,6 @@ class ClaimCheck:
     @property
     def ok(self) -> bool:
         return not self.flags
-
-    def score(self) -> float:
-        return max((f.score for f in self.flags), default=0.0)
 
 
 _WRAPPED = re.compile(r"(?<=([^\s.!?。！？；;:：]))[ \t]*\n(?=([^\s\n]))")
@@ -162,12 +159,10 @@ class ClaimChecker:
         """``text``'s claims held against ``passages`` (or their sentences, from :meth:`sources`)."""
         found = sources if sources is not None else self.sources(passages or [])
         result = ClaimCheck(text)
-        named = self.indications.name_spans(text)  # the 2 of "type 2 diabetes" is part of a name
-        claim_numbers = [n for n in numbers(text) if not any(a <= n.start < b for a, b in named)]
+        claim_numbers = self._numbers(text)
         direction_hits = self.lexicon.directions(text)
         words = {h.label for h in direction_hits}
-        claim_terms = terms(text, self.lexicon, skip=[(h.start, h.end) for h in direction_hits])
-        ranked = sorted(((alignment(claim_terms, claim_numbers, s), s) for s in found), key=lambda p: -p[0])
+        ranked = self._ranked(text, claim_numbers, direction_hits, found)
         best = ranked[0] if ranked and ranked[0][0] >= MIN_ALIGNMENT else None
         result.claims = len(claim_numbers)
         for n in claim_numbers:  # every number must be in the cited passages
@@ -178,15 +173,13 @@ class ClaimChecker:
         if words & {*QUANTITY, *VERDICTS}:
             result.claims += 1
             parts = clauses(text)
-            for part in parts if len(parts) > 1 else [text]:  # each comparison the sentence makes, on its own
+            if len(parts) == 1:
+                self._direction(result, words, ranked, direction_hits)
+            for part in parts if len(parts) > 1 else []:  # each comparison the sentence makes, on its own
                 hits = self.lexicon.directions(part)
                 said = {h.label for h in hits}
-                if not said & {*QUANTITY, *VERDICTS}:
-                    continue
-                own = terms(part, self.lexicon, skip=[(h.start, h.end) for h in hits])
-                own_numbers = numbers(part)
-                self._direction(result, said, sorted(((alignment(own, own_numbers, s), s) for s in found),
-                                                     key=lambda p: -p[0]), hits)
+                if said & {*QUANTITY, *VERDICTS}:
+                    self._direction(result, said, self._ranked(part, self._numbers(part), hits, found), hits)
         for hit in self.lexicon.superlatives(text):
             result.claims += 1
             if not any(hit.label in s.superlatives for s in found):
@@ -198,6 +191,17 @@ class ClaimChecker:
             result.support = [Support(s.text, s.passage, score) for score, s in ranked
                               if score >= max(MIN_ALIGNMENT, ALIGNED_SHARE * best[0])][:3]
         return result
+
+    def _numbers(self, text: str) -> list[Number]:
+        """The claim's numbers, less the digits of names ("type 2 diabetes", "2型糖尿病")."""
+        named = self.indications.name_spans(text)
+        return [n for n in numbers(text) if not any(a <= n.start < b for a, b in named)]
+
+    def _ranked(self, text: str, claim_numbers: list[Number], hits: list[Hit], found: list[Sentence]
+                ) -> list[tuple[float, Sentence]]:
+        """The source sentences best aligned with ``text`` first (its comparison words left out)."""
+        own = terms(text, self.lexicon, skip=[(h.start, h.end) for h in hits])
+        return sorted(((alignment(own, claim_numbers, s), s) for s in found), key=lambda p: -p[0])
 
     def _direction(self, result: ClaimCheck, words: set[str], ranked: list[tuple[float, Sentence]],
                    hits: list[Hit]) -> None:

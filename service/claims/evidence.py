@@ -11,6 +11,7 @@ own words; a difference the source calls a trend, or whose p is 0.05 or more, is
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service.claims.lexicon import Lexicon
@@ -85,14 +86,13 @@ def assess(text: str, lexicon: Lexicon) -> Assessment:
     trend = "trend" in words
     verdicts = frozenset(words & set(VERDICTS))
     p = p_significant(text)
-    for ratio in ratios(text, lexicon.ratio_names):
+    stated = ratios(text, lexicon.ratio_names)
+    for ratio in stated:
         if ratio.direction is not None:
             return Assessment(ratio.direction, ratio.direction != "similar", verdicts, trend)
     direction = quantity_direction(words)
-    if direction is None and p is not None:
-        stated = ratios(text, lexicon.ratio_names)
-        if stated:
-            direction = ("lower" if stated[0].value < 1 else "higher") if p else "similar"
+    if direction is None and p is not None and stated:
+        direction = ("lower" if stated[0].value < 1 else "higher") if p else "similar"
     significant = p if p is not None else (False if trend or direction == "similar" else None)
     if direction in ("lower", "higher") and p is False:
         direction = "similar"  # a difference its own p value does not establish
@@ -157,12 +157,12 @@ def clauses(text: str) -> list[str]:
     return out
 
 
-def source_sentences(passages: list[str], lexicon: Lexicon, split: object) -> list[Sentence]:
+def source_sentences(passages: list[str], lexicon: Lexicon, split: Callable[[str], list[str]]) -> list[Sentence]:
     """Each passage's sentences, and the clauses of a sentence that holds more than one: a comparison is lined
     up with the clause that makes it when its sentence makes two."""
     out = []
     for index, passage in enumerate(passages):
-        for sentence in split(passage):  # type: ignore[operator]
+        for sentence in split(passage):
             parts = clauses(sentence)
             for text in [sentence, *(parts if len(parts) > 1 else [])]:
                 out.append(Sentence(text, index, terms(text, lexicon), numbers(text), assess(text, lexicon),

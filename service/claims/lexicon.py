@@ -53,8 +53,6 @@ class Lexicon:
                             for label in DIRECTIONS}
         self._superlatives = {sid: [re.compile(p, re.IGNORECASE) for p in words]
                               for sid, words in data["superlatives"].items()}
-        self.opposites: dict[str, str] = dict(data.get("opposites", {}))
-        self.flips: dict[str, dict[str, str]] = {k: dict(v) for k, v in data.get("flips", {}).items()}
         self.ratio_names: list[str] = list(data["ratios"])
         self._safety = _compile(data["safety"])
         self._coaching = _compile(data["coaching"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -126,11 +127,10 @@ def check_content(
                        page=f.sentence.page if f.sentence else None, slide=f.sentence.slide if f.sentence else None,
                        reference=f.reference, quote=f.quote, chunk_id=f.chunk_id, reference_page=f.page,
                        reference_slide=f.slide) for f in report.flags]
-    counts: dict[str, int] = {}
-    for f in flags:
-        counts[f.kind] = counts.get(f.kind, 0) + 1
+    counts = Counter(f.kind for f in flags)
     # the check is audited (who checked which draft against what, and what it found); the draft is not kept
     audit.record(s, principal.key_id, principal.role, "content.check", "draft", digest, None,
-                 {"draft": name, "references": [r.id for r in out_refs], "claims": report.claims, "flags": counts})
+                 {"draft": name, "references": [r.id for r in out_refs], "claims": report.claims,
+                  "flags": dict(counts)})
     return ContentCheckOut(draft=name, text=report.text, sentences=report.sentences, claims=report.claims,
                            flags=flags, references=out_refs)
