@@ -455,6 +455,10 @@ def test_a_rep_builds_a_need_sees_results_and_gets_talking_points_whose_citation
     expect(citations.first).to_be_visible(timeout=60_000)
     expect(page.locator("#points li")).to_have_count(3)
     expect(page.locator("#points")).not_to_contain_text("null")
+    # quoted and drafted points look different: each says which it is
+    labels = {"extractive": "Quoted", "llm": "Drafted · checked against its source"}
+    for item in page.locator("#points li").all():
+        assert item.locator(".method").inner_text() == labels[item.get_attribute("data-point") or ""]
     # a citation opens its passage, the quoted words marked; it is the asset's current text
     chunk_id = citations.first.get_attribute("data-citation")
     citations.first.focus()
@@ -625,3 +629,56 @@ def test_report_page_draws_its_charts(service: HttpApi, browser: Browser, shots:
     report_page.screenshot(path=str(shots / "report.png"), full_page=False)
     report_page.screenshot(path=str(shots / "report-full.png"), full_page=True)
     assert report_watch.errors == [] and report_watch.foreign == []
+
+
+# Two planted errors (a number the study never reported; "similar" of a difference its interval establishes) and
+# one faithful sentence.
+PLANTED_DRAFT = (
+    "# Cardiovex: bleeding results\n\n"
+    "Major bleeding occurred at 2.4% per year with Cardiovex and 3.8% per year with warfarin.\n\n"
+    "ISTH major bleeding was similar in both arms.\n\n"
+    "Intracranial haemorrhage was reduced by 46% (0.4% vs 0.8% per year).\n"
+)
+
+
+def test_an_editor_checks_a_draft_and_sees_both_planted_errors_marked_beside_their_sources(
+        service: HttpApi, browser: Browser, shots: Path, tmp_path: Path):
+    draft = tmp_path / "bleeding_draft_en.md"
+    draft.write_text(PLANTED_DRAFT, encoding="utf-8")
+    with service.components.db.session() as s:
+        bleeding = next(a for a in s.scalars(select(Asset)) if a.title.startswith("VIVA-AF safety analysis"))
+        bleeding_id, bleeding_title = bleeding.id, bleeding.title
+    page, watch = _signed_in(browser, service, "#upload-form", role="content_editor", at="#library")
+    page.click("#open-check")  # from the library
+    expect(page.locator("#check-form")).to_be_visible()
+    expect(page.locator(".tab[data-tab=library]")).to_have_attribute("aria-current", "page")
+    page.set_input_files("#c-draft", str(draft))
+    page.select_option("#c-refs", [bleeding_id])
+    page.focus("#c-run")
+    page.keyboard.press("Enter")
+    flags = page.locator("#check-flags li[data-kind]")
+    expect(flags).to_have_count(2, timeout=60_000)
+    kinds = flags.evaluate_all("els => els.map(e => e.dataset.kind)")
+    assert sorted(kinds) == ["contradicts_source", "unsupported_number"]
+    for i, kind in enumerate(kinds):
+        item = flags.nth(i)
+        expect(item).to_contain_text(bleeding_title)  # beside its source
+        quote = item.locator("blockquote").inner_text()
+        assert ("0.71-0.93" in quote) if kind == "contradicts_source" else ("3.8%" in quote), quote
+    marks = page.locator("#check-text mark.flagged")
+    expect(marks).to_have_count(2)
+    marked = " ".join(marks.all_inner_texts())
+    assert "2.4% per year" in marked and "similar in both arms" in marked and "Intracranial" not in marked
+    _both_languages(page, shots, "check", {"#check-flags li[data-kind=contradicts_source]": "与来源相矛盾",
+                                           "#check-flags li[data-kind=unsupported_number]": "该数字未见于所引用的文献",
+                                           "#c-refs": "已批准"})
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the flags fall under the draft
+    box_text, box_flags = page.locator("#check-text").bounding_box(), page.locator("#check-flags").bounding_box()
+    assert box_text and box_flags and box_flags["y"] >= box_text["y"] + box_text["height"] - 1
+    assert page.evaluate("() => document.querySelector('#check-result').scrollWidth") <= 390
+    _accessible(page, "check on a phone")
+    page.screenshot(path=str(shots / "check-phone.png"), full_page=True)
+    assert watch.errors == [] and watch.foreign == []
+    with service.components.db.session() as s:  # the check was audited; the draft itself is not kept
+        assert s.scalars(select(AuditEntry).where(AuditEntry.action == "content.check")).first() is not None
+        assert not any(a.title.startswith("Cardiovex: bleeding results") for a in s.scalars(select(Asset)))

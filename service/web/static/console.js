@@ -158,6 +158,8 @@ const PAGES = {
   taxonomy: { needs: "taxonomy:write", view: "#taxonomy-view", open: () => openTaxonomy(), render: () => renderTaxonomy() },
   // an asset's own page, at #asset/<id>, opened from the library (its tab stays lit)
   asset: { needs: "assets:read", view: "#asset-view", under: "library", open: (id) => openAsset(id), render: () => renderAsset() },
+  // a draft checked against its references (editors and reviewers), at #check, linked from the library
+  check: { needs: "content:check", view: "#check-view", under: "library", open: () => openCheck(), render: () => renderCheck() },
   admin: { needs: "keys:admin", view: "#admin-view", open: () => openAdmin(), render: () => renderAdmin() },
 };
 

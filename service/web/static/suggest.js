@@ -135,8 +135,9 @@ function renderPoints() {
   const answer = suggest.points;
   if (!answer) { $("#points").replaceChildren(); return; }
   let n = 0;
+  // a quoted sentence and a point the model drafted (and the claim checker passed) look different
   const items = answer.points.map((p) => el("li", { "data-point": p.method },
-    p.text, " ",
+    el("span", { class: "method" }, t("point_" + p.method)), " ", p.text, " ",
     ...p.citations.map((c) => {
       n += 1;
       return el("button", { type: "button", class: "cite", "data-citation": c.chunk_id,
