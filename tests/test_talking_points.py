@@ -211,7 +211,7 @@ def test_extractive_points_are_sentences_a_rep_could_say_never_titles_or_fragmen
 
 
 def test_sayable_tells_sentences_from_titles_headings_and_fragments():
-    from service.matching.talking_points import sayable
+    from service.matching.point_text import sayable
 
     heads = {"bleeding risk by renal function"}
     assert sayable("Major bleeding occurred in 2.1% of patients on Cardiovex versus 3.4% on warfarin.", heads)

@@ -1,11 +1,8 @@
-"""Talking points held to the claim checker: which source sentences may be offered at all, and whether an LLM
-point's claims stand on the passages it cites.
+"""Talking points held to the claim checker: whether an LLM point's claims stand on the passages it cites.
 
-A rep says a point to a doctor, so a point is never the presenter's coaching ("Lead with the primary endpoint"),
-a speaker note, or a patient's description; those are left out before anything is offered. An LLM point whose
-claims the checker flags (a number not in its passages, a comparison its source contradicts, an off-label
-indication, a superlative the source never makes) is dropped with the reason and the sentence it failed on; a
-point that stands keeps only the citations whose passage holds a sentence supporting it, and that sentence
+An LLM point whose claims the checker flags (a number not in its passages, a comparison its source contradicts, an
+off-label indication, a superlative the source never makes) is dropped with the reason and the sentence it failed
+on; a point that stands keeps only the citations whose passage holds a sentence supporting it, and that sentence
 becomes the citation's quote, so the console marks what the point rests on.
 """
 
@@ -14,12 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from service.claims.check import ClaimChecker
-from service.claims.lexicon import Lexicon
-
-
-def offerable(sentence: str, lexicon: Lexicon) -> bool:
-    """Not coaching for the rep and not a patient's description (speaker notes are left out by their chunk)."""
-    return not lexicon.is_coaching(sentence) and not lexicon.is_demographic(sentence)
 
 
 @dataclass

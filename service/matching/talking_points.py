@@ -16,23 +16,20 @@ missed the deadline also gets a ``followup`` id, and the LLM's points, once draf
 from __future__ import annotations
 
 import logging
-import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, Field, create_model
 from sqlalchemy import select
 
 from indexers.chunker import sentences as split_sentences
 from service.claims.check import ClaimChecker
 from service.claims.lexicon import default_lexicon
-from service.core.prompts import PROMPTS_DIR, PromptTemplate, load_prompt
+from service.core.prompts import PromptTemplate, load_prompt
 from service.core.taxonomy import Taxonomy
 from service.llm.client import LLMError
 from service.llm.gateway import LLMGateway
@@ -40,7 +37,8 @@ from service.llm.task import Task, TaskUsage, ask
 from service.matching.cards import CARD_COLUMNS, AssetCard, ChunkRow
 from service.matching.matcher import Matcher
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
-from service.matching.point_claims import check_point, offerable
+from service.matching.point_claims import check_point
+from service.matching.point_text import Guardrails, heading_texts, in_language, offerable, sayable
 from service.matching.reasons import notice
 from service.matching.schemas import (
     Basis,
@@ -75,39 +73,12 @@ PROBLEMS = {
     "wrong_language": "it is not written in the language asked for",
     "duplicate": "it repeats another point",
 }
-MIN_WORDS_EN = 6  # "Once-daily dosing." is a fragment; a point a rep says is a whole claim
-MIN_CHARS_EN = 40
-MIN_CJK_ZH = 12
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_SENTENCE_CLOSE = re.compile(r"[.!?。！？][\"'”’)）」』]*$")
-_SENTENCE_OPEN = re.compile(r"^[\"'“‘(（「『]*[A-Z0-9\u3400-\u9fff]")
-_LETTER = re.compile(r"[A-Za-z\u3400-\u9fff]")
-
-
 class AssetsNotVisible(LookupError):
     """Asked-for assets that do not exist or that a rep may not see (the two are not told apart)."""
 
     def __init__(self, asset_ids: list[str]) -> None:
         super().__init__(", ".join(asset_ids))
         self.asset_ids = asset_ids
-
-
-@dataclass
-class Guardrails:
-    tracking: list[re.Pattern[str]]
-    injection: list[re.Pattern[str]]
-
-    @classmethod
-    def load(cls, path: Path = PROMPTS_DIR / "talking_points" / "guardrails.yaml") -> Guardrails:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        compiled = {key: [re.compile(p, re.IGNORECASE) for p in data.get(key, [])] for key in ("tracking", "injection")}
-        return cls(compiled["tracking"], compiled["injection"])
-
-    def tracks(self, text: str) -> bool:
-        return any(p.search(text) for p in self.tracking)
-
-    def injects(self, text: str) -> bool:
-        return any(p.search(text) for p in self.injection)
 
 
 @dataclass
@@ -127,39 +98,6 @@ class Material:
     assets: list[AssetCard]
     chunks: dict[str, list[ChunkRow]]
     score: dict[str, float]
-
-
-def in_language(text: str, language: str) -> bool:
-    letters = _LETTER.findall(text)
-    if not letters:
-        return False
-    cjk = sum(1 for ch in letters if _CJK.match(ch)) / len(letters)
-    return cjk >= 0.2 if language == "zh" else cjk < 0.2
-
-
-def sayable(sentence: str, headings: set[str]) -> bool:
-    """A sentence a rep could say as it is: it opens like a sentence (not mid-way, as a chunk's overlap can),
-    closes with a full stop, question or exclamation mark (a heading, title or bullet does not), is long enough
-    to carry a claim, and is not one of the document's headings."""
-    text = sentence.strip()
-    if not _SENTENCE_CLOSE.search(text) or not _SENTENCE_OPEN.match(text):
-        return False
-    if text.rstrip(".!?。！？").strip().casefold() in headings:
-        return False
-    cjk = len(_CJK.findall(text))
-    if cjk >= 0.3 * len(_LETTER.findall(text) or [0]):
-        return cjk >= MIN_CJK_ZH
-    return len(text) >= MIN_CHARS_EN and len(text.split()) >= MIN_WORDS_EN
-
-
-def _headings(asset: AssetCard, chunks: list[ChunkRow]) -> set[str]:
-    """The asset's title and every heading on its chunks' section paths, compared case-insensitively."""
-    out = {asset.title.strip().casefold()}
-    for chunk in chunks:
-        for part in re.split(r"\s*[>/›»]\s*", chunk.section or ""):
-            if part.strip():
-                out.add(part.strip().rstrip(".!?。！？").casefold())
-    return out
 
 
 @dataclass
@@ -318,7 +256,7 @@ class TalkingPointWriter:
         per_asset: list[list[tuple[AssetCard, ChunkRow, str, float]]] = []
         for asset in material.assets:
             own = [c for c in material.chunks.get(asset.id, []) if c.kind != "notes"]  # the presenter's words
-            headings = _headings(asset, own)
+            headings = heading_texts(asset.title, own)
             picked: list[tuple[ChunkRow, str, float]] = []
             seen: set[str] = set()
             # the best passages that hold a sentence worth saying (a slide's title chunk holds none)
