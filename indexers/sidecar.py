@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from indexers.document import ComplianceMeta
 from indexers.errors import IngestError
+from service.core import safe_yaml
 
 SIDECAR_SUFFIXES = (".meta.yaml", ".meta.yml", ".meta.json")
 
@@ -32,7 +33,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
             continue
         text = candidate.read_text(encoding="utf-8")
         try:
-            data = json.loads(text) if candidate.suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if candidate.suffix == ".json" else safe_yaml.load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise IngestError("bad_metadata", f"The metadata file {candidate.name} cannot be read: {exc}",
                               str(path)) from exc

@@ -357,3 +357,16 @@ def test_the_rate_limit_answers_429_with_retry_after(tmp_path):
         assert a.client.get("/v1/taxonomy", headers=a.h("admin")).status_code == 200  # per key
     finally:
         stop_api(a)
+
+
+def test_a_billion_laughs_taxonomy_is_an_answer_and_a_refusal_not_a_hang(api):
+    from .test_safe_yaml import LAUGHS
+
+    before = api.client.get("/v1/taxonomy", headers=api.h("admin")).json()["version"]
+    r = api.client.post("/v1/taxonomy/check", json={"source": LAUGHS}, headers=api.h("content_editor"))
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert not answer["valid"] and "aliases" in answer["error"]["message"] and answer["error"]["line"] == 2
+    r = api.client.put("/v1/taxonomy", json={"source": LAUGHS}, headers=api.h("admin"))
+    assert r.status_code == 422 and r.json()["code"] == "invalid_taxonomy", r.text
+    assert api.client.get("/v1/taxonomy", headers=api.h("admin")).json()["version"] == before  # nothing replaced

@@ -10,6 +10,7 @@ from markdown_it import MarkdownIt
 from indexers.document import FileFormat, ParsedDocument, TextBlock
 from indexers.errors import IngestError
 from indexers.parsers.text import decode_text
+from service.core import safe_yaml
 
 _md = MarkdownIt("commonmark").enable("table")
 
@@ -21,7 +22,7 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str]:
     if end == -1:
         return {}, text
     try:
-        meta = yaml.safe_load(text[4:end]) or {}
+        meta = safe_yaml.load(text[4:end]) or {}
     except yaml.YAMLError as exc:
         raise IngestError("bad_metadata", f"The front matter is not valid YAML: {exc}", path) from exc
     if not isinstance(meta, dict):

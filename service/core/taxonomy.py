@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from service.core.safe_yaml import SafeLoader, compose_and_load
+
 ID_PATTERN = r"^[a-z0-9][a-z0-9_\-.]*$"
 
 
@@ -235,7 +237,7 @@ def _implication_cycle(dimensions: list[Dimension]) -> list[str]:
 
 # --- YAML with line numbers ---------------------------------------------------------------------
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(SafeLoader):
     """PyYAML silently keeps the last of two equal keys; a taxonomy editor must hear about it."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -271,9 +273,8 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 def parse_taxonomy(text: str, file: str = "<taxonomy>") -> Taxonomy:
     """Validate taxonomy YAML ``text``; raises :class:`TaxonomyError` naming the line and field."""
-    try:
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    try:  # composed once: the line index and the data come from the same tree
+        root, data = compose_and_load(text, _UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise TaxonomyError(file, mark.line + 1 if mark else None, "", f"invalid YAML: {exc.problem or exc}") from exc
