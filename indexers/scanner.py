@@ -15,15 +15,21 @@ from indexers.sidecar import is_sidecar
 
 
 def candidate_files(root: Path) -> list[Path]:
-    """Files a scan will try, in a stable order (hidden files and folders, ``_``-folders and sidecars skipped)."""
+    """Files a scan will try, in a stable order (hidden files and folders, ``_``-folders and sidecars skipped).
+    A link whose target lies outside ``root`` is never followed: a link inside an ingest root to /etc/passwd
+    must not become an asset (folders are not followed into either, as os.walk does by default)."""
     if root.is_file():
         return [root]
+    inside = root.resolve()
     found: list[Path] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
         for name in sorted(files):
             path = Path(folder) / name
             if name.startswith(".") or is_sidecar(path):
+                continue
+            real = path.resolve()
+            if real != inside and inside not in real.parents:
                 continue
             found.append(path)
     return found

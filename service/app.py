@@ -13,7 +13,8 @@ from service import __version__
 from service.api import health
 from service.api.auth import RateLimiter
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
-from service.api.guards import BodyLimit, Utf8Url
+from service.api.gate import KeyGate
+from service.api.guards import BodyLimit, Utf8Url, upload_paths
 from service.api.routes import (
     assets,
     audit,
@@ -63,9 +64,12 @@ def create_app(settings: Settings | None = None, components: Components | None =
         app.include_router(router, responses=ERROR_RESPONSES)
     if configured.console_enabled:
         mount_console(app)
-    # bodies past the limit get a 413 while they stream in, before anything parses or spools them
+    # bodies past the limit get a 413 while they stream in, before anything parses or spools them; the larger
+    # upload limit holds only on the routes that take files
     app.add_middleware(BodyLimit, request_limit=configured.max_request_bytes,
-                       upload_limit=configured.max_upload_bytes)
+                       upload_limit=configured.max_upload_bytes, upload_paths=upload_paths(app))
+    # outside the body limit: a request without a valid key is refused from its headers, its body never read
+    app.add_middleware(KeyGate, failures_per_minute=configured.auth_failures_per_minute)
     app.add_middleware(Utf8Url)
     if configured.cors_origins:  # closed unless an operator names the origins
         app.add_middleware(CORSMiddleware, allow_origins=configured.cors_origins, allow_methods=["*"],

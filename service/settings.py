@@ -237,6 +237,9 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level.")
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute one API key may make "
                                        "(429 beyond, with Retry-After).")
+    auth_failures_per_minute: int = Field(60, ge=0, description="Unknown API keys one client address may present "
+                                          "in a minute before its requests are answered 429 for the rest of it, "
+                                          "unverified (0: no limit; behind a proxy every client shares its address).")
     rate_limit_shared: bool | None = Field(None, description="Count each key's requests in the database, so the "
                                            "limit holds across API replicas (a sliding one-minute window). Unset: "
                                            "shared on PostgreSQL or with `HCP_SERVE_PROCESSES` above 1, per "

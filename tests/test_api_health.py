@@ -91,13 +91,20 @@ def test_readyz_names_the_database_when_it_is_gone(tmp_path, postgres_url):
 
 
 def test_unknown_routes_get_the_one_error_shape_and_docs_are_served(settings):
+    from service.auth.keys import create_key
+
     client, components = client_for(settings)
+    with components.db.session() as s:
+        key = create_key(s, "rep", "probe").secret
     with client:
-        missing = client.get("/v1/nothing-here")
+        missing = client.get("/v1/nothing-here", headers={"Authorization": f"Bearer {key}"})
+        anonymous = client.get("/v1/nothing-here")
         docs = client.get("/docs")
         spec = client.get("/openapi.json")
     components.close()
     assert missing.status_code == 404
     assert missing.json() == {"code": "not_found", "message": "Not Found", "details": None}
+    # without a key nothing under /v1 is told apart, not even whether it exists: the same shape, 401
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "missing_api_key"
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert "/readyz" in spec.json()["paths"]

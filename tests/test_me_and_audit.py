@@ -61,3 +61,22 @@ def test_the_audit_log_filters_by_actor_action_and_day_and_shows_a_revocation_be
     r = api.client.get("/v1/audit", headers=api.h("admin"), params={"since": "yesterday"})
     assert r.status_code == 422 and r.json()["code"]
     assert api.client.get("/v1/audit", headers=api.h("reviewer")).status_code == 403
+
+
+def test_hostile_small_inputs_are_answers_not_500s(api: Api):
+    """Issue 46, findings 11 and 12: the last day there is, a 300-character file name, a key name that reads
+    backwards."""
+    r = api.client.get("/v1/audit", params={"until": "9999-12-31"}, headers=api.h("admin"))
+    assert r.status_code == 200 and isinstance(r.json()["items"], list), r.text
+    long_name = "报告" * 150 + ".txt"  # 904 bytes in UTF-8
+    r = api.client.post("/v1/uploads", files=[("files", (long_name, "卡迪维每日一次。".encode()))],
+                        headers=api.h("content_editor"))
+    assert r.status_code == 202, r.text
+    job = api.client.get(f"/v1/jobs/{r.json()['id']}", headers=api.h("admin")).json()  # queued: no worker here
+    item = job["items"][0]
+    assert job["total"] == 1 and len(item["name"].encode()) <= 200 and item["name"].endswith(".txt")
+    before = len(api.client.get("/v1/keys", headers=api.h("admin")).json())
+    for name in ("admin\u202egnp.exe", "ops\u2066x\u2069", "a\u200fb"):
+        r = api.client.post("/v1/keys", json={"role": "rep", "name": name}, headers=api.h("admin"))
+        assert r.status_code == 422 and r.json()["code"], (name, r.text)
+    assert len(api.client.get("/v1/keys", headers=api.h("admin")).json()) == before

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 
 from service.api.deps import ComponentsDep
 from service.api.errors import ApiError
@@ -43,6 +44,17 @@ class RateLimiter:
             hits.append(now)
             return None
 
+    def waiting(self, key_id: str, per_minute: int) -> float | None:
+        """The seconds ``key_id`` must still wait, without counting a hit; None when it may go on."""
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.get(key_id)
+            while hits and now - hits[0] >= 60.0:
+                hits.popleft()
+            if hits is None or len(hits) < per_minute:
+                return None
+            return max(0.0, 60.0 - (now - hits[0]))
+
 
 def shared_rate_limit(components: Components) -> bool:
     """Whether keys are counted in the database (across replicas) rather than in this process."""
@@ -60,21 +72,25 @@ async def _rate_check(request: Request, components: Components, key_id: str) -> 
     return limiter.check(key_id, per_minute)
 
 
-def _presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def presented_key(headers: Headers) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key``, or None."""
+    header = headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
 
 
 async def current_principal(request: Request, components: ComponentsDep) -> Principal:
-    presented = _presented_key(request)
-    if presented is None:
-        raise ApiError(401, "missing_api_key", "This endpoint needs an API key: send `Authorization: Bearer <key>` "
-                       "or `X-API-Key: <key>`.")
-    principal = await run_in_threadpool(verify_key, components.db, presented)
+    # the key gate (service.api.gate) verified the key before the body was read; without it, verify here
+    principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
-        raise ApiError(401, "invalid_api_key", "The API key is unknown or has been revoked.")
+        presented = presented_key(request.headers)
+        if presented is None:
+            raise ApiError(401, "missing_api_key", "This endpoint needs an API key: send `Authorization: Bearer "
+                           "<key>` or `X-API-Key: <key>`.")
+        principal = await run_in_threadpool(verify_key, components.db, presented)
+        if principal is None:
+            raise ApiError(401, "invalid_api_key", "The API key is unknown or has been revoked.")
     wait = await _rate_check(request, components, principal.key_id)
     if wait is not None:
         raise ApiError(429, "rate_limited", f"Too many requests for this key; try again in {wait:.0f} s.",

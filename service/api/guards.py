@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote_to_bytes
 
+from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,18 +37,29 @@ class Utf8Url:
         await self.app(scope, receive, send)
 
 
-class BodyLimit:
-    """Pure ASGI middleware: 413 ``payload_too_large`` past ``request_limit`` (``upload_limit`` for multipart)."""
+def upload_paths(app: FastAPI) -> frozenset[str]:
+    """The paths of the routes that take files (a multipart request body in the API's own contract, the OpenAPI
+    spec): the only ones a multipart body may be larger on."""
+    return frozenset(path for path, operations in app.openapi().get("paths", {}).items()
+                     if any("multipart/form-data" in op.get("requestBody", {}).get("content", {})
+                            for op in operations.values() if isinstance(op, dict)))
 
-    def __init__(self, app: ASGIApp, request_limit: int, upload_limit: int) -> None:
+
+class BodyLimit:
+    """Pure ASGI middleware: 413 ``payload_too_large`` past ``request_limit`` (``upload_limit`` for a multipart
+    body sent to one of ``upload_paths``: any other route gets the request limit, whatever its Content-Type)."""
+
+    def __init__(self, app: ASGIApp, request_limit: int, upload_limit: int, upload_paths: frozenset[str]) -> None:
         self.app, self.request_limit, self.upload_limit = app, request_limit, upload_limit
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        multipart = headers.get("content-type", "").lower().startswith("multipart/")
+        multipart = (scope["path"] in self.upload_paths
+                     and headers.get("content-type", "").lower().startswith("multipart/"))
         limit = self.upload_limit if multipart else self.request_limit
 
         async def refuse() -> None:  # built only for a refused request, not on every one

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from service.core.fields import TaxonomyId, Text
+from service.core.fields import Name, TaxonomyId, Text
 
 
 class TagResultTag(BaseModel):
@@ -267,7 +267,8 @@ class KeyScopeBody(BaseModel):
 
 class KeyCreate(KeyScopeBody):
     role: Literal["admin", "content_editor", "reviewer", "rep"]
-    name: Text = Field(min_length=1, max_length=200, description="Who or what uses the key (in the audit log).")
+    name: Name = Field(min_length=1, max_length=200, description="Who or what uses the key (in the audit log); no "
+                       "control or bidirectional-control characters.")
 
 
 class KeyOut(BaseModel):

@@ -13,10 +13,20 @@ from service.api.errors import ApiError
 COPY_CHUNK = 1024 * 1024
 
 
+MAX_NAME_BYTES = 200  # file systems refuse names past 255 bytes; leave room for a prefix
+
+
 def safe_name(name: str | None) -> str:
-    """The file name alone (no folders, no control characters), never empty, ``.`` or ``..``."""
+    """The file name alone (no folders, no control characters), never empty, ``.`` or ``..``, and short enough
+    for any file system (a longer one keeps its extension and loses the end of its stem)."""
     base = Path((name or "upload").replace("\\", "/")).name.strip()
     base = re.sub(r"[\x00-\x1f/]", "_", base)
+    if len(base.encode("utf-8")) > MAX_NAME_BYTES:
+        suffix = Path(base).suffix if len(Path(base).suffix.encode("utf-8")) <= 16 else ""
+        stem = base[:len(base) - len(suffix)] if suffix else base
+        while len((stem + suffix).encode("utf-8")) > MAX_NAME_BYTES:
+            stem = stem[:-1]
+        base = stem + suffix
     return base if base and base not in (".", "..") else "upload"
 
 

@@ -31,8 +31,10 @@ def read_audit(s: SessionDep, _: Annotated[Principal, Depends(require("audit:rea
                ) -> AuditPage:
     if since is not None and until is not None and until < since:
         raise ApiError(422, "bad_date_range", f"'until' ({until}) is before 'since' ({since}).")
+    # the last day there is has no day after it: up to it is no upper bound at all
+    end = _day_start(until + timedelta(days=1)) if until is not None and until < date.max else None
     rows = audit.entries(s, limit + 1, before=cursor, action=action, target_id=target_id, actor=actor,
-                         since=_day_start(since), until=_day_start(until + timedelta(days=1)) if until else None)
+                         since=_day_start(since), until=end)
     return AuditPage.of(rows, limit)
 
 
