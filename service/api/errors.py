@@ -42,7 +42,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "The request or a file in it is too large"),
         (415, "The body's media type is not accepted"),
         (422, "A parameter or the body is invalid"),
-        (429, "Too many requests for this key"),
+        (429, "Too many requests for this key, or too many unknown keys from this address"),
         (503, "A component the request needs (database, vector store, LLM) is unavailable"),
         (507, "The server has no room left to store the upload"),
     )
@@ -67,10 +67,28 @@ def _body(code: str, message: str, details: Any | None = None) -> dict[str, Any]
     return ErrorBody(code=code, message=message, details=details).model_dump()
 
 
+# what a database that cannot be reached raises: answered 503 ``database_unavailable``, by a route's handler or
+# by the key gate in front of the app
+DATABASE_DOWN = (OperationalError, InterfaceError, SqlPoolTimeout)
+
+
+def database_unavailable(where: str, exc: Exception) -> ApiError:
+    # the session rolled back, so nothing was half-written; the pool pings connections, so the first
+    # request after the database returns succeeds again
+    log.error("database unavailable (%s): %s", where, exc.__class__.__name__)
+    return ApiError(503, "database_unavailable", f"The database ({where}) is unavailable; nothing was changed. Try "
+                    "again shortly.", {"component": "database"}, headers={"Retry-After": "5"})
+
+
+def error_response(err: ApiError) -> JSONResponse:
+    """The answer to ``err``: from a route's handler, or sent as is by a middleware in front of the app."""
+    return JSONResponse(_body(err.code, err.message, err.details), status_code=err.status, headers=err.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(Refused)
     async def _refused(_: Request, exc: Refused) -> JSONResponse:
@@ -93,13 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InterfaceError)
     @app.exception_handler(SqlPoolTimeout)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-        # the session rolled back, so nothing was half-written; the pool pings connections, so the first
-        # request after the database returns succeeds again
-        where = request.app.state.components.db.describe()
-        log.error("database unavailable (%s): %s", where, exc.__class__.__name__)
-        return JSONResponse(_body("database_unavailable", f"The database ({where}) is unavailable; nothing was "
-                                  "changed. Try again shortly.", {"component": "database"}),
-                            status_code=503, headers={"Retry-After": "5"})
+        return error_response(database_unavailable(request.app.state.components.db.describe(), exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -10,16 +10,18 @@ costs nothing to refuse and is not counted."""
 
 from __future__ import annotations
 
+import logging
+
 from anyio import to_thread
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.auth import RateLimiter, presented_key
-from service.api.errors import ErrorBody
+from service.api.errors import DATABASE_DOWN, ApiError, database_unavailable, error_response
 from service.auth.keys import verify_key
 
 API_PREFIX = "/v1/"
+log = logging.getLogger(__name__)
 
 
 class KeyGate:
@@ -47,7 +49,16 @@ class KeyGate:
                           f"address; try again in {wait:.0f} s.", {"Retry-After": str(max(1, round(wait)))})
             return
         db = scope["app"].state.components.db
-        principal = await to_thread.run_sync(verify_key, db, presented)
+        try:
+            principal = await to_thread.run_sync(verify_key, db, presented)
+        except DATABASE_DOWN as exc:  # in front of the app's handlers: answered here as they would
+            await error_response(database_unavailable(db.describe(), exc))(scope, receive, send)
+            return
+        except Exception:
+            log.exception("the key check failed")
+            await _refuse(scope, receive, send, 500, "internal_error", "Something went wrong on our side; it has "
+                          "been logged.")
+            return
         if principal is None:
             if limited:
                 self.failures.check(address, self.failures_per_minute)
@@ -59,5 +70,4 @@ class KeyGate:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str,
                   headers: dict[str, str] | None = None) -> None:
-    await JSONResponse(ErrorBody(code=code, message=message).model_dump(), status_code=status,
-                       headers=headers)(scope, receive, send)
+    await error_response(ApiError(status, code, message, headers=headers))(scope, receive, send)

@@ -11,10 +11,9 @@ from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import ErrorBody
+from service.api.errors import ApiError, error_response
 
 
 class Utf8Url:
@@ -31,8 +30,8 @@ class Utf8Url:
                 for part in (raw_path, scope.get("query_string", b"")):
                     unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
             except UnicodeDecodeError:
-                await JSONResponse(ErrorBody(code="invalid_encoding", message="The URL is not valid UTF-8 once "
-                                             "percent-decoded.").model_dump(), status_code=400)(scope, receive, send)
+                await error_response(ApiError(400, "invalid_encoding", "The URL is not valid UTF-8 once "
+                                              "percent-decoded."))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -63,11 +62,10 @@ class BodyLimit:
         limit = self.upload_limit if multipart else self.request_limit
 
         async def refuse() -> None:  # built only for a refused request, not on every one
-            await JSONResponse(ErrorBody(
-                code="payload_too_large", details={"limit_bytes": limit},
-                message=f"The request body is larger than the {limit:,}-byte limit "
-                        f"({'HCP_MAX_UPLOAD_BYTES' if multipart else 'HCP_MAX_REQUEST_BYTES'})."
-            ).model_dump(), status_code=413)(scope, receive, send)
+            await error_response(ApiError(
+                413, "payload_too_large", f"The request body is larger than the {limit:,}-byte limit "
+                f"({'HCP_MAX_UPLOAD_BYTES' if multipart else 'HCP_MAX_REQUEST_BYTES'}).",
+                {"limit_bytes": limit}))(scope, receive, send)
 
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
