@@ -35,16 +35,19 @@ from service.matching.schemas import MatchRequest
 from service.runtime import Components
 from service.store.models import Asset, Chunk
 from service.store.points import asset_payload, chunk_point
+from service.store.visibility import Scope, resolve_scope
 
-# what is compared: name → (channels, diversity; None: the settings'). "default" is what the API serves.
-VARIANTS: dict[str, tuple[tuple[Channel, ...], Diversity | None]] = {
-    "dense": (("dense",), "none"),
-    "bm25": (("lexical",), "none"),
-    "tags": (("tags",), "none"),
-    "dense+bm25": (("dense", "lexical"), "none"),
-    "hybrid": (CHANNELS, "none"),
-    "hybrid+mmr": (CHANNELS, "mmr"),
-    "default": (CHANNELS, None),
+# what is compared: name → (channels, diversity; None: the settings', floored). "default" is what the API serves:
+# every channel, the settings' diversity, the relevance floor; "unfloored" is the same list always filled to k.
+VARIANTS: dict[str, tuple[tuple[Channel, ...], Diversity | None, bool]] = {
+    "dense": (("dense",), "none", False),
+    "bm25": (("lexical",), "none", False),
+    "tags": (("tags",), "none", False),
+    "dense+bm25": (("dense", "lexical"), "none", False),
+    "hybrid": (CHANNELS, "none", False),
+    "hybrid+mmr": (CHANNELS, "mmr", False),
+    "unfloored": (CHANNELS, None, False),
+    "default": (CHANNELS, None, True),
 }
 BASELINE = "bm25"
 
@@ -54,6 +57,22 @@ class Judged:
     id: str
     request: MatchRequest
     relevant: dict[str, int]  # document key → grade
+    scope: dict[str, list[str]] | None = None  # a rep key's scope: products and/or areas
+
+    def scoped(self, taxonomy: Taxonomy) -> Scope | None:
+        return resolve_scope(self.scope.get("products", []), self.scope.get("areas", []),
+                             taxonomy) if self.scope else None
+
+    @property
+    def served(self) -> bool:
+        """Some visible content is relevant to it (grade >= 1): a need without is one a list must leave empty."""
+        return any(g > 0 for g in self.relevant.values())
+
+
+def precision(ranked: list[str], grades: dict[str, int], k: int) -> float | None:
+    """The share of what is listed (at most k) that is relevant (grade >= 1); None when nothing is listed."""
+    listed = list(dict.fromkeys(ranked))[:k]
+    return sum(1 for doc in listed if grades.get(doc, 0) > 0) / len(listed) if listed else None
 
 
 def ndcg(ranked: list[str], grades: dict[str, int], k: int = 10) -> float:
@@ -75,8 +94,9 @@ def recall(ranked: list[str], grades: dict[str, int], k: int) -> float:
 def load_judged(path: Path, k: int) -> list[Judged]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return [Judged(p["id"], MatchRequest(need_tags=p.get("need_tags", {}), need_text=p.get("need_text"),
-                                         language=p.get("language", "zh"), k=k, external_share=None),
-                   dict(p["relevant"])) for p in data["profiles"]]
+                                         language=p.get("language", "zh"), only_language=p.get("only_language", False),
+                                         k=k, external_share=None),
+                   dict(p["relevant"] or {}), p.get("scope")) for p in data["profiles"]]
 
 
 def load_kuake(path: Path, limit: int | None, seed: int, k: int, fit: int = 0) -> tuple[list[Judged], list[str]]:
@@ -103,26 +123,39 @@ def run(matcher: Matcher, taxonomy: Taxonomy, judged: list[Judged], key_of: Call
         progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Every variant on every judged need; ``key_of`` maps a returned asset id to the judged set's key."""
     names = list(variants)
-    per: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    per: dict[str, list[dict[str, float | None]]] = {name: [] for name in names}
+    unserved: dict[str, list[int]] = {name: [] for name in names}  # per variant: results listed per unserved need
     started = time.perf_counter()
     for i, item in enumerate(judged):
         need = parse_need(taxonomy, item.request.need_tags, item.request.need_text)
         for name in names:
-            channels, diversity = VARIANTS[name]
+            channels, diversity, floored = VARIANTS[name]
             usable = usable_channels(need, channels)
             if not usable:
                 continue
-            out = matcher.match(item.request, taxonomy, channels=usable, diversity=diversity)
+            out = matcher.match(item.request, taxonomy, scope=item.scoped(taxonomy), channels=usable,
+                                diversity=diversity, floored=floored)
             ranked = [key_of(r.asset_id) for r in out.results]
+            if not item.served:
+                unserved[name].append(len(ranked))
+                continue
             per[name].append({"ndcg@10": ndcg(ranked, item.relevant, 10),
-                              f"recall@{k}": recall(ranked, item.relevant, k)})
+                              f"recall@{k}": recall(ranked, item.relevant, k),
+                              f"precision@{k}": precision(ranked, item.relevant, k),
+                              "listed": float(len(ranked))})
         if progress:
             progress(i + 1, len(judged))
     summary: dict[str, dict[str, float | None]] = {}
     for name, rows in per.items():
         if rows:
-            summary[name] = {metric: round(float(np.mean([r[metric] for r in rows])), 4) for metric in rows[0]}
+            summary[name] = {}
+            for metric in rows[0]:
+                found = [float(v) for r in rows if (v := r[metric]) is not None]
+                summary[name][metric] = round(float(np.mean(found)), 4) if found else None
             summary[name]["needs"] = len(rows)
+            filled = unserved[name]
+            summary[name]["false fill"] = round(sum(1 for n in filled if n) / len(filled), 4) if filled else None
+            summary[name]["unserved needs"] = len(filled)
     base = summary.get(BASELINE, {}).get("ndcg@10")
     for values in summary.values():
         ours = values["ndcg@10"]
@@ -156,7 +189,8 @@ class JudgedSet:
             need = parse_need(self.taxonomy, item.request.need_tags, item.request.need_text)
             self.kinds.append(need_kind(need))
             self.channels.append(set(usable_channels(need)))
-            self.candidates.append(self.matcher.candidates(item.request, need, self.taxonomy, self.channels[-1]))
+            self.candidates.append(self.matcher.candidates(item.request, need, self.taxonomy, self.channels[-1],
+                                                           item.scoped(self.taxonomy)))
         return self
 
     def kind(self, i: int) -> NeedKind:
@@ -232,7 +266,9 @@ def fit_fusion(sets: list[JudgedSet], held_out: dict[str, list[int]]) -> dict[st
     for js in sets:
         kept_out = set(held_out.get(js.name, []))
         for kind in ("tags", "text"):
-            idx = [i for i in range(len(js.judged)) if i not in kept_out and js.kind(i) == kind]
+            # a need nothing serves scores 0 under every fusion: it says nothing about how to fuse
+            idx = [i for i in range(len(js.judged))
+                   if i not in kept_out and js.kind(i) == kind and js.judged[i].served]
             if idx:
                 kinds.setdefault(kind, []).append((js, idx))
     report: dict[str, Any] = {"fitted": {}, "sets": {}}
@@ -250,7 +286,7 @@ def fit_fusion(sets: list[JudgedSet], held_out: dict[str, list[int]]) -> dict[st
             fitted = [js.scores(final[js.kind(i)], [i])[0] for i in idx]
             protocol = "held-out queries"
         else:
-            idx = list(range(len(js.judged)))
+            idx = [i for i in range(len(js.judged)) if js.judged[i].served]
             fitted = []
             for i in idx:
                 kind = js.kind(i)
@@ -293,7 +329,7 @@ def by_family(judged: list[Judged], components: Components) -> list[Judged]:
         for key, grade in item.relevant.items():
             u = unit.get(key, key)
             grades[u] = max(grade, grades.get(u, 0))
-        out.append(Judged(item.id, item.request, grades))
+        out.append(Judged(item.id, item.request, grades, item.scope))
     return out
 
 

@@ -4,10 +4,12 @@ scratch store of its own (the service's data is left alone), and optionally the 
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 from eval import matching as em
+from eval import relevance as er
 from eval.contract import Evaluation, Steps, Task
 from eval.tagging import VectorCache
 from service.core.embeddings import CachedQueries, build_embedder
@@ -19,11 +21,13 @@ PRIMARY = "ndcg@10"
 
 def evaluate_matching(settings: Settings, steps: Steps, *, judged: Path | None, content: Path,
                       kuake: Path | None = None, limit: int | None = None, k: int = 10,
-                      fit: int = 0) -> list[Evaluation]:
+                      fit: int = 0, relevance_out: Path | None = None) -> list[Evaluation]:
     """nDCG@10 and recall@k of every variant (each channel alone, BM25 among them, their fusions, MMR) and the
     default configuration, measured in the same run. ``judged``: the sample needs (None: skip them);
     ``fit``: also fit the channel weights and RRF constant on the sample needs (scored leave-one-need-out) and
-    this many more KUAKE-QTR queries, disjoint from the ``limit`` ones (scored on those)."""
+    this many more KUAKE-QTR queries, disjoint from the ``limit`` ones (scored on those), and the relevance model on
+    the same needs' judged pairs (its calibration measured on pairs it was not fitted on); ``relevance_out``: write
+    the fitted relevance model there (service/matching/relevance_model.json is the one the service ships)."""
     evaluations: list[Evaluation] = []
     fit_sets: list[em.JudgedSet] = []
     held_out: dict[str, list[int]] = {}
@@ -72,6 +76,16 @@ def evaluate_matching(settings: Settings, steps: Steps, *, judged: Path | None, 
             if fit_sets:
                 task = steps.task("fitting the fusion")
                 evaluations.append(Evaluation("fit", PRIMARY, None, em.fit_fusion(fit_sets, held_out)))
+                task.update(1, total=1)
+                task = steps.task("fitting the relevance")
+                fitting = [(js, [i for i in range(len(js.judged)) if i not in set(held_out.get(js.name, []))])
+                           for js in fit_sets]
+                kept_out = [(js, held_out[js.name]) for js in fit_sets if held_out.get(js.name)]
+                model, report = er.fit_relevance(fitting, kept_out, fit_sets[0].matcher.config.relevance)
+                if relevance_out is not None:
+                    relevance_out.write_text(json.dumps(model.to_json(), indent=1) + "\n", encoding="utf-8")
+                    report["written"] = str(relevance_out)
+                evaluations.append(Evaluation("relevance", "ece", None, report))
                 task.update(1, total=1)
         finally:
             for c in opened:

@@ -19,6 +19,7 @@ from service.api.routes import (
     assets,
     audit,
     content_check,
+    content_gaps,
     jobs,
     keys,
     matching,
@@ -60,7 +61,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     install_error_handlers(app)
     app.include_router(health.router)
     for router in (assets.router, jobs.router, tagging.router, taxonomy.router, reviews.router, matching.router,
-                   reports.router, audit.router, keys.router, keys.me_router, content_check.router):
+                   reports.router, audit.router, keys.router, keys.me_router, content_check.router,
+                   content_gaps.router):
         app.include_router(router, responses=ERROR_RESPONSES)
     if configured.console_enabled:
         mount_console(app)

@@ -22,6 +22,7 @@ from service.tagging.tagger import Tagger
 if TYPE_CHECKING:
     from service.jobs.context import JobContext
     from service.jobs.worker import Worker
+    from service.matching.demand_log import DemandLog
     from service.matching.matcher import Matcher
     from service.matching.panels import PanelPlanner
     from service.matching.talking_points import TalkingPointWriter
@@ -44,6 +45,7 @@ class Components:
     _writer: TalkingPointWriter | None = field(default=None, repr=False)
     _planner: PanelPlanner | None = field(default=None, repr=False)
     _planner_taxonomy: str = field(default="", repr=False)
+    _demand: DemandLog | None = field(default=None, repr=False)
     _watch_stop: threading.Event | None = field(default=None, repr=False)
 
     @property
@@ -53,6 +55,14 @@ class Components:
             from service.matching.matcher import Matcher
             self._matcher = Matcher.from_settings(self.db, self.vectors, CachedQueries(self.embedder), self.settings)
         return self._matcher
+
+    @property
+    def demand(self) -> DemandLog:
+        """The counts of what reps asked for (the content-gap report), written in the background."""
+        if self._demand is None:
+            from service.matching.demand_log import DemandLog
+            self._demand = DemandLog(self.db, self.settings.gaps_flush_seconds)
+        return self._demand
 
     @property
     def panels(self) -> PanelPlanner:
@@ -134,6 +144,8 @@ class Components:
             self.worker.close(timeout_s)
         if self._writer is not None:
             self._writer.close()
+        if self._demand is not None:
+            self._demand.flush()
         self.vectors.close()
         self.db.dispose()
         if self.llm_server is not None:

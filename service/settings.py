@@ -197,6 +197,29 @@ class Settings(BaseSettings):
     panel_rules_path: Path = Field(PROJECT_ROOT / "taxonomy" / "panel_rules.yaml", description="Panel plans: "
                                    "which channel carries which format, and how an HCP's priority is weighed.")
     match_format_boost: float = Field(0.1, ge=0, le=1, description="Score boost for a preferred format.")
+    match_min_relevance: float = Field(0.05, ge=0, le=1, description="The floor: results whose calibrated `relevance` "
+                                       "(the probability that they serve the need) is below it are not listed. A "
+                                       "need nothing above it serves answers with no results and a `coverage` "
+                                       "naming what is missing, rather than filler.")
+    match_served_relevance: float = Field(0.3, ge=0, le=1, description="A need counts as served only when its best "
+                                          "result reaches this relevance; below it the answer lists nothing, however "
+                                          "many results clear the floor (weak results beside a good one are leads; "
+                                          "weak results alone are filler). For needs with need-tags; the closest "
+                                          "partial matches are offered apart, never pre-selected.")
+    match_text_served_relevance: float = Field(0.0, ge=0, le=1, description=(
+        "The same for needs given as free text only. Off by default: on the sample passages the right answer to a "
+        "question and the best filler for a question nothing answers score alike (0.19-0.24), so any threshold "
+        "drops as many answers as filler; free-text results are still held to the floor and labelled by "
+        "strength."))
+    match_relevance_model: Path | None = Field(None, description="The fitted relevance model (JSON written by "
+                                               "`hcp-content eval matching --fit`); unset: the one shipped with "
+                                               "the service (service/matching/relevance_model.json).")
+    match_generic_terms_path: Path = Field(PROJECT_ROOT / "taxonomy" / "generic_terms.yaml", description=(
+        "Words a match reason never rests on (treatment, 治疗, patient…), and the share of passages above which a "
+        "word counts as generic whatever the list says."))
+    gaps_flush_seconds: float = Field(10.0, gt=0, le=3600, description="How often the counts of what reps asked "
+                                      "for (the content-gap report's) are written to the database; the report "
+                                      "writes this process's counts before it reads.")
     talking_points_deadline_s: float = Field(
         15.0, gt=0, le=300, description="`POST /v1/talking-points` answers within about this long: with the LLM's "
         "points if they are ready, else at once with extractive ones and a `followup` id; `GET "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -263,7 +264,8 @@ def test_a_content_editor_uploads_three_files_and_sees_two_tagged_and_one_failur
 
     page, watch = _signed_in(browser, service, "#upload-form", role="content_editor", at="#library")
     visible = page.locator(".tab:not([hidden])").evaluate_all("els => els.map(e => e.dataset.tab)")
-    assert visible == ["library", "taxonomy"]  # a content editor reviews nothing and administers nothing
+    # a content editor reviews nothing and administers nothing; the content gaps are theirs to read
+    assert visible == ["library", "gaps", "taxonomy"]
     page.set_input_files("#files", [str(note), str(faq), str(broken)])
     page.focus("#upload-form button[type=submit]")
     page.keyboard.press("Enter")
@@ -682,3 +684,45 @@ def test_an_editor_checks_a_draft_and_sees_both_planted_errors_marked_beside_the
     with service.components.db.session() as s:  # the check was audited; the draft itself is not kept
         assert s.scalars(select(AuditEntry).where(AuditEntry.action == "content.check")).first() is not None
         assert not any(a.title.startswith("Cardiovex: bleeding results") for a in s.scalars(select(Asset)))
+
+
+def test_a_cardiovex_rep_asking_for_metabolism_is_told_nothing_in_scope_fits_and_the_gap_is_reported(
+        service: HttpApi, browser: Browser, shots: Path):
+    made = httpx.post(f"{service.base_url}/v1/keys", json={"role": "rep", "name": "cardiovex rep",
+                                                            "products": ["cardiovex"]},
+                      headers=service.h("admin"), timeout=30)
+    assert made.status_code == 201, made.text
+    page = browser.new_page(viewport={"width": 1360, "height": 900}, locale="en-US")
+    watch = Watch(page, service.base_url)
+    page.goto(f"{service.base_url}/console/#suggest")
+    page.fill("#key", made.json()["secret"])
+    page.click("#login button[type=submit]")
+    page.wait_for_selector("#need-form")
+    page.select_option("#s-language", "en")
+    page.check("#need-therapy_area-metabolism")
+    page.check("#need-value_driver-safety")
+    page.click("#need-form button[type=submit]")
+    coverage = page.locator("#coverage")
+    expect(coverage).to_be_visible()
+    expect(coverage).to_contain_text("Nothing in your products covers Endocrinology and metabolism")
+    expect(page.locator("#results li")).to_have_count(0)
+    assert page.locator("input[data-use]:checked").count() == 0, "nothing is pre-selected for talking points"
+    expect(page.locator("#make-points")).to_be_hidden()
+    # the panel: the metabolism and oncology doctors are marked, nothing is planned for them
+    page.set_input_files("#panel-file", str(ROOT / "samples" / "panel.csv"))
+    page.click("#panel-form button[type=submit]")
+    for hcp in ("hcp-002", "hcp-004"):
+        row = page.locator(f"#plan-table tbody tr[data-hcp={hcp}]")
+        expect(row).to_have_count(1)
+        expect(row).to_have_attribute("data-coverage", "none")
+        expect(row).to_contain_text("Nothing in scope fits")
+    _both_languages(page, shots, "suggest-nothing-fits", {"#plan-table thead": "覆盖情况"})
+    assert watch.errors == [] and watch.foreign == []
+    page.close()
+    # what the rep could not be served is on the content team's gap page, in both languages, with no doctor
+    gaps, gaps_watch = _signed_in(browser, service, "#gaps-table", role="reviewer", at="#gaps")
+    expect(gaps.locator("#gaps-table")).to_contain_text("Endocrinology and metabolism")
+    expect(gaps.locator("#gaps-table")).not_to_contain_text("hcp-0")
+    expect(gaps.locator("#gaps-download")).to_have_attribute("href", re.compile("^blob:"))
+    _both_languages(gaps, shots, "content-gaps", {"#gaps-table": "内分泌与代谢", "#gaps-h": "无内容可满足的需求"})
+    assert gaps_watch.errors == [] and gaps_watch.foreign == []

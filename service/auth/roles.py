@@ -16,16 +16,17 @@ Permission = Literal[
     "eval:write",       # make evaluation reports
     "hcp:opt_out",      # record or lift an HCP's opt-out from personalised recommendations
     "content:check",    # check a draft's claims against its references (POST /v1/content/check)
+    "gaps:read",        # the content-gap report: needs asked for that nothing served (GET /v1/reports/content-gaps)
 ]
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     "admin": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read", "taxonomy:write",
                         "tags:review", "tag:run", "jobs:read", "eval:read", "eval:write", "match", "audit:read",
-                        "keys:admin", "hcp:opt_out", "content:check"}),
+                        "keys:admin", "hcp:opt_out", "content:check", "gaps:read"}),
     "content_editor": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read",
-                                 "taxonomy:write", "tag:run", "jobs:read", "content:check"}),
+                                 "taxonomy:write", "tag:run", "jobs:read", "content:check", "gaps:read"}),
     "reviewer": frozenset({"assets:read", "assets:read_approved", "taxonomy:read", "tags:review", "tag:run",
-                           "jobs:read", "eval:read", "eval:write", "content:check"}),
+                           "jobs:read", "eval:read", "eval:write", "content:check", "gaps:read"}),
     "rep": frozenset({"assets:read_approved", "taxonomy:read", "match", "hcp:opt_out"}),
 }
 

@@ -58,6 +58,9 @@ def print_matching(evaluations: list[Evaluation], out: Path | None) -> None:
                               str(row["fitted_ndcg@10"]))
             console.print(table)
             continue
+        if evaluation.name == "relevance":
+            print_relevance(result)
+            continue
         table = Table(title=f"{evaluation.name}: {result['needs']} judged needs")
         table.add_column("variant")
         metrics = list(next(iter(result["variants"].values())))
@@ -70,6 +73,23 @@ def print_matching(evaluations: list[Evaluation], out: Path | None) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         report = {e.name: e.report for e in evaluations}
         out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def print_relevance(result: dict[str, Any]) -> None:
+    """The relevance model's fit, and its calibration on pairs it was not fitted on (a reliability table per set)."""
+    for kind, fitted in result["kinds"].items():
+        console.print(f"relevance fitted for {kind} needs on {fitted['pairs']} pairs of {fitted['needs']} needs "
+                      f"({fitted['relevant']} relevant): {fitted['coef']}")
+    for name, calibration in result["sets"].items():
+        table = Table(title=f"relevance calibration, {name}: ECE {calibration['ece']} over {calibration['pairs']} "
+                      f"pairs ({calibration['relevant']} relevant)")
+        for column in ("bin", "pairs", "predicted", "observed"):
+            table.add_column(column, justify="right")
+        for row in calibration["table"]:
+            table.add_row(row["bin"], str(row["pairs"]), f"{row['predicted']:.3f}", f"{row['observed']:.3f}")
+        console.print(table)
+    if "written" in result:
+        console.print(f"relevance model written to {result['written']}")
 
 
 def print_learning_curve(curve: Any) -> None:

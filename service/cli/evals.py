@@ -49,6 +49,9 @@ def eval_matching(
                                      "judged needs: the sample needs (scored leave-one-need-out) and this many "
                                      "more KUAKE-QTR queries, disjoint from the --limit ones (scored on those). "
                                      "0: no fit.")] = 0,
+    relevance_out: Annotated[Path | None, typer.Option(help="With --fit: write the fitted relevance model (JSON) "
+                                                       "here; service/matching/relevance_model.json is the one the "
+                                                       "service ships.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report as JSON here.")] = None,
 ) -> None:
     """nDCG@10 and recall@k of every variant (each channel alone, BM25 among them, their fusions, MMR) and the
@@ -59,7 +62,8 @@ def eval_matching(
 
     with Progress(console=console) as progress:
         evaluations = evaluate_matching(get_settings(), RichSteps(progress), judged=judged if samples else None,
-                                        content=content, kuake=kuake, limit=limit, k=k, fit=fit)
+                                        content=content, kuake=kuake, limit=limit, k=k, fit=fit,
+                                        relevance_out=relevance_out)
     print_matching(evaluations, out)
 
 

@@ -17,7 +17,7 @@ of :mod:`service.store.visibility`), so a new day or a scoped key needs no rebui
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -82,10 +82,10 @@ class CatalogSnapshot:
             mask &= allowed
         return mask
 
-    def tag_scores(self, targets: Mapping[Pair, float], sources: Sequence[tuple[str, str, Pair]]
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, Σ weight × best confidence over ``targets`` (each target pair counted once, by the best of its
-        ``sources``: the pair itself or a value that implies it), and whether it carries any of them."""
+    def pair_confidence(self, targets: Iterable[Pair], sources: Sequence[tuple[str, str, Pair]]
+                        ) -> tuple[dict[Pair, np.ndarray], np.ndarray]:
+        """Per target pair, every row's best confidence of it (by the best of its ``sources``: the pair itself or a
+        value that implies it; accepted: 1, absent: 0), and whether a row carries any of them."""
         size = len(self.ids)
         best = {target: np.zeros(size) for target in targets}
         carried = np.zeros(size, dtype=bool)
@@ -95,10 +95,17 @@ class CatalogSnapshot:
                 column = best[target]
                 column[found.rows] = np.maximum(column[found.rows], found.confidence)  # a pair's rows are distinct
                 carried[found.rows] = True
-        score = np.zeros(size)
+        return best, carried
+
+    def tag_scores(self, targets: Mapping[Pair, float], sources: Sequence[tuple[str, str, Pair]]
+                   ) -> tuple[np.ndarray, np.ndarray, dict[Pair, np.ndarray]]:
+        """Per row, Σ weight × best confidence over ``targets`` (each target pair counted once), whether it carries
+        any of them, and each target's confidences (``pair_confidence``)."""
+        best, carried = self.pair_confidence(targets, sources)
+        score = np.zeros(len(self.ids))
         for target, weight in targets.items():
             score += weight * best[target]
-        return score, carried
+        return score, carried, best
 
     def top_rows(self, score: np.ndarray, carried: np.ndarray, visible: np.ndarray, n: int) -> np.ndarray:
         """The ``n`` visible carrying rows, highest score first (ties by id)."""
@@ -108,6 +115,12 @@ class CatalogSnapshot:
             rows = rows[score[rows] >= cut]
         order = np.lexsort((rows, -score[rows]))[:n]
         return rows[order]
+
+    def sample_chunks(self, n: int) -> list[str]:
+        """At most ``n`` current chunk ids, spread evenly over the content (the reasons' word statistics)."""
+        chunks = [chunk for chunk, _ in self.points.values()]
+        step = max(1, len(chunks) // n) if n else len(chunks) + 1
+        return chunks[::step][:n]
 
     def confident_values(self, dimension: str, read: Sequence[str], taxonomy: Taxonomy) -> dict[str, np.ndarray]:
         """Per value of ``dimension``, the rows carrying it at or above their tag's review threshold (or accepted),

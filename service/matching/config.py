@@ -3,14 +3,15 @@ how many candidates each channel reads, and how the pick is diversified and boos
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from service.matching.distinctive import GenericTerms, load_generic_terms
+from service.matching.relevance import NeedKind, RelevanceModel, load_model
 from service.settings import Settings
 
 Channel = Literal["dense", "lexical", "tags"]
-NeedKind = Literal["tags", "text"]
 Diversity = Literal["duplicates", "mmr", "none"]
 
 
@@ -21,12 +22,6 @@ class Fusion:
     weights: Mapping[str, float]
     rrf_k: int = 60
     method: Literal["rrf", "weighted"] = "rrf"
-
-    def ceiling(self, channels: Iterable[Channel]) -> float:
-        """The highest fused score possible: first in every channel (rrf), or the top score in each (weighted).
-        A fused score over it is comparable across needs and fusions (a panel plan's relevance driver)."""
-        total = sum(self.weights.get(ch, 1.0) for ch in channels)
-        return total / (self.rrf_k + 1) if self.method == "rrf" else total
 
 
 @dataclass(frozen=True)
@@ -43,6 +38,12 @@ class MatchConfig:
     news_half_life_days: float
     format_boost: float  # for a preferred format
     context_sentences: int  # the most source sentences a talking-point draft is given
+    relevance: RelevanceModel  # candidate → the probability that it serves the need
+    min_relevance: float  # the floor: below it a result is not listed
+    served_relevance: float  # a need with need-tags whose best result is below it lists nothing
+    text_served_relevance: float  # the same for a free-text need
+    generic_terms: GenericTerms  # words a reason never rests on
+    partial_results: int = 3  # the closest partial matches offered when a need is not fully served
 
     def fusion(self, kind: NeedKind) -> Fusion:
         """The fusion fitted for a need of ``kind``."""
@@ -58,4 +59,8 @@ class MatchConfig:
                    diversity=settings.match_diversity, duplicate_similarity=settings.match_duplicate_similarity,
                    mmr_lambda=settings.match_mmr_lambda, news_half_life_days=settings.match_news_half_life_days,
                    format_boost=settings.match_format_boost,
-                   context_sentences=settings.talking_points_context_sentences)
+                   context_sentences=settings.talking_points_context_sentences,
+                   relevance=load_model(settings.match_relevance_model), min_relevance=settings.match_min_relevance,
+                   served_relevance=settings.match_served_relevance,
+                   text_served_relevance=settings.match_text_served_relevance,
+                   generic_terms=load_generic_terms(settings.match_generic_terms_path))

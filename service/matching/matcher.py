@@ -43,18 +43,21 @@ from service.core.taxonomy import Taxonomy
 from service.matching.cards import CARD_COLUMNS, AssetCard, ChunkRow
 from service.matching.catalog import Catalog, CatalogSnapshot
 from service.matching.config import Channel, Diversity, Fusion, MatchConfig, NeedKind
+from service.matching.conflicts import conflicts, contradicts, mismatch_penalty, wanted
+from service.matching.coverage import coverage
+from service.matching.distinctive import Distinctive
+from service.matching.floor import partial_matches, served
 from service.matching.need import Need, NeedError, dense_query, lexical_query, parse_need
 from service.matching.pool import CHANNELS, Candidate, ChannelHits, Pool
-from service.matching.reasons import notice, reason
+from service.matching.reasons import notice
+from service.matching.relevance import dimension_cover
+from service.matching.result import ResultWriter
 from service.matching.schemas import (
-    Alternate,
     Basis,
-    MatchedTag,
+    Coverage,
     MatchRequest,
     MatchResponse,
     MatchResult,
-    Passage,
-    ScoreParts,
 )
 from service.settings import Settings
 from service.store import opt_outs
@@ -64,7 +67,6 @@ from service.store.points import day_number
 from service.store.vectors import VectorStore, Where, point_id
 from service.store.visibility import ACTIVE_TAG, Scope, rep_visible
 
-PASSAGE_CHARS = 600
 TagRow = tuple[str, str, str, float, str]  # asset id, dimension, value, confidence, status
 
 
@@ -98,6 +100,7 @@ class Matcher:
         # terms are remembered (bounded: a few thousand short texts)
         self.terms = lru_cache(maxsize=8192)(lambda text: tuple(self.encoder.terms(text)))
         self.catalog = Catalog(db)
+        self.results = ResultWriter(config, self.terms, Distinctive(db, config.generic_terms, self.terms))
 
     @classmethod
     def from_settings(cls, db: Database, vectors: VectorStore, embedder: Embedder, settings: Settings) -> Matcher:
@@ -106,11 +109,11 @@ class Matcher:
     # --- entry point -----------------------------------------------------------------------------
     def match(self, request: MatchRequest, taxonomy: Taxonomy, *, scope: Scope | None = None,
               channels: Iterable[Channel] = CHANNELS, diversity: Diversity | None = None,
-              fusion: Fusion | None = None) -> MatchResponse:
+              fusion: Fusion | None = None, floored: bool = True) -> MatchResponse:
         """``scope``: the caller key's products and therapy areas (None: unscoped); every channel is filtered
         by it before ranking, so a scoped top-k is as full as an unscoped one.
-        ``channels`` / ``diversity`` / ``fusion``: for evaluation (each channel alone, MMR, fitted weights);
-        the API uses all channels and the settings."""
+        ``channels`` / ``diversity`` / ``fusion`` / ``floored``: for evaluation (each channel alone, MMR, fitted
+        weights, the list without the relevance floor); the API uses all channels and the settings."""
         need = parse_need(taxonomy, request.need_tags, request.need_text)
         basis = self.basis(request.personalized, request.hcp_id)
         if basis != "need_tags":
@@ -122,7 +125,7 @@ class Matcher:
         channel_set = set(channels)
         candidates = self.candidates(request, need, taxonomy, channel_set, scope)
         return self.answer(request, need, candidates, taxonomy, scope=scope, channels=channel_set,
-                           diversity=diversity, fusion=fusion)
+                           diversity=diversity, fusion=fusion, floored=floored)
 
     def ranking(self, request: MatchRequest, need: Need, taxonomy: Taxonomy, *,
                 scope: Scope | None = None) -> Ranking:
@@ -130,34 +133,48 @@ class Matcher:
         loaded (talking points draw on them), without building the response. The caller has checked the HCP may
         get one (``basis``)."""
         candidates, vector = self.retrieve(request, need, taxonomy, set(CHANNELS), scope)
-        return Ranking(self._pick(request, need, candidates, taxonomy, scope, CHANNELS, None, None, all_chunks=True),
-                       vector)
+        picked, _ = self._pick(request, need, candidates, taxonomy, scope, CHANNELS, None, None, all_chunks=True)
+        return Ranking(picked, vector)
 
     def answer(self, request: MatchRequest, need: Need, candidates: Pool, taxonomy: Taxonomy, *,
                scope: Scope | None = None, channels: Iterable[Channel] = CHANNELS,
-               diversity: Diversity | None = None, fusion: Fusion | None = None) -> MatchResponse:
+               diversity: Diversity | None = None, fusion: Fusion | None = None,
+               floored: bool = True) -> MatchResponse:
         """The personalised response from ``candidates`` (``candidates()``'s; a panel plan retrieves them once
         for every HCP with the same need and answers each with its own exclusions and k)."""
-        picked = self._pick(request, need, candidates, taxonomy, scope, channels, diversity, fusion)
-        return self._response(request, picked, taxonomy, "need_tags", self.external_share(request), need=need)
+        picked, partial = self._pick(request, need, candidates, taxonomy, scope, channels, diversity, fusion,
+                                     floored=floored)
+        return self._response(request, picked, taxonomy, "need_tags", self.external_share(request), need=need,
+                              scope=scope, partial=partial, catalog=candidates.catalog)
+
+    def floor(self, need: Need, channels: Iterable[Channel]) -> float:
+        """The relevance below which nothing is listed: the setting's, when every channel the need can use ranks
+        (the relevance model reads them all); 0 for an evaluation's single channel."""
+        return self.config.min_relevance if set(channels) >= set(usable_channels(need)) else 0.0
 
     def _pick(self, request: MatchRequest, need: Need, candidates: Pool, taxonomy: Taxonomy,
               scope: Scope | None, channels: Iterable[Channel], diversity: Diversity | None,
-              fusion: Fusion | None, *, all_chunks: bool = False) -> list[Candidate]:
-        """The ranked pick, each one (and its alternates) confirmed and loaded by SQL (``_load``)."""
+              fusion: Fusion | None, *, all_chunks: bool = False, floored: bool = True
+              ) -> tuple[list[Candidate], list[Candidate]]:
+        """The ranked pick above the floor and the closest partial matches below it, each one (and its alternates)
+        confirmed and loaded by SQL (``_load``)."""
         fusion = fusion or self.config.fusion(need_kind(need))
         diversity = diversity or self.config.diversity
+        floor = self.floor(need, channels) if floored else 0.0
         pool = candidates
         while True:
-            picked = self.rank(pool, request, set(channels), fusion, diversity)
-            shown = [c for p in picked for c in (p, *p.alternates)]
+            fits = floor <= 0 or served(pool.without(request.exclude_asset_ids), need_kind(need), self.config)
+            picked = self.rank(pool, request, set(channels), fusion, diversity, min_relevance=floor) if fits else []
+            partial = partial_matches(pool, request.exclude_asset_ids, need, taxonomy, floor if fits else 1.0,
+                                      self.config.partial_results)
+            shown = [c for p in picked for c in (p, *p.alternates)] + partial
             loaded = self._load(shown, need, taxonomy, scope, all_chunks=all_chunks)
             gone = {c.asset_id for c in shown} - loaded
             if not gone:
                 break
             # the catalog lagged a withdrawal by a moment: SQL is the truth, the next best take their place
             pool = pool.without(gone)
-        return picked
+        return picked, partial
 
     def non_personalised(self, request: MatchRequest, taxonomy: Taxonomy, basis: Basis,
                          pool: list[Candidate]) -> MatchResponse:
@@ -185,22 +202,29 @@ class Matcher:
         hits, vector = self._retrieve(request, need, taxonomy, channels, scope, catalog)
         weight = _weights(need, taxonomy)
         score, tag_rows = None, None
+        best: dict[tuple[str, str], np.ndarray] = {}
         if weight:
-            score, carried = catalog.tag_scores(weight, _sources(weight, taxonomy))
+            score, carried, best = catalog.tag_scores(weight, _sources(weight, taxonomy))
             if "tags" in channels:
                 tag_rows = catalog.top_rows(score, carried, visible, self.config.candidates)
         pool = Pool.gather(catalog, hits, tag_rows, visible, self.config.tag_fusion.rrf_k)
         if score is not None:
             pool.tags = score[pool.rows] / (sum(weight.values()) or 1.0)
-        pool.mismatch = self._mismatch(pool.rows, need, taxonomy, catalog)
+        pool.conflict = conflicts(pool.rows, wanted(need), taxonomy, catalog)
+        pool.mismatch = mismatch_penalty(pool.conflict, need, taxonomy)
+        pool.contradicts = contradicts(pool.rows, need, taxonomy, catalog, pool.conflict)
         pool.freshness, pool.format_boost = self._adjustments(pool.rows, request, taxonomy, catalog)
+        pool.dims = dimension_cover(need.tags, best, pool.rows)
+        pool.relevance = self.config.relevance.relevance(pool.evidence(), need_kind(need))
         return pool, vector
 
     def rank(self, candidates: Pool, request: MatchRequest, channels: set[Channel], fusion: Fusion,
-             diversity: Diversity) -> list[Candidate]:
+             diversity: Diversity, min_relevance: float = 0.0) -> list[Candidate]:
         """The ``request.k`` picked: fused, sorted, near-duplicates collapsed (or MMR), mixed. The request's
-        excluded assets are dropped first, so they are not even alternates."""
+        excluded assets and what is below ``min_relevance`` are dropped first, so they are not even alternates."""
         pool = candidates.without(request.exclude_asset_ids)
+        if min_relevance > 0:
+            pool = pool.subset(pool.relevance >= min_relevance)
         fused = self._fuse(pool, channels, fusion)
         order = np.lexsort((pool.rows, -(fused * pool.freshness * pool.format_boost * pool.mismatch)))
         head = max(3 * request.k, 30)
@@ -294,6 +318,10 @@ class Matcher:
         return found
 
     # --- scoring ---------------------------------------------------------------------------------
+    def fused(self, pool: Pool, channels: set[Channel], fusion: Fusion) -> np.ndarray:
+        """What the ranking sorts by: the fused score times the adjusters."""
+        return self._fuse(pool, channels, fusion) * pool.freshness * pool.format_boost * pool.mismatch
+
     @staticmethod
     def _fuse(pool: Pool, channels: set[Channel], fusion: Fusion) -> np.ndarray:
         """Each candidate's fused score: Σ weight / (k + rank + 1) over the channels that found it (rrf), or the
@@ -331,26 +359,6 @@ class Matcher:
             wanted = [f for f in set(formats) if {f.lower(), format_value.get(f, "")} & preferred]
             boost[np.isin(formats, wanted)] = 1.0 + self.config.format_boost
         return freshness, boost
-
-    @staticmethod
-    def _mismatch(rows: np.ndarray, need: Need, taxonomy: Taxonomy, catalog: CatalogSnapshot) -> np.ndarray:
-        """Per row, the mismatch penalty: content confidently tagged only with other values of a need dimension
-        that has one (therapy area: a cardiologist's need and an oncology deck) is scored down; untagged content
-        is not."""
-        out = np.ones(len(rows))
-        dims = {d: set(values) for d, values in need.tags.items() if taxonomy.dimension(d).mismatch_penalty < 1}
-        if not dims or not len(rows):
-            return out
-        read = _mismatch_reads(need, taxonomy)
-        for dim, wanted in dims.items():
-            tagged = np.zeros(len(rows), dtype=bool)
-            fits = np.zeros(len(rows), dtype=bool)
-            for value, mask in catalog.confident_values(dim, read, taxonomy).items():
-                tagged |= mask[rows]
-                if value in wanted:
-                    fits |= mask[rows]
-            out[tagged & ~fits] *= taxonomy.dimension(dim).mismatch_penalty
-        return out
 
     @staticmethod
     def _default_to_first_chunk(candidates: list[Candidate]) -> None:
@@ -454,38 +462,30 @@ class Matcher:
 
     # --- response --------------------------------------------------------------------------------
     def _response(self, request: MatchRequest, picked: list[Candidate], taxonomy: Taxonomy, basis: Basis,
-                  share: float | None, need: Need | None) -> MatchResponse:
+                  share: float | None, need: Need | None, scope: Scope | None = None,
+                  partial: list[Candidate] | None = None, catalog: CatalogSnapshot | None = None) -> MatchResponse:
+        """``catalog``: the snapshot the candidates came from (a personalised list's reasons and coverage read it;
+        reading the current one again would cost a query)."""
         if basis != "need_tags":  # the personalised list's passages came with its SQL check
             self._load(picked, None, taxonomy, None)
         query_terms = set(self.terms(lexical_query(taxonomy, need))) if need else set()
-        results = []
-        for c in picked:
-            asset = c.asset
-            assert asset is not None
-            chunk = next((ch for ch in c.chunks if ch.id == c.best_chunk), None)
-            passage = Passage(chunk_id=chunk.id, text=_trim(chunk.text), page=chunk.page,
-                              slide=chunk.slide) if chunk else None
-            terms = [t for t in dict.fromkeys(self.terms(chunk.text)) if t in query_terms] if chunk else []
-            matched = [MatchedTag(dimension=d, value=v, label=_label(taxonomy, d, v, request.language),
-                                  confidence=round(conf, 4), reviewed=reviewed) for d, v, conf, reviewed in c.carried]
-            results.append(MatchResult(
-                asset_id=asset.id, title=asset.title, source=asset.source, format=asset.format,
-                language=asset.language, product=asset.product, published=asset.published_at,
-                valid_until=asset.valid_until, score=round(c.relevance, 6),
-                score_parts=ScoreParts(dense=_round(c.dense), lexical=_round(c.lexical), tags=round(c.tags, 4),
-                                       fused=round(c.fused, 6), freshness=round(c.freshness, 4),
-                                       format=round(c.format_boost, 4), mismatch=round(c.mismatch, 4)),
-                matched_tags=matched, passage=passage,
-                alternates=[Alternate(asset_id=a.asset_id, title=a.asset.title, language=a.asset.language,
-                                      format=a.asset.format) for a in c.alternates if a.asset is not None],
-                reason=reason(request.language, basis, asset, matched, terms, passage, date.today())))
+        results = [r for r in (self.results.result(c, request, taxonomy, basis, query_terms, catalog) for c in picked)
+                   if r is not None]  # a result with nothing to say for itself is not listed
+        covered: Coverage | None = None
+        offered: list[MatchResult] = []
+        if need is not None and basis == "need_tags" and catalog is not None:
+            kept = {r.asset_id for r in results}
+            covered = coverage(need, taxonomy, catalog, request, scope, [c for c in picked if c.asset_id in kept])
+            if covered.status != "full":
+                offered = [r for r in (self.results.result(c, request, taxonomy, basis, query_terms, catalog)
+                                       for c in partial or []) if r is not None]
         external = sum(1 for r in results if r.source == "external")
         return MatchResponse(personalized=basis == "need_tags", basis=basis, notice=notice(request.language, basis),
                              k=request.k, external_share_requested=share,
                              external_share=round(external / len(results), 4) if results else 0.0,
                              fusion=self.config.fusion(need_kind(need)).method if need is not None else "recency",
-                             results=results)
-
+                             min_relevance=self.config.min_relevance, coverage=covered, results=results,
+                             partial_results=offered)
 
 def _sources(weight: Mapping[tuple[str, str], float], taxonomy: Taxonomy) -> list[tuple[str, str, tuple[str, str]]]:
     """Each (dimension, value) whose tag counts for a wanted pair: the pair itself, or a value that implies it
@@ -526,15 +526,6 @@ def _reachable(order: np.ndarray, head: int, k: int, external: np.ndarray) -> np
     return np.concatenate([order[:head], tail[keep]])
 
 
-def _mismatch_reads(need: Need, taxonomy: Taxonomy) -> list[str]:
-    """The dimensions whose tags can show a mismatch: the need's dimensions with a penalty, and those whose
-    values imply one of them (a product its therapy area)."""
-    dims = {d for d in need.tags if taxonomy.dimension(d).mismatch_penalty < 1}
-    if not dims:
-        return []
-    return sorted(dims | {d.id for d in taxonomy.dimensions for v in d.values if set(v.implies) & dims})
-
-
 def recency_limit(k: int, excluded: int) -> int:
     """How many of the newest assets per source the non-personalised list reads: room to mix ``k`` after
     ``excluded`` assets are dropped."""
@@ -570,20 +561,7 @@ def _carried(taxonomy: Taxonomy, rows: Iterable[Any], *,
     return out
 
 
-def _label(taxonomy: Taxonomy, dim: str, value: str, language: str) -> str:
-    found = taxonomy.dimension(dim).value(value)
-    return found.label.get(language) if found else value
-
-
 def format_values(taxonomy: Taxonomy) -> dict[str, str]:
     """File format → the taxonomy's ``format`` value (pptx → slide_deck), when the taxonomy maps one."""
     dim = taxonomy.metadata_dimension("format")
     return {k: v.lower() for k, v in dim.from_metadata.values.items()} if dim and dim.from_metadata else {}
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-def _trim(text: str) -> str:
-    return text if len(text) <= PASSAGE_CHARS else text[:PASSAGE_CHARS].rstrip() + "…"

@@ -13,14 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from service.core.taxonomy import Taxonomy
-from service.matching.matcher import (
-    CHANNELS,
-    Matcher,
-    format_values,
-    need_kind,
-    recency_limit,
-    usable_channels,
-)
+from service.matching.matcher import CHANNELS, Matcher, format_values, recency_limit
 from service.matching.need import Need, NeedError, parse_need
 from service.matching.panel_rules import PanelRules
 from service.matching.pool import Pool
@@ -122,8 +115,11 @@ class PanelPlanner:
                        weight=1.0, contribution=self.rules.priority.not_personalised)]
             priority = round(sum(d.contribution for d in drivers), 4)
             expiries = [s.valid_until for s in suggestions if s.valid_until is not None]
+            covered = p.response.coverage
             rows.append((priority, i, HcpPlan(
                 hcp_id=p.hcp.hcp_id, personalized=p.response.personalized, basis=p.basis, notice=p.response.notice,
+                coverage=covered.status if covered else None, coverage_note=covered.message if covered else None,
+                uncovered=covered.uncovered if covered else [],
                 channel=suggestions[0].channel if suggestions else None, priority=priority, priority_rank=0,
                 drivers=drivers, expiry=min(expiries) if expiries else None, suggestions=suggestions)))
         for rank, (_, _, plan) in enumerate(sorted(rows, key=lambda r: (-r[0], r[1])), start=1):
@@ -131,13 +127,11 @@ class PanelPlanner:
         return [plan for _, _, plan in rows]
 
     def _drivers(self, p: _Planned) -> list[Driver]:
-        """Relevance: the first suggestion's score over the best its need's fusion can give (first in every
-        channel), so it reads the same whoever else is in the plan and whatever the need's kind."""
+        """Relevance: the best suggestion's calibrated relevance (0 when nothing fits the need), so it reads the
+        same whoever else is in the plan and whatever the need's kind."""
         rules = self.rules.priority
         assert p.response is not None
-        fusion = self.matcher.config.fusion(need_kind(p.need))
-        top = p.response.results[0].score if p.response.results else 0.0
-        relevance = round(min(1.0, top / fusion.ceiling(usable_channels(p.need))), 4)
+        relevance = round(max((r.relevance for r in p.response.results), default=0.0), 4)
         out = [Driver(driver="relevance", value=relevance, score=relevance, weight=rules.relevance,
                       contribution=round(rules.relevance * relevance, 4))]
         for dim_id, driver in rules.dimensions.items():
@@ -162,21 +156,24 @@ def _need_key(p: _Planned) -> str:
                       sort_keys=True, ensure_ascii=False)
 
 
-CSV_COLUMNS = ("hcp_id", "priority_rank", "priority", "basis", "expiry", "rank", "asset_id", "title", "format",
-               "language", "channel", "channel_basis", "score", "valid_until", "reason", "drivers")
+CSV_COLUMNS = ("hcp_id", "priority_rank", "priority", "basis", "coverage", "coverage_note", "expiry", "rank",
+               "asset_id", "title", "format", "language", "channel", "channel_basis", "relevance", "valid_until",
+               "reason", "drivers")
 
 
 def plan_csv(plan: PanelPlanResponse) -> str:
-    """One row per suggestion (an HCP with none: one row with the asset columns empty), in the plan's order."""
+    """One row per suggestion (an HCP with none, such as one nothing in scope fits: one row with the asset columns
+    empty and the coverage saying why), in the plan's order."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for h in plan.hcps:
         drivers = ";".join(f"{d.driver}={d.contribution:g}" for d in h.drivers)
-        head = [h.hcp_id, h.priority_rank, f"{h.priority:g}", h.basis, h.expiry or ""]
+        head = [h.hcp_id, h.priority_rank, f"{h.priority:g}", h.basis, h.coverage or "", h.coverage_note or "",
+                h.expiry or ""]
         if not h.suggestions:  # the suggestion's columns empty
             writer.writerow([*head, *[""] * (len(CSV_COLUMNS) - len(head) - 1), drivers])
         for rank, s in enumerate(h.suggestions, start=1):
             writer.writerow([*head, rank, s.asset_id, s.title, s.format, s.language, s.channel, s.channel_basis,
-                             f"{s.score:g}", s.valid_until or "", s.reason, drivers])
+                             f"{s.relevance:g}", s.valid_until or "", s.reason, drivers])
     return out.getvalue()

@@ -19,6 +19,7 @@ import numpy as np
 from service.matching.cards import AssetCard, ChunkRow
 from service.matching.catalog import CatalogSnapshot
 from service.matching.config import Channel
+from service.matching.relevance import Evidence
 from service.store.vectors import VectorHit
 
 CHANNELS: tuple[Channel, ...] = ("dense", "lexical", "tags")
@@ -41,6 +42,7 @@ class Candidate:
     freshness: float = 1.0
     format_boost: float = 1.0
     mismatch: float = 1.0
+    calibrated: float = 0.0  # the probability that it serves the need (the response's ``relevance``)
     asset: AssetCard | None = None
     vector: np.ndarray | None = None
     alternates: list[Candidate] = field(default_factory=list)  # near-duplicates collapsed into this one
@@ -98,7 +100,10 @@ class Pool:
     ``dense`` / ``lexical``: the channel's score (its best chunk's), NaN where the channel did not find the asset;
     ``ranks``: one row per channel of ``CHANNELS``, -1 where not found; ``tags``: the tag channel's score, read for
     every candidate whichever channel found it; ``mismatch`` / ``freshness`` / ``format_boost``: the adjusters that
-    do not depend on the fusion."""
+    do not depend on the fusion; ``dims``: each need dimension's best carried confidence (dimensions x entries);
+    ``conflict``: where it contradicts a need dimension (``conflicts.py``); ``contradicts``: whether it contradicts
+    a penalised one, named or implied; ``relevance``: the calibrated probability that the entry serves the need
+    (``relevance.py``)."""
 
     catalog: CatalogSnapshot
     rows: np.ndarray
@@ -110,7 +115,11 @@ class Pool:
     freshness: np.ndarray
     format_boost: np.ndarray
     hits: Mapping[Channel, ChannelHits]
-    rrf_k: int  # the chunk-level fusion's constant (which chunk is an asset's passage)
+    rrf_k: int
+    dims: np.ndarray
+    conflict: np.ndarray
+    contradicts: np.ndarray
+    relevance: np.ndarray  # the chunk-level fusion's constant (which chunk is an asset's passage)
     made: dict[int, Candidate] = field(default_factory=dict)  # row → its object, shared by the pool's copies
 
     @classmethod
@@ -134,7 +143,8 @@ class Pool:
                 scores[ch][at] = hits[ch].scores[inside]
         ones = np.ones(size)
         return cls(catalog, rows, scores["dense"], scores["lexical"], ranks, np.zeros(size), ones, ones.copy(),
-                   ones.copy(), hits, rrf_k)
+                   ones.copy(), hits, rrf_k, dims=np.zeros((0, size)), conflict=np.zeros((0, size), dtype=bool),
+                   contradicts=np.zeros(size, dtype=bool), relevance=ones.copy())
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -144,10 +154,21 @@ class Pool:
         drop = [self.catalog.row_of[a] for a in asset_ids if a in self.catalog.row_of]
         if not drop:
             return self
-        keep = ~np.isin(self.rows, drop)
+        return self.subset(~np.isin(self.rows, drop))
+
+    def subset(self, keep: np.ndarray) -> Pool:
+        """The entries where ``keep`` (a boolean mask over the entries) holds."""
+        if keep.all():
+            return self
         return replace(self, rows=self.rows[keep], dense=self.dense[keep], lexical=self.lexical[keep],
                        ranks=self.ranks[:, keep], tags=self.tags[keep], mismatch=self.mismatch[keep],
-                       freshness=self.freshness[keep], format_boost=self.format_boost[keep])
+                       freshness=self.freshness[keep], format_boost=self.format_boost[keep],
+                       dims=self.dims[:, keep], conflict=self.conflict[:, keep], contradicts=self.contradicts[keep],
+                       relevance=self.relevance[keep])
+
+    def evidence(self) -> Evidence:
+        """What the relevance model reads of the entries."""
+        return Evidence(self.dense, self.lexical, self.tags, self.dims, self.conflict, self.contradicts)
 
     def external(self) -> np.ndarray:
         return self.catalog.external[self.rows]
@@ -165,7 +186,7 @@ class Pool:
                       lexical=None if np.isnan(lexical) else lexical, tags=float(self.tags[i]),
                       first_chunk=catalog.first_chunk[row], freshness=float(self.freshness[i]),
                       format_boost=float(self.format_boost[i]), mismatch=float(self.mismatch[i]),
-                      asset=catalog.cards[row])
+                      calibrated=float(self.relevance[i]), asset=catalog.cards[row])
         for ch, found in self.hits.items():
             for chunk, position, score in found.by_row.get(row, ()):
                 if ch == "dense":

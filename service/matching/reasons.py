@@ -19,7 +19,7 @@ _TEXT = {
         "slide": "见第{n}张幻灯片",
         "external": "外部资讯（{days}天前发布）",
         "external_undated": "外部资讯",
-        "similar": "内容与需求语义相近",
+        "similar": "内容与需求语义相近（相关度{relevance:.2f}）",
         "recent": "近期发布的已批准内容",
         "join": "；",
         "list": "、",
@@ -36,7 +36,7 @@ _TEXT = {
         "slide": "see slide {n}",
         "external": "External news ({days} days old)",
         "external_undated": "External news",
-        "similar": "Close in meaning to the need",
+        "similar": "Close in meaning to the need (relevance {relevance:.2f})",
         "recent": "Recently published approved content",
         "join": "; ",
         "list": ", ",
@@ -54,17 +54,15 @@ def notice(language: str, basis: Basis) -> str:
     return str(_TEXT.get(language, _TEXT["en"])["notice"][basis])  # type: ignore[index]
 
 
-def telling(terms: list[str]) -> list[str]:
-    """The shared words worth showing a rep: not a lone character or a number, which BM25 may match on
-    ("GLP-1" segments into "glp" and "1") but which say nothing to a person."""
-    return [term for term in terms if len(term) > 1 and not term.replace(".", "").isdigit()]
-
-
 def reason(language: str, basis: Basis, asset: AssetCard, matched: list[MatchedTag], terms: list[str],
-           passage: Passage | None, today: date) -> str:
+           passage: Passage | None, today: date, *, similar: float | None = None) -> str | None:
+    """``terms``: the distinctive words the passage shares with the need (``distinctive.py``); ``similar``: the
+    relevance of a result the dense channel found (None: it did not). None: a personalised result with no reason
+    to give, which is not listed."""
     t = _TEXT.get(language, _TEXT["en"])
     parts: list[str] = []
-    terms = telling(terms)
+    if basis == "need_tags" and not matched and not terms and similar is None:
+        return None
     if asset.source == "external":
         parts.append(str(t["external"]).format(days=(today - asset.published_at).days) if asset.published_at
                      else str(t["external_undated"]))
@@ -75,7 +73,7 @@ def reason(language: str, basis: Basis, asset: AssetCard, matched: list[MatchedT
     if basis == "need_tags" and terms:
         parts.append(str(t["terms"]).format(terms=str(t["list"]).join(terms[:3])))
     if basis == "need_tags" and not matched and not terms:
-        parts.append(str(t["similar"]))
+        parts.append(str(t["similar"]).format(relevance=similar))
     if passage is not None and passage.page:
         parts.append(str(t["page"]).format(n=passage.page))
     elif passage is not None and passage.slide:

@@ -89,7 +89,11 @@ class MatchResult(BaseModel):
     product: str | None = None
     published: date | None = None
     valid_until: date | None = None
-    score: float
+    score: float = Field(description="The fused ranking score: orders the list, says nothing across needs.")
+    relevance: float = Field(0.0, description="The calibrated probability (0–1) that this result serves the need "
+                             "(0 in a non-personalised list, which uses no need).")
+    strength: Literal["strong", "partial", "weak"] | None = Field(None, description="`relevance` in words a rep "
+                                                                   "reads; None in a non-personalised list.")
     score_parts: ScoreParts
     matched_tags: list[MatchedTag]
     passage: Passage | None = None
@@ -97,6 +101,32 @@ class MatchResult(BaseModel):
     alternates: list[Alternate] = Field(default_factory=list, description=(
         "Near-duplicates of this result (one content family, e.g. its other-language copy) left out of the "
         "list so that they do not fill it; send whichever suits the HCP."))
+
+
+class NeedValue(BaseModel):
+    dimension: str
+    value: str
+    label: str
+
+
+class Uncovered(BaseModel):
+    """A part of the need nothing listed covers, and why."""
+
+    dimension: str | None = Field(description="None: the free-text need as a whole.")
+    value: str | None
+    label: str
+    cause: Literal["scope", "language", "content", "combination"] = Field(description=(
+        "`scope`: content covers it, but none within your key's products or therapy areas; `language`: only in "
+        "another language than the one asked for; `content`: no approved, unexpired content covers it; "
+        "`combination`: content covers it, but none that also fits the rest of the need well enough to list."))
+
+
+class Coverage(BaseModel):
+    status: Literal["full", "partial", "none"] = Field(description="`none`: nothing is listed; `partial`: what is "
+                                                      "listed leaves parts of the need (`uncovered`) uncovered.")
+    covered: list[NeedValue] = Field(default_factory=list)
+    uncovered: list[Uncovered] = Field(default_factory=list)
+    message: str | None = Field(None, description="What is missing, in the HCP's language, for the rep.")
 
 
 class MatchResponse(BaseModel):
@@ -107,7 +137,13 @@ class MatchResponse(BaseModel):
     external_share_requested: float | None
     external_share: float = Field(description="Share of external items in the returned list.")
     fusion: str
+    min_relevance: float = Field(description="The floor: results below this relevance are not listed.")
+    coverage: Coverage | None = Field(None, description="What of the need the listed results cover (None in a "
+                                      "non-personalised list).")
     results: list[MatchResult]
+    partial_results: list[MatchResult] = Field(default_factory=list, description=(
+        "When the need is not fully served: the closest results below the floor that cover part of it (never "
+        "another therapy area's), for the rep to judge; never pre-selected, never planned."))
 
 
 class TalkingPointsRequest(BaseModel):
@@ -211,7 +247,8 @@ class PanelPlanRequest(BaseModel):
 class Driver(BaseModel):
     driver: str = Field(description="`relevance`, a need dimension (`potential_tier`, `adoption_stage`), or "
                         "`not_personalised`.")
-    value: str | float | None = Field(description="The HCP's value of the dimension, or the relative relevance.")
+    value: str | float | None = Field(description="The HCP's value of the dimension, or the first suggestion's "
+                                      "calibrated relevance (0 when nothing fits).")
     score: float = Field(description="The driver's score, 0–1.")
     weight: float
     contribution: float = Field(description="weight × score: its share of the priority.")
@@ -231,6 +268,11 @@ class HcpPlan(BaseModel):
     basis: Basis
     notice: str
     channel: str | None = Field(description="The first suggestion's channel.")
+    coverage: Literal["full", "partial", "none"] | None = Field(description=(
+        "What of the HCP's need the suggestions cover (`POST /v1/match`'s `coverage.status`): `none`: nothing in "
+        "scope fits, nothing is suggested; None: a non-personalised plan."))
+    coverage_note: str | None = Field(None, description="What is missing, in the HCP's language.")
+    uncovered: list[Uncovered] = Field(default_factory=list)
     priority: float = Field(description="0–1, higher first; the drivers say why.")
     priority_rank: int = Field(description="1 = the HCP to act on first in this plan.")
     drivers: list[Driver]

@@ -288,6 +288,23 @@ class StoreChanges(Base):
     generation: Mapped[int] = mapped_column(BigInteger)
 
 
+class NeedDemand(Base):
+    """How often a need value was asked for on one day, in one language and key scope, and how often nothing
+    listed covered it (the content-gap report, migration 0012). Counts only: no HCP id, no need text, nothing that
+    says who asked."""
+
+    __tablename__ = "need_demand"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(512), primary_key=True)  # the key's scope tokens; "" unscoped
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)  # match | panel
+    asked: Mapped[int] = mapped_column(Integer)
+    unserved: Mapped[int] = mapped_column(Integer)  # nothing above the floor covered it
+
+
 class HcpOptOut(Base):
     """An HCP who declined personalised recommendations (PIPL art. 24): matching for this id never uses
     their need-tags. Only the CRM's pseudonymous id is kept, nothing about the person."""

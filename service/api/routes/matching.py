@@ -16,7 +16,7 @@ from service.api.errors import ApiError
 from service.api.params import HcpIdPath, RecordIdPath
 from service.auth.keys import Principal
 from service.core.fields import HcpId
-from service.matching.need import NeedError
+from service.matching.need import NeedError, parse_need
 from service.matching.panel_csv import read_panel_csv
 from service.matching.panels import plan_csv
 from service.matching.schemas import (
@@ -55,11 +55,16 @@ OptOutKeeper = Annotated[Principal, Depends(require("hcp:opt_out"))]
 @router.post("/v1/match", response_model=MatchResponse, summary="Approved content for an HCP's need")
 async def match(body: MatchRequest, c: ComponentsDep, principal: Rep, request: Request) -> MatchResponse:
     # ranked on the match threads (HCP_MATCH_THREADS), not the shared pool: see Settings.match_threads
+    scope = scope_of(principal, c)
     try:
-        ranked = partial(c.matcher.match, body, c.tagger.taxonomy, scope=scope_of(principal, c))
-        return await to_thread.run_sync(ranked, limiter=match_limiter(request))
+        ranked = partial(c.matcher.match, body, c.tagger.taxonomy, scope=scope)
+        answer = await to_thread.run_sync(ranked, limiter=match_limiter(request))
     except NeedError as err:
         raise _need_error(err) from err
+    if answer.coverage is not None:  # counted for the content-gap report: the need's values, never the HCP
+        need = parse_need(c.tagger.taxonomy, body.need_tags, body.need_text)
+        c.demand.note(need, answer.coverage.status, answer.coverage.uncovered, body.language, scope, "match")
+    return answer
 
 
 def match_limiter(request: Request) -> CapacityLimiter:
@@ -77,10 +82,14 @@ def _plan(c: Components, s: Session, principal: Principal, body: PanelPlanReques
     except ValueError as err:
         raise ApiError(409, "panel_rules_mismatch", f"The panel rules do not fit the active taxonomy: {err}. Fix "
                        "the rules file (HCP_PANEL_RULES_PATH) or the taxonomy.") from err
+    scope = scope_of(principal, c)
     try:
-        plan = planner.plan(body, c.tagger.taxonomy, scope=scope_of(principal, c))
+        plan = planner.plan(body, c.tagger.taxonomy, scope=scope)
     except NeedError as err:
         raise _need_error(err) from err
+    for hcp, row in zip(body.hcps, plan.hcps, strict=True):  # the content-gap report's counts, never the HCP
+        c.demand.note(parse_need(c.tagger.taxonomy, hcp.need_tags, hcp.need_text), row.coverage, row.uncovered,
+                      hcp.language, scope, "panel")
     # the plan is audited by its size alone: no HCP id and no need is stored (data minimisation, as /match)
     audit.record(s, principal.key_id, principal.role, "panel.plan", "panel", None, None,
                  {"hcps": len(plan.hcps), "opted_out": plan.opted_out, "distinct_needs": plan.distinct_needs,

@@ -155,6 +155,7 @@ const PAGES = {
              render: () => { fillTagFilter(); renderLibrary(); } },
   queue: { needs: "tags:review", view: "#queue-view", open: () => loadQueue(true) },
   reports: { needs: "eval:read", view: "#reports-view", open: () => loadReports() },
+  gaps: { needs: "gaps:read", view: "#gaps-view", open: () => loadGaps(), render: () => loadGaps() },
   taxonomy: { needs: "taxonomy:write", view: "#taxonomy-view", open: () => openTaxonomy(), render: () => renderTaxonomy() },
   // an asset's own page, at #asset/<id>, opened from the library (its tab stays lit)
   asset: { needs: "assets:read", view: "#asset-view", under: "library", open: (id) => openAsset(id), render: () => renderAsset() },

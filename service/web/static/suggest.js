@@ -71,6 +71,7 @@ async function findContent(e) {
   if (!answer) return;
   suggest.response = answer;
   suggest.points = null;
+  // the three strongest are pre-selected for talking points; partial matches never are
   suggest.chosen = new Set(answer.results.slice(0, 3).map((r) => r.asset_id));
   renderResults();
   renderPoints();
@@ -84,34 +85,47 @@ function renderResults() {
   const answer = suggest.response;
   $("#match-notice").textContent = answer ? answer.notice : "";
   $("#match-notice").hidden = !answer;
-  $("#make-points").hidden = !answer || !answer.results.length;
-  $("#no-results").hidden = !answer || answer.results.length > 0;
-  if (!answer) { $("#results").replaceChildren(); return; }
-  $("#results").replaceChildren(...answer.results.map((r) => {
-    const use = el("input", { type: "checkbox", "data-use": r.asset_id, id: `use-${r.asset_id}` });
-    use.checked = suggest.chosen.has(r.asset_id);
-    use.addEventListener("change", () => { if (use.checked) suggest.chosen.add(r.asset_id); else suggest.chosen.delete(r.asset_id); });
-    const passage = r.passage ? el("blockquote", { class: "passage" },
-      where(r.passage) ? el("span", { class: "where" }, where(r.passage)) : null, r.passage.text) : null;
-    return el("li", { "data-result": r.asset_id, tabindex: "-1" },
-      el("div", { class: "head" },
-        el("strong", {}, r.title), " ",
-        el("span", { class: `badge ${r.source}` }, t("source_" + r.source)),
-        el("span", { class: "muted" }, ` ${r.format} · ${r.language}${r.valid_until ? " · " + t("valid_until") + " " + r.valid_until : ""}`),
-        el("span", { class: "conf high", title: t("score") }, r.score.toFixed(3))),
-      el("p", { class: "reason" }, r.reason),
-      r.matched_tags.length ? el("p", { class: "chips" }, ...r.matched_tags.map((m) =>
-        el("span", { class: "chip" }, m.label))) : null,
-      passage,
-      el("label", { class: "check", for: use.id }, use, ` ${t("use_for_points")}`));
-  }));
+  $("#make-points").hidden = !answer || !(answer.results.length || (answer.partial_results || []).length);
+  const coverage = answer && answer.coverage;
+  $("#coverage").hidden = !coverage || !coverage.message;
+  $("#coverage").textContent = coverage && coverage.message ? coverage.message : "";
+  $("#coverage").dataset.status = coverage ? coverage.status : "";
+  $("#no-results").hidden = !answer || answer.results.length > 0 || Boolean(coverage && coverage.message);
+  const partial = answer ? answer.partial_results || [] : [];
+  $("#partial").hidden = partial.length === 0;
+  if (!answer) { $("#results").replaceChildren(); $("#partial-results").replaceChildren(); return; }
+  $("#results").replaceChildren(...answer.results.map(resultItem));
+  $("#partial-results").replaceChildren(...partial.map(resultItem));
+}
+
+// One result: title, source, how strong a match (in words; the relevance on hover), why, the passage, and whether
+// it is used for talking points.
+function resultItem(r) {
+  const use = el("input", { type: "checkbox", "data-use": r.asset_id, id: `use-${r.asset_id}` });
+  use.checked = suggest.chosen.has(r.asset_id);
+  use.addEventListener("change", () => { if (use.checked) suggest.chosen.add(r.asset_id); else suggest.chosen.delete(r.asset_id); });
+  const passage = r.passage ? el("blockquote", { class: "passage" },
+    where(r.passage) ? el("span", { class: "where" }, where(r.passage)) : null, r.passage.text) : null;
+  return el("li", { "data-result": r.asset_id, tabindex: "-1" },
+    el("div", { class: "head" },
+      el("strong", {}, r.title), " ",
+      el("span", { class: `badge ${r.source}` }, t("source_" + r.source)),
+      el("span", { class: "muted" }, ` ${r.format} · ${r.language}${r.valid_until ? " · " + t("valid_until") + " " + r.valid_until : ""}`),
+      r.strength ? el("span", { class: `strength ${r.strength}`, title: `${t("relevance")} ${r.relevance.toFixed(2)}` },
+        t("strength_" + r.strength)) : null),
+    el("p", { class: "reason" }, r.reason),
+    r.matched_tags.length ? el("p", { class: "chips" }, ...r.matched_tags.map((m) =>
+      el("span", { class: "chip" }, m.label))) : null,
+    passage,
+    el("label", { class: "check", for: use.id }, use, ` ${t("use_for_points")}`));
 }
 
 // ---- talking points -------------------------------------------------------------------------------------
 
 async function makePoints() {
   const body = { ...needBody(), n: 3 };
-  const chosen = suggest.response.results.map((r) => r.asset_id).filter((id) => suggest.chosen.has(id));
+  const listed = [...suggest.response.results, ...(suggest.response.partial_results || [])];
+  const chosen = listed.map((r) => r.asset_id).filter((id) => suggest.chosen.has(id));
   if (chosen.length) body.asset_ids = chosen.slice(0, 10);
   $("#points").replaceChildren(el("p", { class: "muted" }, t("drafting")));
   suggest.points = await (await api("/v1/talking-points", { method: "POST", body: JSON.stringify(body) })).json();
@@ -236,7 +250,7 @@ async function planPanel(e) {
   renderPlan();
 }
 
-const PLAN_SHOWN = ["hcp_id", "priority_rank", "rank", "title", "channel", "reason"];
+const PLAN_SHOWN = ["hcp_id", "priority_rank", "coverage", "rank", "title", "channel", "reason"];
 
 function renderPlan() {
   const link = $("#panel-download");
@@ -246,8 +260,16 @@ function renderPlan() {
   const [header, ...rows] = suggest.plan;
   const at = PLAN_SHOWN.map((name) => header.indexOf(name));
   $("#plan-table thead").replaceChildren(el("tr", {}, ...PLAN_SHOWN.map((name) => el("th", {}, t("plan_" + name)))));
-  $("#plan-table tbody").replaceChildren(...rows.map((row) => el("tr", { "data-hcp": row[at[0]] },
-    ...at.map((i, k) => el("td", {}, k === 4 && row[i] ? t("channel_" + row[i]) : row[i] || "—")))));
+  const note = header.indexOf("coverage_note");
+  // a doctor nothing in scope fits gets no suggestion: the row says so, and why, instead of an empty line
+  const cell = (row, name, i) => {
+    if (name === "channel" && row[i]) return t("channel_" + row[i]);
+    if (name === "coverage" && row[i]) return t("coverage_" + row[i]);
+    if (name === "reason" && !row[i] && row[note]) return row[note];
+    return row[i] || "—";
+  };
+  $("#plan-table tbody").replaceChildren(...rows.map((row) => el("tr", { "data-hcp": row[at[0]], "data-coverage": row[at[2]] },
+    ...at.map((i, k) => el("td", {}, cell(row, PLAN_SHOWN[k], i))))));
   $("#plan-table").hidden = false;
   $("#plan-summary").textContent = t("plan_summary", { hcps: new Set(rows.map((r) => r[at[0]])).size, rows: rows.length });
 }
