@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -68,6 +68,10 @@ class CatalogSnapshot:
     # two payload fields of 200 hits cost the engine 2 ms at 100k chunks, half its time) and rolls its hits up here
     points: dict[str, tuple[str, int]]
     versions: list[tuple[str, int]]  # (asset id, current version) per row: the chunks' fingerprint
+    # confident_values' answers, worked out once per snapshot and taxonomy: the mismatch penalty, the contradiction
+    # features and coverage ask them for every need dimension of every request, and they change only with the tables
+    _confident: dict[tuple[str, str, tuple[str, ...]], dict[str, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def visible(self, language: str | None, scope: Scope | None, today: date | None = None) -> np.ndarray:
         """Rows a rep may be shown (approved, unexpired ``today``, within ``scope``), in ``language`` if given."""
@@ -124,7 +128,14 @@ class CatalogSnapshot:
 
     def confident_values(self, dimension: str, read: Sequence[str], taxonomy: Taxonomy) -> dict[str, np.ndarray]:
         """Per value of ``dimension``, the rows carrying it at or above their tag's review threshold (or accepted),
-        directly or through a value of the ``read`` dimensions that implies it."""
+        directly or through a value of the ``read`` dimensions that implies it (read-only: shared by requests)."""
+        key = (taxonomy.key, dimension, tuple(read))
+        known = self._confident.get(key)
+        if known is None:  # two threads may both work it out; either answer is the same
+            known = self._confident[key] = self._confident_values(dimension, read, taxonomy)
+        return known
+
+    def _confident_values(self, dimension: str, read: Sequence[str], taxonomy: Taxonomy) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         thresholds = {d: taxonomy.dimension(d).threshold for d in read}
         for (dim, value), found in self.pairs.items():
