@@ -25,7 +25,7 @@ def conflicts(rows: np.ndarray, wanted_values: dict[str, set[str]], taxonomy: Ta
         return out
     for i, dim in enumerate(dims):
         wanted = wanted_values[dim]
-        reads = sorted({dim} | {d.id for d in taxonomy.dimensions for v in d.values if dim in v.implies})
+        reads = implying(taxonomy, dim)
         tagged = np.zeros(len(rows), dtype=bool)
         fits = np.zeros(len(rows), dtype=bool)
         for value, mask in catalog.confident_values(dim, reads, taxonomy).items():
@@ -34,6 +34,11 @@ def conflicts(rows: np.ndarray, wanted_values: dict[str, set[str]], taxonomy: Ta
                 fits |= mask[rows]
         out[i] = tagged & ~fits
     return out
+
+
+def implying(taxonomy: Taxonomy, dimension: str) -> list[str]:
+    """The dimensions whose tags can show a value of ``dimension``: itself, and those with values implying one."""
+    return sorted({dimension} | {d.id for d in taxonomy.dimensions for v in d.values if dimension in v.implies})
 
 
 def wanted(need: Need) -> dict[str, set[str]]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from service.core.taxonomy import Taxonomy
 from service.matching.catalog import CatalogSnapshot
 from service.matching.coverage import carriers
+from service.matching.need import value_label
 from service.store import demand
 from service.store.points import day_number
 
@@ -57,7 +58,7 @@ def content_gaps(s: Session, taxonomy: Taxonomy, catalog: CatalogSnapshot, days:
     today = today or date.today()
     first = today - timedelta(days=days - 1)
     rows = demand.since(s, first)
-    gaps = [Gap(dimension=r.dimension, value=r.value, label=_label(taxonomy, r.dimension, r.value, language),
+    gaps = [Gap(dimension=r.dimension, value=r.value, label=value_label(taxonomy, r.dimension, r.value, language),
                 language=r.language, scope=r.scope, asked=r.asked, unserved=r.unserved, last_asked=r.last_day)
             for r in rows if r.unserved > 0]
     gaps.sort(key=lambda g: (-g.unserved, -g.asked, g.dimension, g.value, g.language, g.scope))
@@ -107,10 +108,3 @@ def gaps_csv(report: ContentGaps) -> str:
         writer.writerow(["single_source_expiring", r.dimension, r.value, r.label, "", "", r.asked, "", "",
                          r.asset_id, r.title, r.valid_until, r.days_left])
     return out.getvalue()
-
-
-def _label(taxonomy: Taxonomy, dimension: str, value: str, language: str) -> str:
-    if not taxonomy.has(dimension, value):
-        return value  # a value the taxonomy has since dropped
-    found = taxonomy.dimension(dimension).value(value)
-    return found.label.get(language) if found else value

@@ -15,7 +15,8 @@ import numpy as np
 
 from service.core.taxonomy import Taxonomy
 from service.matching.catalog import CatalogSnapshot
-from service.matching.need import Need
+from service.matching.conflicts import implying
+from service.matching.need import Need, value_label
 from service.matching.pool import Candidate
 from service.matching.schemas import Coverage, MatchRequest, NeedValue, Uncovered
 from service.store.visibility import Scope
@@ -48,7 +49,7 @@ def coverage(need: Need, taxonomy: Taxonomy, catalog: CatalogSnapshot, request: 
                if reviewed or conf >= taxonomy.dimension(d).threshold}
     covered, uncovered = [], []
     for d, v, _ in need.pairs():
-        label = _label(taxonomy, d, v, language)
+        label = value_label(taxonomy, d, v, language)
         if (d, v) in carried:
             covered.append(NeedValue(dimension=d, value=v, label=label))
         else:
@@ -66,9 +67,7 @@ def coverage(need: Need, taxonomy: Taxonomy, catalog: CatalogSnapshot, request: 
 
 def carriers(catalog: CatalogSnapshot, taxonomy: Taxonomy, dimension: str, value: str) -> np.ndarray:
     """Rows carrying (dimension, value) confidently, directly or through a value that implies it."""
-    reads = sorted({dimension} | {d.id for d in taxonomy.dimensions for v in d.values
-                                  if any(t == dimension for t in v.implies)})
-    mask = catalog.confident_values(dimension, reads, taxonomy).get(value)
+    mask = catalog.confident_values(dimension, implying(taxonomy, dimension), taxonomy).get(value)
     return mask if mask is not None else np.zeros(len(catalog.ids), dtype=bool)
 
 
@@ -110,8 +109,3 @@ def message(language: str, status: str, covered: list[NeedValue], uncovered: lis
 
 def _items(t: Mapping[str, object], labels: list[str]) -> str:
     return str(t["list"]).join(str(t["quote"]).format(label) for label in labels[:4])
-
-
-def _label(taxonomy: Taxonomy, dimension: str, value: str, language: str) -> str:
-    found = taxonomy.dimension(dimension).value(value)
-    return found.label.get(language) if found else value

@@ -80,3 +80,11 @@ def lexical_query(taxonomy: Taxonomy, need: Need) -> str:
         assert value is not None
         words += value.label.all() + value.synonyms.all()
     return " ".join(words)
+
+
+def value_label(taxonomy: Taxonomy, dimension: str, value: str, language: str) -> str:
+    """A need value's label in ``language``; the id itself for a value the taxonomy has since dropped."""
+    if not taxonomy.has(dimension, value):
+        return value
+    found = taxonomy.dimension(dimension).value(value)
+    return found.label.get(language) if found else value

@@ -11,6 +11,7 @@ from service.core.taxonomy import Taxonomy
 from service.matching.catalog import CatalogSnapshot
 from service.matching.config import MatchConfig
 from service.matching.distinctive import Distinctive
+from service.matching.need import value_label
 from service.matching.pool import Candidate
 from service.matching.reasons import reason
 from service.matching.schemas import Alternate, Basis, MatchedTag, MatchRequest, MatchResult, Passage, ScoreParts
@@ -35,7 +36,7 @@ class ResultWriter:
         if chunk is not None and query_terms and catalog is not None:
             shared = [t for t in self.terms(chunk.text) if t in query_terms]
             terms = self.distinctive.words(shared, asset.language, catalog.key, catalog.sample_chunks) if shared else []
-        matched = [MatchedTag(dimension=d, value=v, label=_label(taxonomy, d, v, request.language),
+        matched = [MatchedTag(dimension=d, value=v, label=value_label(taxonomy, d, v, request.language),
                               confidence=round(conf, 4), reviewed=reviewed) for d, v, conf, reviewed in c.carried]
         personal = basis == "need_tags"
         said = reason(request.language, basis, asset, matched, terms, passage, date.today(),
@@ -55,11 +56,6 @@ class ResultWriter:
             alternates=[Alternate(asset_id=a.asset_id, title=a.asset.title, language=a.asset.language,
                                   format=a.asset.format) for a in c.alternates if a.asset is not None],
             reason=said)
-
-
-def _label(taxonomy: Taxonomy, dim: str, value: str, language: str) -> str:
-    found = taxonomy.dimension(dim).value(value)
-    return found.label.get(language) if found else value
 
 
 def _round(value: float | None) -> float | None:
