@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from service.cli import admin, content, evals, ops, serve  # noqa: F401  (each registers its commands)
+from service.cli import admin, content, engagement, evals, ops, serve  # noqa: F401  (each registers its commands)
 from service.cli.app import app, console
 from service.cli.ops import settings_table
 
