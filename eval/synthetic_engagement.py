@@ -82,11 +82,12 @@ def _sample_items() -> list[tuple[str, dict[str, list[str]]]]:
     return out
 
 
-def _items(rng: np.random.Generator, days: int) -> list[Item]:
-    items = [Item(key, tags, START - timedelta(days=int(rng.integers(20, 200))), float(rng.normal(0, 0.5)))
-             for key, tags in _sample_items()]
+def _items(rng: np.random.Generator, days: int, synthetic_items: int) -> list[Item]:
+    # the sample pieces are published over the same span as the synthetic ones, so some are new in the window
+    items = [Item(key, tags, START + timedelta(days=int(rng.integers(-BACKLOG_DAYS // 2, days - 10))),
+                  float(rng.normal(0, 0.5))) for key, tags in _sample_items()]
     areas = list(AREAS)
-    for n in range(SYNTHETIC_ITEMS):
+    for n in range(synthetic_items):
         area = areas[int(rng.choice(3, p=[0.4, 0.35, 0.25]))]
         diseases, product = AREAS[area]
         tags: dict[str, list[str]] = {"therapy_area": [area], "disease": [str(rng.choice(diseases))],
@@ -109,10 +110,12 @@ def _preference(rng: np.random.Generator, n: int, alpha: float, favoured: list[i
     return p
 
 
-def generate(out: Path, doctors: int = 2000, days: int = 90, seed: int = 7) -> dict[str, Any]:
-    """Write the three files and the manifest under `out`; returns the manifest."""
+def generate(out: Path, doctors: int = 2000, days: int = 90, seed: int = 7,
+             synthetic_items: int = SYNTHETIC_ITEMS) -> dict[str, Any]:
+    """Write the three files and the manifest under `out`; returns the manifest. `synthetic_items=0`: a world of
+    the sample content alone (what `make run` loads into the service)."""
     rng = np.random.default_rng(seed)
-    items = _items(rng, days)
+    items = _items(rng, days, synthetic_items)
     n_items = len(items)
     area_of = np.array([list(AREAS).index(i.tags["therapy_area"][0]) for i in items])
     ct_of = np.array([CONTENT_TYPES.index(i.tags["content_type"][0]) if "content_type" in i.tags else 0
@@ -186,7 +189,8 @@ def generate(out: Path, doctors: int = 2000, days: int = 90, seed: int = 7) -> d
     _write_jsonl(out / "users.jsonl", users)
     _write_jsonl(out / "events.jsonl", events)
     manifest = {"synthetic": True, "generator": "eval/synthetic_engagement.py", "seed": seed, "doctors": doctors,
-                "days": days, "start": START.isoformat(), "items": n_items, "events": len(events),
+                "days": days, "synthetic_items": synthetic_items, "start": START.isoformat(), "items": n_items,
+                "events": len(events),
                 "note": "SYNTHETIC engagement: no real doctor, rep or event."}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
@@ -228,8 +232,10 @@ def main() -> None:
     parser.add_argument("--doctors", type=int, default=2000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--synthetic-items", type=int, default=SYNTHETIC_ITEMS,
+                        help="Synthetic pieces beside the sample content (0: the sample content alone).")
     args = parser.parse_args()
-    print(json.dumps(generate(args.out, args.doctors, args.days, args.seed)))
+    print(json.dumps(generate(args.out, args.doctors, args.days, args.seed, args.synthetic_items)))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from service.api.routes import (
     audit,
     content_check,
     content_gaps,
+    hcps,
     jobs,
     keys,
     matching,
@@ -62,7 +63,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(health.router)
     for router in (assets.router, jobs.router, tagging.router, taxonomy.router, reviews.router, matching.router,
                    reports.router, audit.router, keys.router, keys.me_router, content_check.router,
-                   content_gaps.router):
+                   content_gaps.router, hcps.router):
         app.include_router(router, responses=ERROR_RESPONSES)
     if configured.console_enabled:
         mount_console(app)

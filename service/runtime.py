@@ -20,10 +20,14 @@ from service.store.vectors import VectorStore
 from service.tagging.tagger import Tagger
 
 if TYPE_CHECKING:
+    from service.engagement.rules import EngagementRules
+    from service.engagement.serving import ServedRanker
     from service.jobs.context import JobContext
     from service.jobs.worker import Worker
     from service.matching.demand_log import DemandLog
+    from service.matching.for_hcp import HcpMatcher
     from service.matching.matcher import Matcher
+    from service.matching.panel_profiles import HcpPanelPlanner
     from service.matching.panels import PanelPlanner
     from service.matching.talking_points import TalkingPointWriter
 
@@ -46,6 +50,8 @@ class Components:
     _planner: PanelPlanner | None = field(default=None, repr=False)
     _planner_taxonomy: str = field(default="", repr=False)
     _demand: DemandLog | None = field(default=None, repr=False)
+    _hcp_matcher: HcpMatcher | None = field(default=None, repr=False)
+    _ranker: ServedRanker | None = field(default=None, repr=False)
     _watch_stop: threading.Event | None = field(default=None, repr=False)
 
     @property
@@ -55,6 +61,27 @@ class Components:
             from service.matching.matcher import Matcher
             self._matcher = Matcher.from_settings(self.db, self.vectors, CachedQueries(self.embedder), self.settings)
         return self._matcher
+
+    @property
+    def engagement_rules(self) -> EngagementRules:
+        from service.engagement.rules import default_rules
+        return default_rules(self.settings.engagement_rules_path)
+
+    @property
+    def hcp_matcher(self) -> HcpMatcher:
+        """The matcher for an HCP named by id: their profile becomes the need (service/matching/for_hcp.py)."""
+        if self._hcp_matcher is None:
+            from service.matching.for_hcp import HcpMatcher
+            self._hcp_matcher = HcpMatcher(self.matcher, self.db, self.engagement_rules, self.ranker)
+        return self._hcp_matcher
+
+    @property
+    def ranker(self) -> ServedRanker:
+        """The engagement ranker; fitted in the background (``watch_state``) and on ``refit()``."""
+        if self._ranker is None:
+            from service.engagement.serving import ServedRanker
+            self._ranker = ServedRanker(self.db, self.engagement_rules)
+        return self._ranker
 
     @property
     def demand(self) -> DemandLog:
@@ -74,6 +101,12 @@ class Components:
             rules = load_panel_rules(self.settings.panel_rules_path, self.tagger.taxonomy)
             self._planner, self._planner_taxonomy = PanelPlanner(self.matcher, rules), self.tagger.taxonomy.key
         return self._planner
+
+    @property
+    def hcp_panels(self) -> HcpPanelPlanner:
+        """The panel planner for HCPs named by id: their profiles become their needs (panel_profiles.py)."""
+        from service.matching.panel_profiles import HcpPanelPlanner
+        return HcpPanelPlanner(self.panels, self.db, self.engagement_rules, self.ranker)
 
     @property
     def talking_points(self) -> TalkingPointWriter:
@@ -124,6 +157,21 @@ class Components:
                     log.exception("could not follow the active taxonomy and model generation")
 
         threading.Thread(target=follow, name="hcp-state-watch", daemon=True).start()
+
+        def refit() -> None:  # at once, then whenever events were added or erased since the last fit
+            from service.engagement.records import purge_expired
+
+            while True:
+                try:
+                    with self.db.session() as s:
+                        purge_expired(s, self.settings.event_retention_days)
+                    self.ranker.refit_if_changed()
+                except Exception:  # a database blip or a bad fit: requests keep the previous generation
+                    log.exception("could not refit the engagement ranker")
+                if stop.wait(self.settings.ranker_refit_s):
+                    return
+
+        threading.Thread(target=refit, name="hcp-ranker-refit", daemon=True).start()
 
     def begin_shutdown(self) -> None:
         """The first thing on SIGTERM: LLM calls are called off (their callers fall back or leave their job item

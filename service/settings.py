@@ -220,6 +220,13 @@ class Settings(BaseSettings):
     gaps_flush_seconds: float = Field(10.0, gt=0, le=3600, description="How often the counts of what reps asked "
                                       "for (the content-gap report's) are written to the database; the report "
                                       "writes this process's counts before it reads.")
+    event_retention_days: int = Field(730, ge=1, le=3650, description="Engagement events older than this are "
+                                      "deleted (and not recorded when they arrive): PIPL's storage limitation.")
+    ranker_refit_s: float = Field(300.0, gt=0, description="How often each process checks whether engagement "
+                                  "events were added or erased and, if so, refits the engagement ranker.")
+    engagement_rules_path: Path = Field(PROJECT_ROOT / "taxonomy" / "engagement.yaml", description=(
+        "What each engagement action is worth, how fast each kind of profile tag fades, the cooldown of a sent "
+        "piece and the dismiss reasons (docs/engagement.md)."))
     talking_points_deadline_s: float = Field(
         15.0, gt=0, le=300, description="`POST /v1/talking-points` answers within about this long: with the LLM's "
         "points if they are ready, else at once with extractive ones and a `followup` id; `GET "

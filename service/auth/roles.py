@@ -17,17 +17,22 @@ Permission = Literal[
     "hcp:opt_out",      # record or lift an HCP's opt-out from personalised recommendations
     "content:check",    # check a draft's claims against its references (POST /v1/content/check)
     "gaps:read",        # the content-gap report: needs asked for that nothing served (GET /v1/reports/content-gaps)
+    "events:write",     # record engagement events and feedback on suggestions
+    "hcp:read",         # an HCP's profile (GET /v1/hcps/{id}/profile: the PIPL access right)
+    "hcp:write",        # an HCP's static attributes (PUT /v1/hcps/{id}, from the CRM)
+    "hcp:erase",        # erase everything held about an HCP (DELETE /v1/hcps/{id})
 ]
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     "admin": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read", "taxonomy:write",
                         "tags:review", "tag:run", "jobs:read", "eval:read", "eval:write", "match", "audit:read",
-                        "keys:admin", "hcp:opt_out", "content:check", "gaps:read"}),
+                        "keys:admin", "hcp:opt_out", "content:check", "gaps:read", "events:write", "hcp:read",
+                        "hcp:write", "hcp:erase"}),
     "content_editor": frozenset({"assets:read", "assets:read_approved", "assets:write", "taxonomy:read",
                                  "taxonomy:write", "tag:run", "jobs:read", "content:check", "gaps:read"}),
     "reviewer": frozenset({"assets:read", "assets:read_approved", "taxonomy:read", "tags:review", "tag:run",
                            "jobs:read", "eval:read", "eval:write", "content:check", "gaps:read"}),
-    "rep": frozenset({"assets:read_approved", "taxonomy:read", "match", "hcp:opt_out"}),
+    "rep": frozenset({"assets:read_approved", "taxonomy:read", "match", "hcp:opt_out", "events:write", "hcp:read"}),
 }
 
 

@@ -17,7 +17,7 @@ from scipy import sparse
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from service.engagement.interactions import Catalogue, Doctors, Interactions
-from service.engagement.rankers import ImplicitALS, SegmentPopularity, popularity, tag_affinity
+from service.engagement.rankers import ImplicitALS, popularity, tag_affinity
 from service.engagement.rules import EngagementRules
 
 BLOCK = 256  # doctors per feature block: 256 × 5,000 items × ~20 features stays under 200 MB
@@ -35,19 +35,26 @@ class Signals:
         self.catalogue, self.doctors = catalogue, doctors
         self.dims = [catalogue.dimension_columns(d) for d in catalogue.dimensions()]
         self.affinity = tag_affinity(history, catalogue, n_users, now, self.rules)
-        # The segment's taste: the mean profile of the doctors sharing each attribute, averaged over this
-        # doctor's attributes (what "cardiology chiefs" read, for a chief cardiologist with no history).
-        self.segment_affinity = np.zeros_like(self.affinity)
-        counts = np.zeros((n_users, 1))
-        for members in doctors.groups().values():
-            mean = self.affinity[members].mean(axis=0)
-            self.segment_affinity[members] += mean
-            counts[members] += 1
-        self.segment_affinity /= np.maximum(counts, 1)
+        # Each attribute's segments, one feature each (the trees learn that department says more than tier): the
+        # segment's taste (the mean profile of its doctors with history: what cardiologists read, for a
+        # cardiologist with none) and its recent popularity.
+        self.attributes = sorted({k for attrs in doctors.attributes for k in attrs})
+        active = np.bincount(history.user, minlength=n_users) > 0
+        recent = history.where(history.t >= now - self.recent_days)
+        self.segments: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for key in self.attributes:
+            values = sorted({a[key] for a in doctors.attributes if key in a})
+            group_of = np.array([values.index(a[key]) if key in a else len(values) for a in doctors.attributes])
+            taste = np.zeros((len(values) + 1, self.affinity.shape[1]))  # the last row: no value (zeros)
+            pop = np.zeros((len(values) + 1, n_items))
+            for g in range(len(values)):
+                members = np.flatnonzero((group_of == g) & active)
+                if len(members):
+                    taste[g] = self.affinity[members].mean(axis=0)
+                pop[g] = np.log1p(popularity(recent, n_items, now, None, np.flatnonzero(group_of == g)))
+            self.segments[key] = (group_of, taste, pop)
         self.pop_all = np.log1p(popularity(history, n_items, now))
         self.pop_recent = np.log1p(popularity(history, n_items, now, self.recent_days))
-        self.segment = SegmentPopularity(self.recent_days)
-        self.segment.fit(history, catalogue, doctors, now)
         self.als = ImplicitALS()
         self.als.fit(history, catalogue, doctors, now)
         self.user_events = np.log1p(np.bincount(history.user, minlength=n_users))
@@ -61,15 +68,17 @@ class Signals:
 
     def names(self) -> list[str]:
         return ([f"affinity:{d}" for d in self.catalogue.dimensions()] +
-                ["segment_affinity", "popularity", "recent_popularity", "segment_popularity", "als",
-                 "doctor_events", "item_events", "item_age_days", "sent_recently"])
+                [f"segment_affinity:{k}" for k in self.attributes] +
+                [f"segment_popularity:{k}" for k in self.attributes] +
+                ["popularity", "recent_popularity", "als", "doctor_events", "item_events", "item_age_days",
+                 "sent_recently"])
 
     def fallback(self, features: np.ndarray) -> np.ndarray:
         """Before there is enough history to learn from: the doctor's and their segment's tag affinity plus the
         segment's recent popularity, each scaled to at most 1 (every weight equal: nothing was fitted)."""
-        names = self.names()
-        parts = [features[:, :, :len(self.dims)].sum(axis=2), features[:, :, names.index("segment_affinity")],
-                 features[:, :, names.index("segment_popularity")]]
+        d, a = len(self.dims), len(self.attributes)
+        parts = [features[:, :, :d].sum(axis=2), features[:, :, d:d + a].sum(axis=2),
+                 features[:, :, d + a:d + 2 * a].sum(axis=2)]
         return np.sum([p / max(float(np.abs(p).max()), 1e-9) for p in parts], axis=0)
 
     def block(self, users: np.ndarray) -> np.ndarray:
@@ -77,10 +86,14 @@ class Signals:
         tags = self.catalogue.tags
         n_items = len(self.catalogue.ids)
         planes = [np.asarray(tags[:, cols] @ self.affinity[users][:, cols].T).T for cols in self.dims]
-        planes.append(np.asarray(tags @ self.segment_affinity[users].T).T)
+        for key in self.attributes:
+            group_of, taste, _ = self.segments[key]
+            planes.append(np.asarray(tags @ taste[group_of[users]].T).T)
+        for key in self.attributes:
+            group_of, _, pop = self.segments[key]
+            planes.append(pop[group_of[users]])
         planes += [np.broadcast_to(self.pop_all, (len(users), n_items)),
                    np.broadcast_to(self.pop_recent, (len(users), n_items)),
-                   np.log1p(1000 * self.segment.score(users)),
                    self.als.score(users),
                    np.broadcast_to(self.user_events[users][:, None], (len(users), n_items)),
                    np.broadcast_to(self.item_events, (len(users), n_items)),

@@ -39,8 +39,10 @@ class MatchRequest(BaseModel):
                                          "third-party) in the list; unset: the service default "
                                          "(`HCP_MATCH_EXTERNAL_SHARE`).")
     personalized: bool = Field(True, description="False: a list that uses nothing about the HCP (PIPL art. 24).")
-    hcp_id: HcpId | None = Field(None, description="The CRM's pseudonymous HCP id, checked "
-                               "against the opt-out list only; it is not stored.")
+    hcp_id: HcpId | None = Field(None, description="The CRM's pseudonymous HCP id. Checked against the opt-out "
+                               "list; when personalised, the doctor's profile (their engagement and attributes) "
+                               "becomes the need under any need_tags given, pieces sent within the cooldown or "
+                               "dismissed are left out, and each result carries a suggestion id and its evidence.")
     exclude_asset_ids: list[RecordId] = Field(default_factory=list, max_length=MAX_EXCLUDED, description=(
         "Assets never to suggest, e.g. what the CRM sent this HCP recently."))
 
@@ -101,6 +103,11 @@ class MatchResult(BaseModel):
     alternates: list[Alternate] = Field(default_factory=list, description=(
         "Near-duplicates of this result (one content family, e.g. its other-language copy) left out of the "
         "list so that they do not fill it; send whichever suits the HCP."))
+    suggestion_id: str | None = Field(None, description="With an `hcp_id`: the id feedback on this suggestion "
+                                      "names (POST /v1/suggestions/{id}/feedback).")
+    evidence: str | None = Field(None, description="With an `hcp_id`: why this doctor, from their engagement "
+                                 "(\"opened 3 pieces on Safety in the last 30 days\"). For the rep only: never "
+                                 "shown or said to the doctor.")
 
 
 class NeedValue(BaseModel):
@@ -129,6 +136,14 @@ class Coverage(BaseModel):
     message: str | None = Field(None, description="What is missing, in the HCP's language, for the rep.")
 
 
+class ProfileUse(BaseModel):
+    hcp_id: str
+    events: int = Field(description="Engagement events held for the doctor.")
+    need_tags: dict[str, dict[str, float]] = Field(description="The need the profile gave (the rep's need-tags "
+                                                   "replace it in the dimensions they name).")
+    resting: int = Field(description="Pieces left out: sent within the cooldown, or dismissed.")
+
+
 class MatchResponse(BaseModel):
     personalized: bool
     basis: Basis
@@ -141,6 +156,8 @@ class MatchResponse(BaseModel):
     coverage: Coverage | None = Field(None, description="What of the need the listed results cover (None in a "
                                       "non-personalised list).")
     results: list[MatchResult]
+    profile: ProfileUse | None = Field(None, description="With an `hcp_id`: what of the doctor's profile became "
+                                       "the need, and how many pieces were left out as sent or dismissed.")
     partial_results: list[MatchResult] = Field(default_factory=list, description=(
         "When the need is not fully served: the closest results below the floor that cover part of it (never "
         "another therapy area's), for the rep to judge; never pre-selected, never planned."))
@@ -155,7 +172,9 @@ class TalkingPointsRequest(BaseModel):
         "Draw on these assets (e.g. from a match the rep chose); unset: the top matches for the need."))
     n: int = Field(3, ge=3, le=5, description="How many points.")
     personalized: bool = True
-    hcp_id: HcpId | None = Field(None, description="Checked against the opt-out list only.")
+    hcp_id: HcpId | None = Field(None, description="Checked against the opt-out list; when personalised, the "
+                               "doctor's profile becomes the need under any need_tags given. Only the need reaches "
+                               "the writer: nothing of what was tracked about the doctor is ever in the points.")
 
 
 class Citation(BaseModel):

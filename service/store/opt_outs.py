@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.store import audit
+from service.store import audit, hcps
 from service.store.models import HcpOptOut
 
 
@@ -21,10 +21,12 @@ def opted_out(s: Session, hcp_ids: Iterable[str]) -> set[str]:
 
 
 def opt_out(s: Session, hcp_id: str, actor: str, role: str) -> None:
-    """Put the HCP on the list (idempotent: a second call records nothing)."""
+    """Put the HCP on the list and erase what was held and derived about them (events, attributes,
+    suggestions), in this one transaction (idempotent: a second call records nothing)."""
     if s.get(HcpOptOut, hcp_id) is None:
         s.add(HcpOptOut(hcp_id=hcp_id, recorded_by=actor))
-        audit.record(s, actor, role, "hcp.opt_out", "hcp", hcp_id, None, {"opted_out": True})
+        erased = hcps.erase_rows(s, hcp_id)
+        audit.record(s, actor, role, "hcp.opt_out", "hcp", hcp_id, None, {"opted_out": True, "erased": erased})
 
 
 def opt_in(s: Session, hcp_id: str, actor: str, role: str) -> bool:

@@ -57,7 +57,7 @@ async def match(body: MatchRequest, c: ComponentsDep, principal: Rep, request: R
     # ranked on the match threads (HCP_MATCH_THREADS), not the shared pool: see Settings.match_threads
     scope = scope_of(principal, c)
     try:
-        ranked = partial(c.matcher.match, body, c.tagger.taxonomy, scope=scope)
+        ranked = partial(c.hcp_matcher.match, body, c.tagger.taxonomy, scope=scope)
         answer = await to_thread.run_sync(ranked, limiter=match_limiter(request))
     except NeedError as err:
         raise _need_error(err) from err
@@ -78,7 +78,7 @@ def match_limiter(request: Request) -> CapacityLimiter:
 
 def _plan(c: Components, s: Session, principal: Principal, body: PanelPlanRequest) -> PanelPlanResponse:
     try:
-        planner = c.panels
+        planner = c.hcp_panels
     except ValueError as err:
         raise ApiError(409, "panel_rules_mismatch", f"The panel rules do not fit the active taxonomy: {err}. Fix "
                        "the rules file (HCP_PANEL_RULES_PATH) or the taxonomy.") from err
@@ -139,7 +139,8 @@ def plan_panel_csv(panel: Annotated[UploadFile, File(description="The panel, UTF
              summary="Talking points citing approved content")
 def talking_points(body: TalkingPointsRequest, c: ComponentsDep, principal: Rep) -> TalkingPointsResponse:
     try:
-        return c.talking_points.write(body, c.tagger.taxonomy, scope=scope_of(principal, c), owner=principal.key_id)
+        request = c.hcp_matcher.talking_points_request(body, c.tagger.taxonomy)
+        return c.talking_points.write(request, c.tagger.taxonomy, scope=scope_of(principal, c), owner=principal.key_id)
     except NeedError as err:
         raise _need_error(err) from err
     except AssetsNotVisible as err:

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool, text
 
-from service.store.models import Base
+from service.store.hcp_models import Base  # the HCP tables too (hcp_models extends models)
 
 config = context.config
 target_metadata = Base.metadata

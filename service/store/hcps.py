@@ -1,0 +1,190 @@
+"""HCP records, engagement events and suggestions: writes, the reads profiles and rankers need, and erasure.
+
+Events are inserted with ON CONFLICT DO NOTHING on their id, so a batch sent twice, or an import killed half way
+and run again, leaves the same table. An erasure deletes every row that names the HCP in the caller's transaction,
+with an audit entry that holds counts only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from service.store import audit
+from service.store.hcp_models import HcpEvent, HcpRecord, HcpSuggestion
+from service.store.models import Asset, AssetTag, as_utc
+from service.store.visibility import ACTIVE_TAG, rep_visible
+
+EVENT_COLUMNS = ("id", "hcp_id", "asset_id", "action", "channel", "dwell_seconds", "occurred_at", "suggestion_id",
+                 "reason")
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    hcp_id: str
+    asset_id: str
+    action: str
+    channel: str | None
+    dwell_seconds: float | None
+    occurred_at: datetime
+
+
+def insert_events(s: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert events (dicts with EVENT_COLUMNS); an id already stored is skipped. Returns how many were new."""
+    if not rows:
+        return 0
+    table = HcpEvent.__table__
+    assert isinstance(table, Table)
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    ids = sorted({r["id"] for r in rows})
+    stored = 0
+    for start in range(0, len(ids), 5000):  # a primary-key probe: cheap, unlike counting the table
+        part = ids[start:start + 5000]
+        stored += s.scalar(select(func.count()).select_from(table).where(table.c.id.in_(part))) or 0
+    s.execute(insert(table).on_conflict_do_nothing(index_elements=["id"]), list(rows))
+    return len(ids) - int(stored)
+
+
+def resolve_assets(s: Session, asset_ids: Iterable[str], urls: Iterable[str]) -> tuple[set[str], dict[str, str]]:
+    """Which asset ids exist, and the asset each URL names: an asset whose source is that URL, or a news item
+    whose feed gave it that id or link (its source key ends in `#<url>`)."""
+    ids = sorted(set(asset_ids))
+    known = set(s.scalars(select(Asset.id).where(Asset.id.in_(ids)))) if ids else set()
+    by_url: dict[str, str] = {}
+    wanted = sorted(set(urls))
+    for chunk in range(0, len(wanted), 200):
+        part = wanted[chunk:chunk + 200]
+        clauses = [Asset.uri.in_(part)] + [Asset.uri.like(f"%#{u}") for u in part]
+        for asset_id, uri in s.execute(select(Asset.id, Asset.uri).where(or_(*clauses))):
+            for url in part:
+                if uri == url or (uri or "").endswith("#" + url):
+                    by_url[url] = asset_id
+    return known, by_url
+
+
+def events_of(s: Session, hcp_id: str, since: datetime | None = None) -> list[StoredEvent]:
+    query = select(HcpEvent.hcp_id, HcpEvent.asset_id, HcpEvent.action, HcpEvent.channel, HcpEvent.dwell_seconds,
+                   HcpEvent.occurred_at).where(HcpEvent.hcp_id == hcp_id)
+    if since is not None:
+        query = query.where(HcpEvent.occurred_at >= since)
+    return [StoredEvent(r[0], r[1], r[2], r[3], r[4], as_utc(r[5]))
+            for r in s.execute(query.order_by(HcpEvent.occurred_at))]
+
+
+def all_events(s: Session, since: datetime | None = None) -> list[StoredEvent]:
+    """Every event (from `since` on): what the ranker is fitted on."""
+    query = select(HcpEvent.hcp_id, HcpEvent.asset_id, HcpEvent.action, HcpEvent.channel, HcpEvent.dwell_seconds,
+                   HcpEvent.occurred_at)
+    if since is not None:
+        query = query.where(HcpEvent.occurred_at >= since)
+    return [StoredEvent(r[0], r[1], r[2], r[3], r[4], as_utc(r[5])) for r in s.execute(query)]
+
+
+def resting_assets(s: Session, hcp_id: str, now: datetime, cooldown_days: float) -> set[str]:
+    """Assets not to suggest to this HCP now: sent within the cooldown, or ever dismissed."""
+    since = now - timedelta(days=cooldown_days)
+    rows = s.execute(select(HcpEvent.asset_id).where(
+        HcpEvent.hcp_id == hcp_id,
+        or_(HcpEvent.action == "dismissed", (HcpEvent.action == "sent") & (HcpEvent.occurred_at >= since))))
+    return {r[0] for r in rows}
+
+
+def put_record(s: Session, hcp_id: str, attributes: dict[str, list[str]], actor: str, role: str) -> bool:
+    """Store the HCP's static attributes (replacing them); True when the record is new. The audit entry names
+    the dimensions changed, not their values."""
+    row = s.get(HcpRecord, hcp_id)
+    created = row is None
+    before = None if row is None else sorted(row.attributes)
+    if row is None:
+        row = HcpRecord(hcp_id=hcp_id, attributes=attributes)
+        s.add(row)
+    else:
+        row.attributes = attributes
+    audit.record(s, actor, role, "hcp.put", "hcp", hcp_id, None if before is None else {"dimensions": before},
+                 {"dimensions": sorted(attributes)})
+    return created
+
+
+def read_record(s: Session, hcp_id: str) -> HcpRecord | None:
+    return s.get(HcpRecord, hcp_id)
+
+
+def records(s: Session, hcp_ids: Iterable[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    query = select(HcpRecord.hcp_id, HcpRecord.attributes)
+    if hcp_ids is not None:
+        query = query.where(HcpRecord.hcp_id.in_(sorted(set(hcp_ids))))
+    return {r[0]: dict(r[1]) for r in s.execute(query)}
+
+
+def add_suggestions(s: Session, rows: Sequence[tuple[str, str, str]]) -> None:
+    """(suggestion id, hcp id, asset id) of each suggestion shown."""
+    s.add_all(HcpSuggestion(id=i, hcp_id=h, asset_id=a) for i, h, a in rows)
+
+
+def read_suggestion(s: Session, suggestion_id: str) -> HcpSuggestion | None:
+    return s.get(HcpSuggestion, suggestion_id)
+
+
+def holds_anything(s: Session, hcp_id: str) -> bool:
+    return any(s.scalar(select(func.count()).select_from(model).where(model.hcp_id == hcp_id))
+               for model in (HcpEvent, HcpRecord, HcpSuggestion))
+
+
+def erase_rows(s: Session, hcp_id: str) -> dict[str, int]:
+    """Delete every event, record and suggestion of this HCP, in the caller's transaction; how many of each."""
+    counts = {}
+    for name, model in (("events", HcpEvent), ("records", HcpRecord), ("suggestions", HcpSuggestion)):
+        result = s.execute(delete(model).where(model.hcp_id == hcp_id))
+        counts[name] = int(getattr(result, "rowcount", 0) or 0)
+    return counts
+
+
+def erase(s: Session, hcp_id: str, actor: str, role: str, action: str) -> dict[str, int]:
+    """erase_rows with its audit entry, which holds the counts and nothing of what was deleted."""
+    counts = erase_rows(s, hcp_id)
+    audit.record(s, actor, role, action, "hcp", hcp_id, None, {"erased": counts})
+    return counts
+
+
+def purge_events_before(s: Session, cutoff: datetime) -> int:
+    """Delete events that happened before `cutoff` (HCP_EVENT_RETENTION_DAYS)."""
+    result = s.execute(delete(HcpEvent).where(HcpEvent.occurred_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+
+def rep_visible_ids(s: Session) -> set[str]:
+    """Assets a rep may be shown today (approved, unexpired): what a prediction may name."""
+    return set(s.scalars(select(Asset.id).where(rep_visible())))
+
+
+def published_days(s: Session) -> dict[str, date]:
+    """Each asset's publication date, where its metadata gives one (the ranker's item age)."""
+    rows = s.execute(select(Asset.id, Asset.published_at).where(Asset.published_at.isnot(None)))
+    return {asset_id: published for asset_id, published in rows if published is not None}
+
+
+def current_tags(s: Session, asset_ids: Iterable[str] | None = None, min_confidence: float = 0.5
+                 ) -> dict[str, dict[str, list[str]]]:
+    """Each asset's active tags of its current version, at or above `min_confidence` (accepted tags always):
+    what a profile learns an event was about."""
+    query = (select(AssetTag.asset_id, AssetTag.dimension, AssetTag.value)
+             .join(Asset, (Asset.id == AssetTag.asset_id) & (Asset.current_version == AssetTag.version))
+             .where(AssetTag.status.in_(ACTIVE_TAG),
+                    (AssetTag.status == "accepted") | (AssetTag.confidence >= min_confidence)))
+    out: dict[str, dict[str, list[str]]] = {}
+    ids = None if asset_ids is None else sorted(set(asset_ids))
+    parts = [None] if ids is None else [ids[i:i + 500] for i in range(0, len(ids), 500)]
+    for part in parts:
+        bounded = query if part is None else query.where(AssetTag.asset_id.in_(part))
+        for asset_id, dim, value in s.execute(bounded):
+            values = out.setdefault(asset_id, {}).setdefault(dim, [])
+            if value not in values:
+                values.append(value)
+    return out
