@@ -43,7 +43,7 @@ models: setup
 	$(BIN)/hcp-content models prepare
 
 run: setup models
-	$(BIN)/hcp-content serve --ingest samples/content
+	$(BIN)/hcp-content serve --ingest samples/content --synthetic-engagement
 
 lint: setup-dev
 	$(BIN)/ruff check .

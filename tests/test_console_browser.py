@@ -726,3 +726,55 @@ def test_a_cardiovex_rep_asking_for_metabolism_is_told_nothing_in_scope_fits_and
     expect(gaps.locator("#gaps-download")).to_have_attribute("href", re.compile("^blob:"))
     _both_languages(gaps, shots, "content-gaps", {"#gaps-table": "内分泌与代谢", "#gaps-h": "无内容可满足的需求"})
     assert gaps_watch.errors == [] and gaps_watch.foreign == []
+
+
+def test_a_rep_picks_a_doctor_sees_the_profile_dismisses_a_suggestion_with_a_reason_and_never_sees_it_again(
+        service: HttpApi, browser: Browser, shots: Path):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from service.store.hcp_models import HcpEvent
+    from service.store.models import Asset
+
+    with service.components.db.session() as s:
+        visible = {(a.uri or "").rsplit("/", 1)[-1]: a.id
+                   for a in s.scalars(select(Asset).where(Asset.approval_status == "approved"))}
+    read = [visible["cardiovex_real_world_en.md"], visible["cardiovex_bleeding_safety_en.pdf"]]
+    now = datetime.now(UTC)
+    events = [{"id": f"b-{n}", "hcp_id": "hcp-b001", "asset_id": asset, "action": action, "channel": "online",
+               "occurred_at": (now - timedelta(days=2 + n)).isoformat()}
+              for n, (asset, action) in enumerate([(read[0], "opened"), (read[0], "viewed"), (read[1], "opened")])]
+    r = httpx.post(f"{service.base_url}/v1/events", json={"events": events}, headers=service.h("admin"), timeout=30)
+    assert r.status_code == 200 and r.json()["stored"] == 3, r.text
+    r = httpx.put(f"{service.base_url}/v1/hcps/hcp-b001", json={"attributes": {"department": ["cardiology"]}},
+                  headers=service.h("admin"), timeout=30)
+    assert r.status_code == 200, r.text
+    page, watch = _signed_in(browser, service, "#need-form", role="rep", at="#suggest")
+    page.select_option("#s-language", "en")
+    page.fill("#s-hcp", "hcp-b001")
+    page.press("#s-hcp", "Tab")  # the change: the card loads
+    card = page.locator("#profile-card")
+    expect(card).to_contain_text("Cardiovascular")
+    expect(card).to_contain_text("opened 2 · read 1")
+    expect(card).to_contain_text("Cardiology")  # the CRM's department, as the taxonomy labels it
+    expect(card.locator(".fresh.fresh")).not_to_have_count(0)
+    page.click("#need-form button[type=submit]")  # no need picked: the doctor's profile is the need
+    first = page.locator("#results li").first
+    expect(first).to_be_visible()
+    expect(first.locator(".evidence")).to_contain_text("Why this doctor:")
+    dismissed = first.get_attribute("data-result")
+    first.locator("button[data-dismiss]").click()
+    page.select_option(f"#results li[data-result='{dismissed}'] select", "already_discussed")
+    page.click(f"button[data-confirm-dismiss='{dismissed}']")
+    expect(page.locator(f"#results li[data-result='{dismissed}']")).to_have_count(0)
+    _both_languages(page, shots, "suggest-doctor", {"#profile-card h3": "互动画像"})
+    page.click("#need-form button[type=submit]")  # asked again: it does not come back
+    expect(page.locator("#results li").first).to_be_visible()
+    expect(page.locator(f"#results li[data-result='{dismissed}']")).to_have_count(0)
+    assert watch.errors == [] and watch.foreign == []
+    page.close()
+    with service.components.db.session() as s:  # the database agrees
+        stored = s.scalars(select(HcpEvent).where(HcpEvent.hcp_id == "hcp-b001",
+                                                  HcpEvent.action == "dismissed")).all()
+        assert [(e.asset_id, e.reason) for e in stored] == [(dismissed, "already_discussed")]

@@ -232,7 +232,7 @@ def test_a_doctor_with_attributes_but_no_engagement_gets_their_segments_reading(
     answer = api.client.post("/v1/match", json={"hcp_id": "hcp-newcomer", "k": 3, "language": "en"},
                              headers=api.h("rep"))
     assert answer.status_code == 200, answer.text
-    assert answer.json()["results"] and answer.json()["profile"]["need_tags"]["therapy_area"] == {"oncology": 3.0}
+    assert answer.json()["results"] and set(answer.json()["profile"]["need_tags"]["therapy_area"]) == {"oncology"}
 
 
 def test_an_unknown_attribute_or_value_is_refused_by_name(api: Api) -> None:

@@ -27,6 +27,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default HCP_PORT).")] = None,
     ingest: Annotated[Path | None, typer.Option(help="Ingest this content folder before serving "
                                                 "(unchanged files cost nothing).")] = None,
+    synthetic_engagement: Annotated[bool, typer.Option(help="With --ingest: also load the samples' SYNTHETIC "
+                                                       "engagement (2,000 synthetic doctors, 90 days; `make run` "
+                                                       "does), so profiles and suggestions by HCP id work at once.")]
+    = False,
 ) -> None:
     """Start the API: migrate the database, start the local LLM if configured, then serve."""
     import uvicorn
@@ -56,6 +60,15 @@ def serve(
             outcomes = run_ingest(ingestor, ingest, [])
             queue_llm_retag(components, [o.asset_id for o in outcomes
                                           if o.asset_id and o.status in ("created", "new_version")])
+            if synthetic_engagement:
+                from service.cli.engagement import SYNTHETIC_SAMPLES, synthetic_folder
+                from service.engagement.synthetic_load import load_synthetic
+
+                loaded = load_synthetic(components.db, synthetic_folder(SYNTHETIC_SAMPLES, synthetic_items=0),
+                                        components.tagger.taxonomy, components.engagement_rules,
+                                        settings.event_retention_days)
+                console.print(f"SYNTHETIC engagement: {loaded['doctors']} synthetic doctors, {loaded['events']} new "
+                              "events (try GET /v1/hcps/hcp-s00001/profile)")
         console.print(f"hcp-content on http://{host or settings.host}:{port or settings.port} "
                       f"(embedder {components.embedder.name}, store {components.vectors.backend}, "
                       f"database {components.db.dialect}, LLM {components.llm.model if components.llm else 'off'}, "

@@ -1,6 +1,6 @@
 """The samples' SYNTHETIC engagement (eval/synthetic_engagement.py's folder) into the service, so `make run` shows
 profiles and suggestions by id: each synthetic doctor's attributes, and their events on the sample content (the
-synthetic-only items exist in the evaluation folder alone), moved in time so that the last day is yesterday.
+synthetic-only items exist in the evaluation folder alone), moved in time so that the window ends days before today.
 Idempotent: event ids are fixed and a record is rewritten only when it changed."""
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def load_synthetic(db: Database, folder: Path, taxonomy: Taxonomy, rules: Engage
                    today: date | None = None) -> dict[str, int]:
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     last_day = date.fromisoformat(manifest["start"]) + timedelta(days=manifest["days"] - 1)
-    shift = (today or date.today()) - timedelta(days=1) - last_day
+    # a response comes up to two days after its send: the window's last day is three days ago, so none is ahead
+    shift = (today or date.today()) - timedelta(days=3) - last_day
     users = [json.loads(line) for line in (folder / "users.jsonl").open(encoding="utf-8")]
     with db.session() as s:
         held = hcps.records(s)

@@ -65,11 +65,12 @@ class HcpMatcher:
         answer = learned_order(self.matcher.match(pooled, taxonomy, scope=scope), self.ranker.scores(hcp_id),
                                request.k)
         answer = answer.model_copy(update={"k": request.k})
-        answer, rows = as_suggestions(answer, hcp_id, profile, set(request.need_tags), request.language)
-        with self.db.session() as s:
-            # what was shown, so feedback can name it; deleted with the HCP (no audit entry: nothing was changed
-            # that a person decided, and the entry would have to name the HCP)
-            hcps.add_suggestions(s, rows)
+        if profile is not None:  # a doctor nothing is held about stays so: a rep asking records nothing
+            answer, rows = as_suggestions(answer, hcp_id, profile, set(request.need_tags), request.language)
+            with self.db.session() as s:
+                # what was shown, so feedback can name it; deleted with the HCP (no audit entry: nothing was
+                # changed that a person decided, and the entry would have to name the HCP)
+                hcps.add_suggestions(s, rows)
         use = ProfileUse(hcp_id=hcp_id, events=profile.events if profile else 0,
                          need_tags={d: (v if isinstance(v, dict) else {x: 1.0 for x in v})
                                     for d, v in personal.need_tags.items() if d not in request.need_tags},

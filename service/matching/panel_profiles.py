@@ -46,7 +46,7 @@ class HcpPanelPlanner:
         plan = self.planner.plan(body.model_copy(update={"hcps": rows}), taxonomy, scope)
         shown = []
         for asked, row in zip(body.hcps, plan.hcps, strict=True):
-            if row.hcp_id not in profiles:
+            if profiles.get(row.hcp_id) is None:  # not personalised, or nothing held about them: nothing kept
                 continue
             suggestions = ordered(row.suggestions, self.ranker.scores(row.hcp_id))[:asked.k]
             for item in suggestions:

@@ -103,8 +103,9 @@ class MatchResult(BaseModel):
     alternates: list[Alternate] = Field(default_factory=list, description=(
         "Near-duplicates of this result (one content family, e.g. its other-language copy) left out of the "
         "list so that they do not fill it; send whichever suits the HCP."))
-    suggestion_id: str | None = Field(None, description="With an `hcp_id`: the id feedback on this suggestion "
-                                      "names (POST /v1/suggestions/{id}/feedback).")
+    suggestion_id: str | None = Field(None, description="With the `hcp_id` of a doctor the service holds something "
+                                      "about: the id feedback on this suggestion names "
+                                      "(POST /v1/suggestions/{id}/feedback).")
     evidence: str | None = Field(None, description="With an `hcp_id`: why this doctor, from their engagement "
                                  "(\"opened 3 pieces on Safety in the last 30 days\"). For the rep only: never "
                                  "shown or said to the doctor.")

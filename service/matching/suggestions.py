@@ -11,11 +11,14 @@ from service.engagement.profile import RECENT_DAYS, DynamicTag, Profile
 from service.matching.schemas import MatchResponse, MatchResult
 
 _TEXT = {
-    "zh": {"recent": "近{days}天参与了{n}篇“{label}”相关内容",
+    "zh": {"notice": "个性化推荐：依据该医生的互动画像（以及您选择的需求标签）排序；推荐依据仅供您参考。",
+           "recent": "近{days}天参与了{n}篇“{label}”相关内容",
            "earlier": "曾关注“{label}”相关内容（最近一次：{day}）",
            "asked": "代表指定的需求：{label}",
            "segment": "同类医生近期关注的内容"},
-    "en": {"recent": "Engaged with {n} piece{s} on {label} in the last {days} days",
+    "en": {"notice": "Personalised from this doctor's engagement (and any need-tags you chose); the evidence is for "
+                     "you only.",
+           "recent": "Engaged with {n} piece{s} on {label} in the last {days} days",
            "earlier": "Has engaged with {label} before (last on {day})",
            "asked": "The need the rep named: {label}",
            "segment": "What similar doctors engaged with recently"},
@@ -45,6 +48,10 @@ def evidence(result: MatchResult, profile: Profile | None, rep_dimensions: set[s
     return text["segment"]
 
 
+def profile_notice(language: str) -> str:
+    return _TEXT.get(language, _TEXT["en"])["notice"]
+
+
 def as_suggestions(response: MatchResponse, hcp_id: str, profile: Profile | None, rep_dimensions: set[str],
                    language: str) -> tuple[MatchResponse, list[tuple[str, str, str]]]:
     """The response with ids and evidence on its results, and the (suggestion id, hcp id, asset id) rows to keep."""
@@ -54,4 +61,4 @@ def as_suggestions(response: MatchResponse, hcp_id: str, profile: Profile | None
         rows.append((sid, hcp_id, result.asset_id))
         results.append(result.model_copy(update={"suggestion_id": sid,
                                                   "evidence": evidence(result, profile, rep_dimensions, language)}))
-    return response.model_copy(update={"results": results}), rows
+    return response.model_copy(update={"results": results, "notice": profile_notice(language)}), rows

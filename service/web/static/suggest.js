@@ -14,6 +14,7 @@ async function openSuggest() {
 
 function renderSuggest() {
   renderPickers();
+  renderProfile();
   renderResults();
   renderPoints();
   renderOptOut();
@@ -62,7 +63,7 @@ async function findContent(e) {
   e.preventDefault();
   const body = needBody();
   $("#need-error").textContent = "";
-  if (body.personalized && !Object.keys(body.need_tags).length && !body.need_text) {
+  if (body.personalized && !Object.keys(body.need_tags).length && !body.need_text && !body.hcp_id) {
     $("#need-error").textContent = t("need_empty");
     return;
   }
@@ -117,6 +118,7 @@ function resultItem(r) {
     r.matched_tags.length ? el("p", { class: "chips" }, ...r.matched_tags.map((m) =>
       el("span", { class: "chip" }, m.label))) : null,
     passage,
+    feedbackControls(r),
     el("label", { class: "check", for: use.id }, use, ` ${t("use_for_points")}`));
 }
 
@@ -197,6 +199,7 @@ async function setOptOut(out) {
   else await api(`/v1/opt-outs/${encodeURIComponent(hcp)}`, { method: "DELETE" });
   suggest.optedOut = out;
   toast(out ? t("opted_out_toast", { hcp }) : t("opted_in_toast", { hcp }));
+  loadProfile().catch((err) => toast(err.message));  // an opt-out erased what was held: the card says so
   renderOptOut();
 }
 
