@@ -253,9 +253,8 @@ def test_events_older_than_the_retention_are_neither_recorded_nor_kept(api: Api)
     r = api.client.post("/v1/events", json={"events": [old]}, headers=api.h("rep"))
     assert r.json()["expired"] == 1 and r.json()["stored"] == 0
     with api.components.db.session() as s:  # one stored before the retention was shortened
-        hcps.insert_events(s, [{"id": "t-old-2", "hcp_id": "hcp-old", "asset_id": asset, "action": "opened",
-                                "channel": None, "dwell_seconds": None, "suggestion_id": None, "reason": None,
-                                "occurred_at": datetime.now(UTC) - timedelta(days=40)}])
+        hcps.insert_events(s, [("t-old-2", "hcp-old", asset, "opened", None, None,
+                                 datetime.now(UTC) - timedelta(days=40), None, None)])
     with api.components.db.session() as s:
         assert purge_expired(s, retention_days=30) >= 1
     with api.components.db.session() as s:

@@ -377,3 +377,37 @@ def test_extractive_points_are_never_speaker_notes_coaching_headings_or_patient_
         assert text not in notes and text.rstrip("。.") not in notes, f"a speaker note from {name}: {text}"
         assert not PATIENT.search(text), f"a patient description from {name}: {text}"
         assert text not in headings and text.rstrip("。.") not in headings, f"a heading from {name}: {text}"
+
+
+EVIDENCE = re.compile(r"\b(opened|viewed|downloaded|clicked|engaged with|read \d|shared)\b|\d+ (pieces|times|events)"
+                      r"|last \d+ days|打开|浏览|下载|点击|参与了|次互动", re.IGNORECASE)
+
+
+def test_points_for_a_doctor_by_id_use_their_profile_and_say_nothing_of_what_was_tracked(api):
+    from datetime import UTC, datetime, timedelta
+
+    from service.store.models import Asset
+
+    with api.components.db.session() as s:
+        cardio = [a.id for a in s.query(Asset) if a.product == "cardiovex" and a.approval_status == "approved"][:3]
+    now = datetime.now(UTC)
+    events = [{"id": f"tp-{n}-{action}", "hcp_id": "hcp-tp1", "asset_id": asset, "action": action,
+               "channel": "online", "dwell_seconds": 200, "occurred_at": (now - timedelta(days=n + 1)).isoformat()}
+              for n, asset in enumerate(cardio) for action in ("opened", "viewed", "downloaded")]
+    r = api.client.post("/v1/events", json={"events": events}, headers=api.h("rep"))
+    assert r.status_code == 200 and r.json()["stored"] == len(events), r.text
+    profile = api.client.get("/v1/hcps/hcp-tp1/profile", headers=api.h("rep")).json()
+    assert any(t["dimension"] == "therapy_area" and t["value"] == "cardiovascular" for t in profile["dynamic"])
+    r = api.client.post("/v1/talking-points", json={"hcp_id": "hcp-tp1", "language": "en", "n": 3},
+                        headers=api.h("rep"))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["personalized"] is True and out["llm_error"] is None and out["model"] == SMOLLM_ALIAS
+    assert out["points"]
+    _check_citations(api, out["points"])  # cited, and no "you viewed…"
+    for point in out["points"]:
+        assert not EVIDENCE.search(point["text"]), point["text"]
+    cited = {c["asset_id"] for p in out["points"] for c in p["citations"]}
+    with api.components.db.session() as s:  # the profile's area became the need: the points draw on it
+        products = {a.product for a in s.query(Asset) if a.id in cited}
+    assert products <= {"cardiovex", None}, products

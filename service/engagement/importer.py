@@ -14,6 +14,7 @@ from service.core.taxonomy import Taxonomy
 from service.engagement.events import EventIn, RowError, parse_row, read_export
 from service.engagement.records import Recorded, check_events, record_events
 from service.engagement.rules import EngagementRules
+from service.store import hcps
 from service.store.db import Database
 
 BATCH = 5000
@@ -55,10 +56,12 @@ def _batches(path: Path) -> Iterator[tuple[list[tuple[int, EventIn]], list[RowEr
 def import_events(db: Database, path: Path, taxonomy: Taxonomy, rules: EngagementRules, retention_days: int,
                   strict: bool = False) -> ImportReport:
     report = ImportReport()
+    with db.session() as s:  # read once: an id lookup per batch cost more than the batch's insert
+        assets = hcps.asset_ids(s)
     if strict:  # every row checked first: a strict import writes all or nothing
         for good, bad in _batches(path):
             with db.session() as s:
-                _, unresolved = check_events(s, good, taxonomy, rules)
+                _, unresolved = check_events(s, good, taxonomy, rules, assets)
             report.rows += len(good) + len(bad)
             report.rejected += bad + unresolved
         if report.rejected:
@@ -68,7 +71,7 @@ def import_events(db: Database, path: Path, taxonomy: Taxonomy, rules: Engagemen
     for good, bad in _batches(path):
         report.rows += len(good) + len(bad)
         with db.session() as s:
-            checked, unresolved = check_events(s, good, taxonomy, rules)
+            checked, unresolved = check_events(s, good, taxonomy, rules, assets)
             report.rejected += bad + unresolved
             report.add(record_events(s, checked, retention_days))
     report.rejected.sort(key=lambda e: e.row)

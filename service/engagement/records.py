@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.core.refusal import Refused
 from service.core.taxonomy import Taxonomy
-from service.engagement.events import EventIn, RowError
+from service.engagement.events import EventIn, RowError, problem
 from service.engagement.profile import CHANNEL_DIMENSION, Profile, derive, opted_out
 from service.engagement.rules import EngagementRules
 from service.engagement.serving import ServedRanker
@@ -31,17 +31,24 @@ class Recorded:
 
 
 def check_events(s: Session, events: Sequence[tuple[int, EventIn]], taxonomy: Taxonomy,
-                 rules: EngagementRules) -> tuple[list[tuple[int, EventIn, str]], list[RowError]]:
+                 rules: EngagementRules, assets: set[str] | None = None
+                 ) -> tuple[list[tuple[int, EventIn, str]], list[RowError]]:
     """Each event with the asset it names, or the row's error: an unknown asset or URL, a channel the taxonomy
-    does not have, a dismissal reason the rules do not list."""
-    known, by_url = hcps.resolve_assets(s, [e.asset_id for _, e in events if e.asset_id],
+    does not have, a dismissal reason the rules do not list. `assets`: every asset id, when the caller (an
+    import of many batches) read them once."""
+    known, by_url = hcps.resolve_assets(s, [] if assets is not None else [e.asset_id for _, e in events if e.asset_id],
                                         [e.url for _, e in events if e.url])
+    known = assets if assets is not None else known
     channels = ({v.id for v in taxonomy.dimension(CHANNEL_DIMENSION).values}
                 if taxonomy.has_dimension(CHANNEL_DIMENSION) else set())
     good, bad = [], []
+    now = datetime.now(UTC)
     for row, e in events:
         asset = e.asset_id if e.asset_id in known else by_url.get(e.url or "")
-        if asset is None:
+        broken = problem(row, e, now)
+        if broken is not None:
+            bad.append(broken)
+        elif asset is None:
             what = ("asset_id", f"no asset has id {e.asset_id}") if e.asset_id else (
                 "url", "no ingested asset or news item has this URL")
             bad.append(RowError(row, *what))
@@ -63,7 +70,8 @@ def record_events(s: Session, events: Sequence[tuple[int, EventIn, str]], retent
     out = Recorded(received=len(events))
     blocked = opt_outs.opted_out(s, {e.hcp_id for _, e, _ in events})
     oldest = now - timedelta(days=retention_days)
-    rows, ids = [], set()
+    rows: list[tuple[object, ...]] = []
+    ids: set[str] = set()
     for _, e, asset in events:
         if e.hcp_id in blocked:
             out.opted_out += 1
@@ -73,10 +81,8 @@ def record_events(s: Session, events: Sequence[tuple[int, EventIn, str]], retent
             out.duplicates += 1
         else:
             ids.add(e.id)
-            rows.append({"id": e.id, "hcp_id": e.hcp_id, "asset_id": asset, "action": e.action,
-                         "channel": e.channel, "dwell_seconds": e.dwell_seconds,
-                         "occurred_at": e.occurred_at.astimezone(UTC), "suggestion_id": e.suggestion_id,
-                         "reason": e.reason})
+            rows.append((e.id, e.hcp_id, asset, e.action, e.channel, e.dwell_seconds, e.occurred_at, e.suggestion_id,
+                         e.reason))  # hcps.EVENT_COLUMNS' order
     out.stored = hcps.insert_events(s, rows)
     out.duplicates += len(rows) - out.stored
     return out
