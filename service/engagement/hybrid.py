@@ -81,24 +81,42 @@ class Signals:
                  features[:, :, d + a:d + 2 * a].sum(axis=2)]
         return np.sum([p / max(float(np.abs(p).max()), 1e-9) for p in parts], axis=0)
 
-    def block(self, users: np.ndarray) -> np.ndarray:
-        """users × items × features."""
-        tags = self.catalogue.tags
-        n_items = len(self.catalogue.ids)
+    def pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """pairs × features for (users[i], items[i]): what block() gives, for scattered pairs (a panel's
+        suggestions) without the grid between them."""
+        tags = self.catalogue.tags[items]
+        columns = [np.asarray(tags[:, cols].multiply(self.affinity[users][:, cols]).sum(axis=1)).ravel()
+                   for cols in self.dims]
+        for key in self.attributes:
+            group_of, taste, _ = self.segments[key]
+            columns.append(np.asarray(tags.multiply(taste[group_of[users]]).sum(axis=1)).ravel())
+        for key in self.attributes:
+            group_of, _, pop = self.segments[key]
+            columns.append(pop[group_of[users], items])
+        columns += [self.pop_all[items], self.pop_recent[items], self.als.pairs(users, items),
+                    self.user_events[users], self.item_events[items], self.age[items],
+                    np.asarray(self.sent_recently[users, items]).ravel()]
+        return np.stack(columns, axis=1).astype(np.float32)
+
+    def block(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """users × items (all, or these item rows) × features."""
+        pick = slice(None) if items is None else items
+        tags = self.catalogue.tags[pick]
+        n_items = tags.shape[0]
         planes = [np.asarray(tags[:, cols] @ self.affinity[users][:, cols].T).T for cols in self.dims]
         for key in self.attributes:
             group_of, taste, _ = self.segments[key]
             planes.append(np.asarray(tags @ taste[group_of[users]].T).T)
         for key in self.attributes:
             group_of, _, pop = self.segments[key]
-            planes.append(pop[group_of[users]])
-        planes += [np.broadcast_to(self.pop_all, (len(users), n_items)),
-                   np.broadcast_to(self.pop_recent, (len(users), n_items)),
-                   self.als.score(users),
+            planes.append(pop[group_of[users]][:, pick])
+        planes += [np.broadcast_to(self.pop_all[pick], (len(users), n_items)),
+                   np.broadcast_to(self.pop_recent[pick], (len(users), n_items)),
+                   self.als.score(users, items),
                    np.broadcast_to(self.user_events[users][:, None], (len(users), n_items)),
-                   np.broadcast_to(self.item_events, (len(users), n_items)),
-                   np.broadcast_to(self.age, (len(users), n_items)),
-                   self.sent_recently[users].toarray()]
+                   np.broadcast_to(self.item_events[pick], (len(users), n_items)),
+                   np.broadcast_to(self.age[pick], (len(users), n_items)),
+                   self.sent_recently[users][:, pick].toarray()]
         return np.stack(planes, axis=2).astype(np.float32)
 
 
@@ -148,14 +166,24 @@ class LearnedRanker:
         model.fit(np.concatenate(xs), labels)
         self.model = model
 
-    def score(self, users: np.ndarray) -> np.ndarray:
+    def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The score of each (users[i], items[i])."""
+        assert self.signals is not None
+        features = self.signals.pairs(users, items)
+        if self.model is None:
+            return self.signals.fallback(features[None])[0]
+        return np.asarray(self.model.decision_function(features))
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """users × items (all, or these item rows)."""
         assert self.signals is not None
         out = []
         for start in range(0, len(users), BLOCK):
-            features = self.signals.block(users[start:start + BLOCK])
+            features = self.signals.block(users[start:start + BLOCK], items)
             if self.model is None:
                 out.append(self.signals.fallback(features))
                 continue
             flat = features.reshape(-1, features.shape[2])
             out.append(self.model.decision_function(flat).reshape(features.shape[:2]))
-        return np.concatenate(out) if out else np.zeros((0, len(self.signals.catalogue.ids)))
+        width = len(self.signals.catalogue.ids) if items is None else len(items)
+        return np.concatenate(out) if out else np.zeros((0, width))

@@ -194,5 +194,9 @@ class ImplicitALS:
         seen = np.asarray(matrix.sum(axis=1)).ravel() > 0
         self._users[~seen] = 0
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        return self._users[users] @ self._items.T
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        factors = self._items if items is None else self._items[items]
+        return self._users[users] @ factors.T
+
+    def pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", self._users[users], self._items[items])

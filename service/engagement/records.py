@@ -113,18 +113,28 @@ def profile(s: Session, hcp_id: str, taxonomy: Taxonomy, rules: EngagementRules,
     nothing is held."""
     if opt_outs.opted_out(s, [hcp_id]):
         return opted_out(hcp_id)
-    record = hcps.read_record(s, hcp_id)
-    events = hcps.events_of(s, hcp_id)
-    if record is None and not events:
-        return None
-    tags = hcps.current_tags(s, {e.asset_id for e in events})
-    derived = derive(hcp_id, events, tags, record.attributes if record else {}, taxonomy, rules,
-                     now or datetime.now(UTC), language)
-    if ranker is not None:
-        derived.predicted = [p.model_copy(update={"label": _label(taxonomy, p.dimension, p.value, language)})
-                             for p in ranker.predicted(hcp_id, hcps.rep_visible_ids(s))
-                             if taxonomy.has(p.dimension, p.value)]
-    return derived
+    return profiles(s, [hcp_id], taxonomy, rules, language, now, ranker)[hcp_id]
+
+
+def profiles(s: Session, hcp_ids: Sequence[str], taxonomy: Taxonomy, rules: EngagementRules, language: str = "en",
+             now: datetime | None = None, ranker: ServedRanker | None = None) -> dict[str, Profile | None]:
+    """profile() for HCPs the caller checked are not opted out, in a few queries for all of them (a panel)."""
+    held = hcps.records(s, hcp_ids)
+    events = hcps.events_of_many(s, hcp_ids)
+    tags = hcps.current_tags(s, {e.asset_id for evs in events.values() for e in evs})
+    moment = now or datetime.now(UTC)
+    out: dict[str, Profile | None] = {}
+    for hcp_id in hcp_ids:
+        if hcp_id not in held and not events.get(hcp_id):
+            out[hcp_id] = None
+            continue
+        derived = derive(hcp_id, events.get(hcp_id, []), tags, held.get(hcp_id, {}), taxonomy, rules, moment,
+                         language)
+        if ranker is not None:
+            derived.predicted = [p.model_copy(update={"label": _label(taxonomy, p.dimension, p.value, language)})
+                                 for p in ranker.predicted(hcp_id) if taxonomy.has(p.dimension, p.value)]
+        out[hcp_id] = derived
+    return out
 
 
 def _label(taxonomy: Taxonomy, dimension: str, value: str, language: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -89,27 +89,60 @@ class ServedRanker:
                      self.state.generation, len(history), len(ids), len(catalogue.ids), self.state.seconds)
             return self.state
 
-    def scores(self, hcp_id: str) -> dict[str, float] | None:
-        """The ranker's score of every asset for this doctor; None when the doctor was not in the last fit."""
+    def scores(self, hcp_id: str, asset_ids: Sequence[str] | None = None) -> dict[str, float] | None:
+        """The ranker's score of these assets (default: all) for this doctor; None when the doctor was not in the
+        last fit. Assets the fit did not know are left out."""
         state = self.state
         if state is None or hcp_id not in state.doctors.index:
             return None
-        row = state.ranker.score(np.array([state.doctors.index[hcp_id]]))[0]
-        return dict(zip(state.catalogue.ids, row.tolist(), strict=True))
+        index = state.catalogue.index
+        known = list(state.catalogue.ids) if asset_ids is None else [a for a in asset_ids if a in index]
+        if not known:
+            return {}
+        rows = np.array([index[a] for a in known])
+        scored = state.ranker.score(np.array([state.doctors.index[hcp_id]]), rows)[0]
+        return dict(zip(known, scored.tolist(), strict=True))
 
-    def predicted(self, hcp_id: str, visible: set[str] | None = None, top: int = 5) -> list[PredictedTag]:
-        """The tags of the doctor's top `top` assets a rep may send (`visible`) by the ranker: what they are likely
-        to engage with next (the handbook's weekly prediction)."""
-        scores = self.scores(hcp_id)
+    def scores_many(self, wanted: Mapping[str, Sequence[str]]) -> dict[str, dict[str, float]]:
+        """scores() for many doctors at once (a panel): one model call over every (doctor, asset) pair."""
         state = self.state
-        if scores is None or state is None:
+        if state is None:
+            return {}
+        index, doctors = state.catalogue.index, state.doctors.index
+        pairs = [(h, a) for h, assets in wanted.items() if h in doctors for a in assets if a in index]
+        if not pairs:
+            return {}
+        scored = state.ranker.score_pairs(np.array([doctors[h] for h, _ in pairs]),
+                                          np.array([index[a] for _, a in pairs]))
+        out: dict[str, dict[str, float]] = {}
+        for (h, a), value in zip(pairs, scored.tolist(), strict=True):
+            out.setdefault(h, {})[a] = value
+        return out
+
+    def predicted(self, hcp_id: str, prior_events: float = 5.0, min_share: float = 0.3) -> list[PredictedTag]:
+        """What the doctor is likely to engage with next, per dimension: their own decayed interests shrunk toward
+        their segments' (a doctor with n events weighs their own n against the segments' `prior_events`), the
+        values holding at least `min_share` of the dimension (the handbook's weekly prediction). Reads the last
+        fit's arrays only: no scoring, no SQL."""
+        state = self.state
+        if state is None or state.ranker.signals is None or hcp_id not in state.doctors.index:
             return []
-        ranked = [a for a, _ in sorted(scores.items(), key=lambda kv: -kv[1]) if visible is None or a in visible]
-        counts: Counter[tuple[str, str]] = Counter()
-        for asset in ranked[:top]:
-            row = state.catalogue.tags[state.catalogue.index[asset]]
-            for col in row.indices:
-                counts[state.catalogue.vocabulary[col]] += 1
-        n = min(top, len(ranked)) or 1
-        return [PredictedTag(dimension=d, value=v, label=v, score=round(c / n, 2))
-                for (d, v), c in counts.most_common() if c / n >= 0.3]
+        signals = state.ranker.signals
+        row = state.doctors.index[hcp_id]
+        own = signals.affinity[row]
+        tastes = [taste[group_of[row]] for group_of, taste, _ in signals.segments.values()]
+        segment = np.mean(tastes, axis=0) if tastes else np.zeros_like(own)
+        n = float(np.expm1(signals.user_events[row]))
+        blend = (n * own + prior_events * segment) / (n + prior_events)
+        out = []
+        for dim in state.catalogue.dimensions():
+            cols = state.catalogue.dimension_columns(dim)
+            shares = np.clip(blend[cols], 0, None)
+            total = shares.sum()
+            for col in cols[np.argsort(-shares)]:
+                share = float(shares[cols == col][0] / total) if total > 0 else 0.0
+                if share < min_share:
+                    break
+                d, v = state.catalogue.vocabulary[col]
+                out.append(PredictedTag(dimension=d, value=v, label=v, score=round(share, 2)))
+        return sorted(out, key=lambda p: (-p.score, p.dimension, p.value))

@@ -62,8 +62,8 @@ class HcpMatcher:
                             "they read): give need_tags or need_text, or ask for a non-personalised list "
                             "(personalized: false).")
         pooled = personal.model_copy(update={"k": max(personal.k, POOL)})
-        answer = learned_order(self.matcher.match(pooled, taxonomy, scope=scope), self.ranker.scores(hcp_id),
-                               request.k)
+        listed = self.matcher.match(pooled, taxonomy, scope=scope)
+        answer = learned_order(listed, self.ranker.scores(hcp_id, [r.asset_id for r in listed.results]), request.k)
         answer = answer.model_copy(update={"k": request.k})
         if profile is not None:  # a doctor nothing is held about stays so: a rep asking records nothing
             answer, rows = as_suggestions(answer, hcp_id, profile, set(request.need_tags), request.language)

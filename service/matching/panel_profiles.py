@@ -29,26 +29,31 @@ class HcpPanelPlanner:
         self.planner, self.db, self.rules, self.ranker = planner, db, rules, ranker
 
     def plan(self, body: PanelPlanRequest, taxonomy: Taxonomy, scope: Scope | None = None) -> PanelPlanResponse:
-        profiles: dict[str, Profile | None] = {}
         now = datetime.now(UTC)
         with self.db.session() as s:
             blocked = opt_outs.opted_out(s, [h.hcp_id for h in body.hcps])
-            rows = []
-            for hcp in body.hcps:
-                if not hcp.personalized or hcp.hcp_id in blocked:
-                    rows.append(hcp)
-                    continue
-                profile = profiles[hcp.hcp_id] = records.profile(s, hcp.hcp_id, taxonomy, self.rules, hcp.language,
-                                                                 now, ranker=self.ranker)
-                resting = hcps.resting_assets(s, hcp.hcp_id, now, self.rules.cooldown_days)
-                update = merged(hcp.need_tags, hcp.exclude_asset_ids, profile, resting, taxonomy)
-                rows.append(hcp.model_copy(update={**update, "k": max(hcp.k, POOL)}))
+            personal = [h for h in body.hcps if h.personalized and h.hcp_id not in blocked]
+            profiles: dict[str, Profile | None] = {}
+            for language in {h.language for h in personal}:  # labels in each HCP's language
+                ids = [h.hcp_id for h in personal if h.language == language]
+                profiles.update(records.profiles(s, ids, taxonomy, self.rules, language, now, ranker=self.ranker))
+            resting = hcps.resting_of_many(s, [h.hcp_id for h in personal], now, self.rules.cooldown_days)
+        rows = []
+        for hcp in body.hcps:
+            if hcp.hcp_id not in profiles:
+                rows.append(hcp)
+                continue
+            update = merged(hcp.need_tags, hcp.exclude_asset_ids, profiles[hcp.hcp_id], resting[hcp.hcp_id],
+                            taxonomy)
+            rows.append(hcp.model_copy(update={**update, "k": max(hcp.k, POOL)}))
         plan = self.planner.plan(body.model_copy(update={"hcps": rows}), taxonomy, scope)
         shown = []
+        scores = self.ranker.scores_many({row.hcp_id: [x.asset_id for x in row.suggestions] for row in plan.hcps
+                                          if profiles.get(row.hcp_id) is not None})
         for asked, row in zip(body.hcps, plan.hcps, strict=True):
             if profiles.get(row.hcp_id) is None:  # not personalised, or nothing held about them: nothing kept
                 continue
-            suggestions = ordered(row.suggestions, self.ranker.scores(row.hcp_id))[:asked.k]
+            suggestions = ordered(row.suggestions, scores.get(row.hcp_id))[:asked.k]
             for item in suggestions:
                 item.suggestion_id = new_id()
                 item.evidence = evidence(item, profiles[row.hcp_id], set(asked.need_tags), asked.language)

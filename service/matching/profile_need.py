@@ -18,8 +18,10 @@ MIN_SHARE = 0.2  # a value below this share of its dimension is noise, not an in
 ANCHOR = "therapy_area"  # kept whenever the profile has it: a need without its area drifts to other areas
 
 
-def need_from_profile(profile: Profile, taxonomy: Taxonomy) -> dict[str, dict[str, float]]:
-    """The profile's need-tags, weighted 1–3 by their share of the dimension."""
+def need_from_profile(profile: Profile, taxonomy: Taxonomy) -> dict[str, list[str]]:
+    """The profile's need-tags: values, not weights. Doctors with the same strongest interests then share one
+    need, and a panel plan retrieves once for all of them (weights by share made every doctor's need distinct:
+    a 200-doctor panel cost 200 retrievals)."""
     strongest: dict[str, list[tuple[str, float]]] = {}
     # a doctor with no engagement yet: what the ranker predicts (their segment's reading)
     interests = [(t.dimension, t.value, t.score) for t in profile.dynamic] or \
@@ -29,13 +31,12 @@ def need_from_profile(profile: Profile, taxonomy: Taxonomy) -> dict[str, dict[st
         if score >= MIN_SHARE and len(strongest.setdefault(dim, [])) < MAX_VALUES:
             strongest[dim].append((value, score))
     order = sorted(strongest, key=lambda d: (d != ANCHOR, -strongest[d][0][1] * taxonomy.dimension(d).weight, d))
-    need = {d: {v: round(1 + 2 * share, 2) for v, share in strongest[d]} for d in order[:MAX_DIMENSIONS]
-            if strongest[d]}
+    need = {d: sorted(v for v, _ in strongest[d]) for d in order[:MAX_DIMENSIONS] if strongest[d]}
     for dim_id, values in profile.static.items():  # the CRM's attributes (the panel plan reads potential_tier)
         if taxonomy.has_dimension(dim_id) and dim_id not in need:
-            need[dim_id] = {v: 1.0 for v in values}
+            need[dim_id] = list(values)
     if profile.channel_preference:
-        need[CHANNEL_DIMENSION] = {profile.channel_preference[0].channel: 1.0}
+        need[CHANNEL_DIMENSION] = [profile.channel_preference[0].channel]
     return need
 
 

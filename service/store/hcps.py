@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from service.store import audit
 from service.store.hcp_models import HcpEvent, HcpRecord, HcpSuggestion
 from service.store.models import Asset, AssetTag, as_utc
-from service.store.visibility import ACTIVE_TAG, rep_visible
+from service.store.visibility import ACTIVE_TAG
 
 EVENT_COLUMNS = ("id", "hcp_id", "asset_id", "action", "channel", "dwell_seconds", "occurred_at", "suggestion_id",
                  "reason")
@@ -104,6 +104,18 @@ def events_of(s: Session, hcp_id: str, since: datetime | None = None) -> list[St
             for r in s.execute(query.order_by(HcpEvent.occurred_at))]
 
 
+def events_of_many(s: Session, hcp_ids: Iterable[str]) -> dict[str, list[StoredEvent]]:
+    """events_of() for many HCPs in one query per 500."""
+    ids = sorted(set(hcp_ids))
+    out: dict[str, list[StoredEvent]] = {h: [] for h in ids}
+    for start in range(0, len(ids), 500):
+        query = select(HcpEvent.hcp_id, HcpEvent.asset_id, HcpEvent.action, HcpEvent.channel,
+                       HcpEvent.dwell_seconds, HcpEvent.occurred_at).where(HcpEvent.hcp_id.in_(ids[start:start + 500]))
+        for r in s.execute(query.order_by(HcpEvent.occurred_at)):
+            out[r[0]].append(StoredEvent(r[0], r[1], r[2], r[3], r[4], as_utc(r[5])))
+    return out
+
+
 def all_events(s: Session, since: datetime | None = None) -> list[StoredEvent]:
     """Every event (from `since` on): what the ranker is fitted on."""
     query = select(HcpEvent.hcp_id, HcpEvent.asset_id, HcpEvent.action, HcpEvent.channel, HcpEvent.dwell_seconds,
@@ -120,6 +132,21 @@ def resting_assets(s: Session, hcp_id: str, now: datetime, cooldown_days: float)
         HcpEvent.hcp_id == hcp_id,
         or_(HcpEvent.action == "dismissed", (HcpEvent.action == "sent") & (HcpEvent.occurred_at >= since))))
     return {r[0] for r in rows}
+
+
+def resting_of_many(s: Session, hcp_ids: Iterable[str], now: datetime, cooldown_days: float
+                    ) -> dict[str, set[str]]:
+    """resting_assets() for many HCPs in one query per 500."""
+    ids = sorted(set(hcp_ids))
+    out: dict[str, set[str]] = {h: set() for h in ids}
+    since = now - timedelta(days=cooldown_days)
+    for start in range(0, len(ids), 500):
+        rows = s.execute(select(HcpEvent.hcp_id, HcpEvent.asset_id).where(
+            HcpEvent.hcp_id.in_(ids[start:start + 500]),
+            or_(HcpEvent.action == "dismissed", (HcpEvent.action == "sent") & (HcpEvent.occurred_at >= since))))
+        for hcp, asset in rows:
+            out[hcp].add(asset)
+    return out
 
 
 def put_record(s: Session, hcp_id: str, attributes: dict[str, list[str]], actor: str, role: str) -> bool:
@@ -184,11 +211,6 @@ def purge_events_before(s: Session, cutoff: datetime) -> int:
     result = s.execute(delete(HcpEvent).where(HcpEvent.occurred_at < cutoff))
     return int(getattr(result, "rowcount", 0) or 0)
 
-
-
-def rep_visible_ids(s: Session) -> set[str]:
-    """Assets a rep may be shown today (approved, unexpired): what a prediction may name."""
-    return set(s.scalars(select(Asset.id).where(rep_visible())))
 
 
 def published_days(s: Session) -> dict[str, date]:
