@@ -68,7 +68,8 @@ def seed_catalogue(db: Database, n_assets: int, n_doctors: int, rng: np.random.G
     with db.session() as s:
         s.execute(insert(Asset), assets)
         s.execute(insert(AssetTag), tags)
-        s.execute(insert(HcpRecord), doctors)
+        if doctors:  # an empty list would insert one row of defaults
+            s.execute(insert(HcpRecord), doctors)
     return ids
 
 
