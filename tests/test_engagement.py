@@ -144,6 +144,8 @@ def _held(api: Api, hcp: str) -> dict[str, int]:
                 n = s.scalar(text(f'SELECT count(*) FROM "{table}" WHERE CAST("{col}" AS TEXT) LIKE :p'),
                              {"p": f"%{hcp}%"})
                 counts[f"{table}.{col}"] = n or 0
+    # the vector store: no point's payload names the doctor (need vectors are cached by need, not by doctor)
+    counts["vectors"] = sum(hcp in str(p.payload) for p in api.components.vectors.scroll())
     return counts
 
 

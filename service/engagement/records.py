@@ -17,8 +17,6 @@ from service.engagement.rules import EngagementRules
 from service.engagement.serving import ServedRanker
 from service.store import audit, hcps, opt_outs
 
-STATIC_DIMENSIONS = ("department", "title", "hospital_tier")
-
 
 @dataclass
 class Recorded:

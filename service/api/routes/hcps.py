@@ -69,12 +69,17 @@ class Reason(BaseModel):
 
 
 def _bad_rows(rejected: list[Any]) -> ApiError:
+    """Every bad event, by its index in `events` and its field; the batch is recorded whole or not at all."""
     first = rejected[0]
-    return ApiError(422, "invalid_events", f"Row {first.row} ({first.field}): {first.message}. Nothing was "
+    return ApiError(422, "invalid_events", f"events[{first.row}].{first.field}: {first.message}. Nothing was "
                     "recorded.", {"rejected": [r.as_dict() for r in rejected]})
 
 
-@router.post("/v1/events", response_model=EventsOut, summary="Record engagement events (a batch of up to 10,000)")
+@router.post("/v1/events", response_model=EventsOut, summary="Record engagement events (a batch of up to 10,000)",
+             description="Recorded whole or not at all: a bad event answers 422 `invalid_events`, each bad one in "
+             "`details.rejected` by its index in `events` (`row`) and its `field`. An id already stored is counted "
+             "in `duplicates`; events of opted-out HCPs and events older than HCP_EVENT_RETENTION_DAYS are not "
+             "recorded.")
 def post_events(body: EventBatch, c: ComponentsDep, s: SessionDep, principal: Writer) -> EventsOut:
     good, bad = records.check_events(s, list(enumerate(body.events)), c.tagger.taxonomy, c.engagement_rules)
     if bad:
