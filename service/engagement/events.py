@@ -98,7 +98,8 @@ def problem(row: int, e: EventIn, now: datetime) -> RowError | None:
 
 def parse_row(row: int, raw: dict[str, Any]) -> EventIn | RowError:
     """One exported row as an event, or the first thing wrong with it (its field and why)."""
-    cleaned = {k: v for k, v in raw.items() if k is not None and v not in ("", None)}
+    raw.pop(None, None)  # type: ignore[call-overload]  # a CSV row longer than its header: its extra cells
+    cleaned = {k: v for k, v in raw.items() if v or v == 0}  # an empty cell is an absent field
     try:
         return EventIn.model_validate(cleaned)
     except ValidationError as err:

@@ -14,7 +14,7 @@ from service.core.taxonomy import Taxonomy
 from service.engagement.events import EventIn, RowError, parse_row, read_export
 from service.engagement.records import Recorded, check_events, record_events
 from service.engagement.rules import EngagementRules
-from service.store import hcps
+from service.store import hcps, opt_outs
 from service.store.db import Database
 
 BATCH = 5000
@@ -58,6 +58,7 @@ def import_events(db: Database, path: Path, taxonomy: Taxonomy, rules: Engagemen
     report = ImportReport()
     with db.session() as s:  # read once: an id lookup per batch cost more than the batch's insert
         assets = hcps.asset_ids(s)
+        blocked = opt_outs.everyone(s)
     if strict:  # every row checked first: a strict import writes all or nothing
         for good, bad in _batches(path):
             with db.session() as s:
@@ -73,6 +74,6 @@ def import_events(db: Database, path: Path, taxonomy: Taxonomy, rules: Engagemen
         with db.session() as s:
             checked, unresolved = check_events(s, good, taxonomy, rules, assets)
             report.rejected += bad + unresolved
-            report.add(record_events(s, checked, retention_days))
+            report.add(record_events(s, checked, retention_days, blocked=blocked))
     report.rejected.sort(key=lambda e: e.row)
     return report

@@ -62,11 +62,13 @@ def check_events(s: Session, events: Sequence[tuple[int, EventIn]], taxonomy: Ta
 
 
 def record_events(s: Session, events: Sequence[tuple[int, EventIn, str]], retention_days: int,
-                  now: datetime | None = None) -> Recorded:
-    """Store checked events (row, event, asset id): nothing for an opted-out HCP or older than the retention."""
+                  now: datetime | None = None, blocked: set[str] | None = None) -> Recorded:
+    """Store checked events (row, event, asset id): nothing for an opted-out HCP or older than the retention.
+    `blocked`: the opted-out HCPs, when the caller (an import of many batches) read them once."""
     now = now or datetime.now(UTC)
     out = Recorded(received=len(events))
-    blocked = opt_outs.opted_out(s, {e.hcp_id for _, e, _ in events})
+    if blocked is None:
+        blocked = opt_outs.opted_out(s, {e.hcp_id for _, e, _ in events})
     oldest = now - timedelta(days=retention_days)
     rows: list[tuple[object, ...]] = []
     ids: set[str] = set()

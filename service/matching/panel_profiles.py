@@ -21,7 +21,7 @@ from service.store import hcps, opt_outs
 from service.store.db import Database
 from service.store.visibility import Scope
 
-POOL = 10  # suggestions the planner lists per HCP for the learned ranker to order, before the cut to the HCP's k
+POOL = 6  # suggestions the planner lists per HCP (at least) for the learned ranker to order, before the cut to k
 
 
 class HcpPanelPlanner:

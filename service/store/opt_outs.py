@@ -20,6 +20,11 @@ def opted_out(s: Session, hcp_ids: Iterable[str]) -> set[str]:
     return set(s.scalars(select(HcpOptOut.hcp_id).where(HcpOptOut.hcp_id.in_(ids))))
 
 
+def everyone(s: Session) -> set[str]:
+    """The whole list (an import of many batches reads it once: it is short)."""
+    return set(s.scalars(select(HcpOptOut.hcp_id)))
+
+
 def opt_out(s: Session, hcp_id: str, actor: str, role: str) -> None:
     """Put the HCP on the list and erase what was held and derived about them (events, attributes,
     suggestions), in this one transaction (idempotent: a second call records nothing)."""
