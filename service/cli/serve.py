@@ -68,7 +68,7 @@ def serve(
                                         components.tagger.taxonomy, components.engagement_rules,
                                         settings.event_retention_days)
                 console.print(f"SYNTHETIC engagement: {loaded['doctors']} synthetic doctors, {loaded['events']} new "
-                              "events (try GET /v1/hcps/hcp-s00001/profile)")
+                              "events (try GET /v1/hcps/hcp-s00867/profile)")
         console.print(f"hcp-content on http://{host or settings.host}:{port or settings.port} "
                       f"(embedder {components.embedder.name}, store {components.vectors.backend}, "
                       f"database {components.db.dialect}, LLM {components.llm.model if components.llm else 'off'}, "
