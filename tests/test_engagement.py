@@ -158,7 +158,8 @@ def test_an_opt_out_erases_every_event_profile_and_suggestion_and_its_audit_entr
     assert r.status_code == 201
     assert not any(_held(api, hcp).values()), _held(api, hcp)
     profile = api.client.get(f"/v1/hcps/{hcp}/profile", headers=api.h("rep")).json()
-    assert profile["personalised"] is False and profile["dynamic"] == [] and profile["static"] == {}
+    assert profile["personalised"] is False and profile["held"] is False
+    assert profile["dynamic"] == [] and profile["static"] == {}
     entry = api.client.get("/v1/audit", params={"action": "hcp.opt_out"}, headers=api.h("admin")).json()
     after = entry["items"][0]["after"]
     assert set(after) == {"opted_out", "erased"} and after["erased"]["events"] == before["hcp_events"]
@@ -178,7 +179,8 @@ def test_delete_erases_everything_held_and_a_second_delete_finds_nothing(api: Ap
     assert r.status_code == 204
     assert not any(_held(api, hcp).values())
     assert api.client.delete(f"/v1/hcps/{hcp}", headers=api.h("admin")).status_code == 404
-    assert api.client.get(f"/v1/hcps/{hcp}/profile", headers=api.h("rep")).status_code == 404
+    gone = api.client.get(f"/v1/hcps/{hcp}/profile", headers=api.h("rep"))
+    assert gone.status_code == 200 and gone.json()["held"] is False and gone.json()["dynamic"] == []
 
 
 def test_an_import_keeps_good_rows_names_bad_ones_and_strict_refuses_the_file(api: Api, tmp_path: Path) -> None:

@@ -56,6 +56,7 @@ class PredictedTag(BaseModel):
 
 class Profile(BaseModel):
     hcp_id: str
+    held: bool = Field(True, description="False when nothing is held about the HCP (no event, no attribute).")
     personalised: bool = Field(description="False once the HCP opted out: nothing is held or derived.")
     static: dict[str, list[str]] = Field(description="Attributes the CRM set (PUT /v1/hcps/{id}).")
     events: int
@@ -137,5 +138,11 @@ def channels(events: Sequence[StoredEvent], taxonomy: Taxonomy, rules: Engagemen
 
 def opted_out(hcp_id: str) -> Profile:
     """What an opted-out HCP's profile says: nothing is held."""
-    return Profile(hcp_id=hcp_id, personalised=False, static={}, events=0, first_seen=None, last_seen=None,
-                   dynamic=[], channel_preference=[])
+    return Profile(hcp_id=hcp_id, held=False, personalised=False, static={}, events=0, first_seen=None,
+                   last_seen=None, dynamic=[], channel_preference=[])
+
+
+def nothing_held(hcp_id: str) -> Profile:
+    """What the profile of an HCP the service knows nothing about says."""
+    return Profile(hcp_id=hcp_id, held=False, personalised=True, static={}, events=0, first_seen=None,
+                   last_seen=None, dynamic=[], channel_preference=[])

@@ -16,7 +16,7 @@ from service.auth.keys import Principal
 from service.core.fields import TaxonomyId
 from service.engagement import records
 from service.engagement.events import EventBatch, EventIn, pseudonymous_problem
-from service.engagement.profile import Profile
+from service.engagement.profile import Profile, nothing_held
 from service.store import audit, hcps, opt_outs
 
 router = APIRouter(tags=["hcps"])
@@ -108,14 +108,14 @@ def put_hcp(hcp_id: HcpIdPath, body: HcpIn, c: ComponentsDep, s: SessionDep, pri
 
 
 @router.get("/v1/hcps/{hcp_id}/profile", response_model=Profile,
-            summary="What is held about an HCP and what was derived from it (the PIPL access right)")
+            summary="What is held about an HCP and what was derived from it (the PIPL access right)",
+            description="An HCP nothing is held about answers `held: false` and empty lists (a rep typing a new "
+            "doctor's id is not an error).")
 def read_profile(hcp_id: HcpIdPath, c: ComponentsDep, s: SessionDep, _: Reader,
                  language: Annotated[Literal["zh", "en"], Query(description="Labels in this language.")] = "en"
                  ) -> Profile:
     found = records.profile(s, hcp_id, c.tagger.taxonomy, c.engagement_rules, language, ranker=c.ranker)
-    if found is None:
-        raise ApiError(404, "hcp_not_found", f"Nothing is held about HCP {hcp_id}.", {"hcp_id": hcp_id})
-    return found
+    return found if found is not None else nothing_held(hcp_id)
 
 
 @router.delete("/v1/hcps/{hcp_id}", status_code=204, response_class=Response,

@@ -17,7 +17,7 @@ async function loadProfile() {
   if (!hcp || !canReadProfiles()) { renderProfile(); return; }
   const lang = hcpLanguage();
   const found = await doctor.latest(api(`/v1/hcps/${encodeURIComponent(hcp)}/profile?language=${lang}`)
-    .then((r) => r.json()).catch((err) => { if (err.status === 404) return { hcp_id: hcp, unknown: true }; throw err; }));
+    .then((r) => r.json()));
   if (!found || $("#s-hcp").value.trim() !== hcp) return;
   doctor.profile = found;
   renderProfile();
@@ -28,10 +28,10 @@ function renderProfile() {
   const p = doctor.profile;
   box.hidden = !p;
   if (!p) { box.replaceChildren(); return; }
-  if (p.unknown) { box.replaceChildren(el("p", { class: "muted" }, t("profile_unknown"))); return; }
+  if (!p.held && p.personalised) { box.replaceChildren(el("p", { class: "muted" }, t("profile_unknown"))); return; }
   if (!p.personalised) { box.replaceChildren(el("p", { class: "muted" }, t("profile_opted_out"))); return; }
   const statics = Object.entries(p.static).map(([d, values]) => el("span", { class: "chip" },
-    values.map((v) => valueLabel(d, v)).join(", ")));
+    values.map((v) => hcpValueLabel(d, v)).join(", ")));
   const tags = p.dynamic.slice(0, 6).map((tag) => el("li", { "data-tag": `${tag.dimension}:${tag.value}` },
     el("strong", {}, tag.label), " ",
     el("meter", { min: "0", max: "1", value: String(tag.score), title: tag.score.toFixed(2) }), " ",
@@ -53,7 +53,7 @@ function renderProfile() {
 }
 
 // A static attribute's value in the HCP's language, as the taxonomy labels it.
-function valueLabel(dimension, value) {
+function hcpValueLabel(dimension, value) {
   const dim = state.taxonomy && state.taxonomy.dimensions.find((d) => d.id === dimension);
   const found = dim && dim.values.find((v) => v.id === value);
   const lang = hcpLanguage();
