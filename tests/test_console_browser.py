@@ -385,7 +385,10 @@ def test_an_admin_creates_and_revokes_a_key_from_the_keyboard_and_finds_both_in_
 
     # the audit log, filtered by the admin's key id: both entries, the revocation's change side by side
     page.fill("#a-actor", service.key_ids["admin"])
-    page.press("#a-actor", "Enter")
+    # the revocation's own reload of the (unfiltered) log may draw first; the rows pressed below are the filtered
+    # load's, not ones about to be replaced
+    with page.expect_request_finished(lambda r: "/v1/audit?" in r.url and "actor=" in r.url):
+        page.press("#a-actor", "Enter")
     entries = page.locator("#audit-table tr[data-audit]").filter(has_text=key_id)
     expect(entries).to_have_count(2)
     expect(entries.first).to_contain_text("key.revoke")  # newest first
