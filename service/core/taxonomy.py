@@ -198,6 +198,14 @@ class Taxonomy(_Strict):
     def has(self, dimension_id: str, value_id: str) -> bool:
         return any(d.id == dimension_id and d.value(value_id) is not None for d in self.dimensions)
 
+    def value_label(self, dimension_id: str, value_id: str, language: str) -> str:
+        """A value's label in ``language``; the id itself for a value the taxonomy does not have (or has since
+        dropped)."""
+        if not self.has(dimension_id, value_id):
+            return value_id
+        found = self.dimension(dimension_id).value(value_id)
+        return found.label.get(language) if found else value_id
+
     def metadata_dimension(self, field: str) -> Dimension | None:
         """The dimension read from the asset metadata ``field`` (``format``, ``source``), if any."""
         return next((d for d in self.dimensions if d.from_metadata is not None and d.from_metadata.field == field),

@@ -93,9 +93,8 @@ def derive(hcp_id: str, events: Sequence[StoredEvent], tags: Mapping[str, Mappin
             last = max(e.occurred_at for e in seen)
             recent = {e.asset_id for e in seen if e.action in POSITIVE
                       and (now - e.occurred_at).total_seconds() < RECENT_DAYS * 86400}
-            label = dim.value(value)
             dynamic.append(DynamicTag(
-                dimension=dim.id, value=value, label=label.label.get(language) if label else value,
+                dimension=dim.id, value=value, label=taxonomy.value_label(dim.id, value, language),
                 score=round(w / total, 4), half_life_days=rules.half_life(dim.id),
                 freshness="fresh" if (now - last).days < rules.fresh_days else "stale",
                 evidence=TagEvidence(events=len(seen), actions=dict(Counter(e.action for e in seen)),

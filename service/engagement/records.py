@@ -4,7 +4,7 @@ profile, and erase them. Routes and the CLI call these; each write and its audit
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -25,7 +25,6 @@ class Recorded:
     duplicates: int = 0  # ids already stored (or repeated in the batch)
     opted_out: int = 0  # events of opted-out HCPs: not recorded
     expired: int = 0  # older than the retention period: not recorded
-    rejected: list[RowError] = field(default_factory=list)
 
 
 def check_events(s: Session, events: Sequence[tuple[int, EventIn]], taxonomy: Taxonomy,
@@ -131,16 +130,10 @@ def profiles(s: Session, hcp_ids: Sequence[str], taxonomy: Taxonomy, rules: Enga
         derived = derive(hcp_id, events.get(hcp_id, []), tags, held.get(hcp_id, {}), taxonomy, rules, moment,
                          language)
         if ranker is not None:
-            derived.predicted = [p.model_copy(update={"label": _label(taxonomy, p.dimension, p.value, language)})
+            derived.predicted = [p.model_copy(update={"label": taxonomy.value_label(p.dimension, p.value, language)})
                                  for p in ranker.predicted(hcp_id) if taxonomy.has(p.dimension, p.value)]
         out[hcp_id] = derived
     return out
-
-
-def _label(taxonomy: Taxonomy, dimension: str, value: str, language: str) -> str:
-    found = taxonomy.dimension(dimension).value(value)
-    return found.label.get(language) if found else value
-
 
 
 def purge_expired(s: Session, retention_days: int, now: datetime | None = None) -> int:

@@ -40,7 +40,8 @@ class HcpMatcher:
         with self.db.session() as s:
             if opt_outs.opted_out(s, [request.hcp_id]):
                 return request
-            profile = records.profile(s, request.hcp_id, taxonomy, self.rules, request.language, ranker=self.ranker)
+            profile = records.profiles(s, [request.hcp_id], taxonomy, self.rules, request.language,
+                                       ranker=self.ranker)[request.hcp_id]
         need = merged(request.need_tags, [], profile, [], taxonomy)["need_tags"]
         # content dimensions only: the doctor's tier or channel habits have no place in what is said to them
         content = {d: v for d, v in need.items() if d in request.need_tags
@@ -54,7 +55,8 @@ class HcpMatcher:
         with self.db.session() as s:
             if opt_outs.opted_out(s, [hcp_id]):  # the matcher answers the non-personalised list
                 return self.matcher.match(request, taxonomy, scope=scope)
-            profile = records.profile(s, hcp_id, taxonomy, self.rules, request.language, ranker=self.ranker)
+            profile = records.profiles(s, [hcp_id], taxonomy, self.rules, request.language,
+                                       ranker=self.ranker)[hcp_id]
             resting = hcps.resting_assets(s, hcp_id, datetime.now(UTC), self.rules.cooldown_days)
         personal = personalise(request, profile, resting, taxonomy)
         if not need_of(personal, taxonomy):

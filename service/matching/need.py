@@ -84,7 +84,4 @@ def lexical_query(taxonomy: Taxonomy, need: Need) -> str:
 
 def value_label(taxonomy: Taxonomy, dimension: str, value: str, language: str) -> str:
     """A need value's label in ``language``; the id itself for a value the taxonomy has since dropped."""
-    if not taxonomy.has(dimension, value):
-        return value
-    found = taxonomy.dimension(dimension).value(value)
-    return found.label.get(language) if found else value
+    return taxonomy.value_label(dimension, value, language)

@@ -95,48 +95,42 @@ def asset_ids(s: Session) -> set[str]:
     return set(s.scalars(select(Asset.id)))
 
 
-def events_of(s: Session, hcp_id: str, since: datetime | None = None) -> list[StoredEvent]:
-    query = select(HcpEvent.hcp_id, HcpEvent.asset_id, HcpEvent.action, HcpEvent.channel, HcpEvent.dwell_seconds,
-                   HcpEvent.occurred_at).where(HcpEvent.hcp_id == hcp_id)
-    if since is not None:
-        query = query.where(HcpEvent.occurred_at >= since)
-    return [StoredEvent(r[0], r[1], r[2], r[3], r[4], as_utc(r[5]))
-            for r in s.execute(query.order_by(HcpEvent.occurred_at))]
+# what a profile and the ranker read of an event, in StoredEvent's order
+_READ = (HcpEvent.hcp_id, HcpEvent.asset_id, HcpEvent.action, HcpEvent.channel, HcpEvent.dwell_seconds,
+         HcpEvent.occurred_at)
+
+
+def _stored(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(row[0], row[1], row[2], row[3], row[4], as_utc(row[5]))
+
+
+def events_of(s: Session, hcp_id: str) -> list[StoredEvent]:
+    return events_of_many(s, [hcp_id])[hcp_id]
 
 
 def events_of_many(s: Session, hcp_ids: Iterable[str]) -> dict[str, list[StoredEvent]]:
-    """events_of() for many HCPs in one query per 500."""
+    """Each HCP's events, oldest first, in one query per 500 HCPs."""
     ids = sorted(set(hcp_ids))
     out: dict[str, list[StoredEvent]] = {h: [] for h in ids}
     for start in range(0, len(ids), 500):
-        query = select(HcpEvent.hcp_id, HcpEvent.asset_id, HcpEvent.action, HcpEvent.channel,
-                       HcpEvent.dwell_seconds, HcpEvent.occurred_at).where(HcpEvent.hcp_id.in_(ids[start:start + 500]))
-        for r in s.execute(query.order_by(HcpEvent.occurred_at)):
-            out[r[0]].append(StoredEvent(r[0], r[1], r[2], r[3], r[4], as_utc(r[5])))
+        query = select(*_READ).where(HcpEvent.hcp_id.in_(ids[start:start + 500])).order_by(HcpEvent.occurred_at)
+        for r in s.execute(query):
+            out[r[0]].append(_stored(r))
     return out
 
 
-def all_events(s: Session, since: datetime | None = None) -> list[StoredEvent]:
-    """Every event (from `since` on): what the ranker is fitted on."""
-    query = select(HcpEvent.hcp_id, HcpEvent.asset_id, HcpEvent.action, HcpEvent.channel, HcpEvent.dwell_seconds,
-                   HcpEvent.occurred_at)
-    if since is not None:
-        query = query.where(HcpEvent.occurred_at >= since)
-    return [StoredEvent(r[0], r[1], r[2], r[3], r[4], as_utc(r[5])) for r in s.execute(query)]
+def all_events(s: Session) -> list[StoredEvent]:
+    """Every event: what the ranker is fitted on."""
+    return [_stored(r) for r in s.execute(select(*_READ))]
 
 
 def resting_assets(s: Session, hcp_id: str, now: datetime, cooldown_days: float) -> set[str]:
-    """Assets not to suggest to this HCP now: sent within the cooldown, or ever dismissed."""
-    since = now - timedelta(days=cooldown_days)
-    rows = s.execute(select(HcpEvent.asset_id).where(
-        HcpEvent.hcp_id == hcp_id,
-        or_(HcpEvent.action == "dismissed", (HcpEvent.action == "sent") & (HcpEvent.occurred_at >= since))))
-    return {r[0] for r in rows}
+    return resting_of_many(s, [hcp_id], now, cooldown_days)[hcp_id]
 
 
 def resting_of_many(s: Session, hcp_ids: Iterable[str], now: datetime, cooldown_days: float
                     ) -> dict[str, set[str]]:
-    """resting_assets() for many HCPs in one query per 500."""
+    """Assets not to suggest to each HCP now: sent within the cooldown, or ever dismissed (one query per 500)."""
     ids = sorted(set(hcp_ids))
     out: dict[str, set[str]] = {h: set() for h in ids}
     since = now - timedelta(days=cooldown_days)
