@@ -349,7 +349,7 @@ def serve(c: Components) -> tuple[uvicorn.Server, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def warm_every_process(url: str, key: str, bodies: list[dict[str, Any]], processes: int,
+def warm_every_process(url: str, key: str, admin_key: str, bodies: list[dict[str, Any]], processes: int,
                        alive: Callable[[], bool], timeout_s: float = 300.0) -> None:
     """Every request of ``bodies`` answered once by every serving process, so that each has every need's vector
     cached: "tag-only needs" are timed with cached vectors, and one need embedded cold costs ~100 ms. A timed
@@ -364,7 +364,8 @@ def warm_every_process(url: str, key: str, bodies: list[dict[str, Any]], process
             raise RuntimeError(f"hcp-content serve did not start {processes} processes")
         try:
             with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
-                path = client.get(f"{url}/readyz").json()["components"]["vector_store"]["details"]["path"]
+                readiness = client.get(f"{url}/readyz", headers={"X-API-Key": admin_key}).json()
+                path = readiness["components"]["vector_store"]["details"]["path"]
                 if path in warmed:
                     continue
                 for body in bodies:
@@ -374,8 +375,8 @@ def warm_every_process(url: str, key: str, bodies: list[dict[str, Any]], process
             time.sleep(0.5)  # not listening yet, or still starting
 
 
-def load_served(data_dir: Path, processes: int, key: str, bodies: list[dict[str, Any]], concurrency: int,
-                seconds: float) -> dict[str, Any]:
+def load_served(data_dir: Path, processes: int, key: str, admin_key: str, bodies: list[dict[str, Any]],
+                concurrency: int, seconds: float) -> dict[str, Any]:
     """``load`` against the real command, ``hcp-content serve``, over the bench's stored corpus, with ``processes``
     serving processes on one port; each process first answers every need once (its own need-vector cache)."""
     with socket.socket() as probe:
@@ -388,7 +389,7 @@ def load_served(data_dir: Path, processes: int, key: str, bodies: list[dict[str,
                               stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        warm_every_process(url, key, bodies, processes, lambda: server.poll() is None)
+        warm_every_process(url, key, admin_key, bodies, processes, lambda: server.poll() is None)
         load_apart(url, key, bodies, concurrency, 5.0)  # then the load itself for a moment (connections, pools)
         return load_apart(url, key, bodies, concurrency, seconds)
     finally:
@@ -470,6 +471,7 @@ def run(args: argparse.Namespace, pg_url: str | None) -> None:
                 c._matcher = hybrid  # the service's matcher, with the warmed query cache
                 with c.db.session() as s:
                     key = create_key(s, "rep", "bench").secret
+                    admin_key = create_key(s, "admin", "bench-readyz").secret  # /readyz details are the admin's
                 texts = [f"{FREE_TEXT[i % len(FREE_TEXT)]} {TEXT_ANGLES[i // len(FREE_TEXT) % len(TEXT_ANGLES)]} {i}"
                          for i in range(400)]  # distinct: each one embedded in the request
                 t0 = time.perf_counter()
@@ -497,7 +499,7 @@ def run(args: argparse.Namespace, pg_url: str | None) -> None:
             finally:
                 c.close()
             for processes in args.serve_processes:
-                result = load_served(Path(tmp), processes, key, tag_bodies, args.concurrency, args.seconds)
+                result = load_served(Path(tmp), processes, key, admin_key, tag_bodies, args.concurrency, args.seconds)
                 print(f"  HTTP through `hcp-content serve` with HCP_SERVE_PROCESSES={processes}, tag-only needs, "
                       f"{args.concurrency} clients for {args.seconds:.0f} s: {result['rps']:.1f} req/s, "
                       f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, {result['requests']} requests, "

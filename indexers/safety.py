@@ -1,13 +1,15 @@
 """Checks made before any parser touches a file: size, type by content, zip bombs, encryption.
 
 A 646 KB DOCX that expands to 201 MB kept python-docx busy for 254 s at 4 GB of memory, so Office
-files are judged from their zip directory (declared sizes and compression ratio) before parsing.
+files are judged from their zip directory (declared sizes and compression ratio) before parsing, then inflated
+in small steps against a running budget, which catches a directory that lies.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ EXTENSIONS: dict[str, FileFormat] = {
     ".pdf": "pdf", ".docx": "docx", ".pptx": "pptx", ".html": "html", ".htm": "html",
     ".md": "markdown", ".markdown": "markdown", ".txt": "txt",
 }
+_STEP = 64 * 1024
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
@@ -73,9 +76,35 @@ def check_zip(data: bytes, path: str, limits: Limits, kind: str) -> None:
                               f"({total / packed:,.0f}x its size); it was refused for safety. "
                               "Save it again without embedded bulk data.", path)
         names = {i.filename for i in infos}
+        _inflate_within(archive, infos, path, limits, kind)
     expected = "word/document.xml" if kind == "Word" else "ppt/presentation.xml"
     if "[Content_Types].xml" not in names or expected not in names:
         raise IngestError("corrupt_file", f"The file is a zip archive but not a {kind} document.", path)
+
+
+def _inflate_within(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], path: str, limits: Limits,
+                    kind: str) -> None:
+    """Inflate every part in small steps against a running budget, so a directory that lies about sizes is
+    caught by what the data actually holds. zipfile stops a part at its declared size but, read in one go, first
+    inflates the whole compressed run into memory (a 3 MB part claiming 2 MB inflated to 3 GiB that way); read in
+    64 KiB steps it never holds more than a step, and the CRC at each part's end refuses data that is longer or
+    different than declared."""
+    budget = limits.max_uncompressed_bytes
+    try:
+        for info in infos:
+            if info.is_dir():
+                continue
+            with archive.open(info) as part:
+                while step := part.read(_STEP):
+                    budget -= len(step)
+                    if budget < 0:
+                        raise IngestError("zip_bomb", f"The {kind} file expands past "
+                                          f"{limits.max_uncompressed_bytes / 1e6:,.0f} MB; it was refused for "
+                                          "safety.", path)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        # a CRC that does not match means the part's data is not what the directory says: a lying archive
+        raise IngestError("zip_bomb", f"The {kind} file's parts do not match its own directory ({exc}); it was "
+                          "refused for safety. Export it again.", path) from exc
 
 
 def check_file(path: Path, data: bytes, fmt: FileFormat, limits: Limits) -> None:

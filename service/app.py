@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
 from service.api import health
+from service.api.access_log import AccessLog
 from service.api.auth import RateLimiter
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.gate import KeyGate
@@ -77,4 +78,5 @@ def create_app(settings: Settings | None = None, components: Components | None =
     if configured.cors_origins:  # closed unless an operator names the origins
         app.add_middleware(CORSMiddleware, allow_origins=configured.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    app.add_middleware(AccessLog)  # outermost: every answer is logged by its route's template, never its path
     return app

@@ -165,6 +165,9 @@ class Components:
                 try:
                     with self.db.session() as s:
                         purge_expired(s, self.settings.event_retention_days)
+                except Exception as exc:  # a database that cannot be written: the fit below still reads
+                    log.warning("could not remove expired engagement events: %s", exc.__class__.__name__)
+                try:
                     self.ranker.refit_if_changed()
                 except Exception:  # a database blip or a bad fit: requests keep the previous generation
                     log.exception("could not refit the engagement ranker")

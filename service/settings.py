@@ -276,6 +276,8 @@ class Settings(BaseSettings):
                                            "process otherwise.")
     max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body other than a "
                                    "file upload (413 beyond, before it is parsed).")
+    max_header_bytes: int = Field(64 * 1024, ge=4096, description="Largest request head (request line and "
+                                  "headers): 431 beyond, before the server buffers more of it.")
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024, description="Largest multipart upload request, "
                                   "all files together (413 beyond); each file is also held to HCP_MAX_FILE_BYTES.")
     cors_origins: list[str] = Field(default_factory=list, description="Browser origins allowed to call the API "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from pathlib import Path
 
@@ -48,6 +49,27 @@ def zip_bomb_docx(path: Path, expanded_mb: int = 300) -> None:
             block = b"\0" * (1 << 20)
             for _ in range(expanded_mb):
                 member.write(block)
+
+
+def lying_zip_bomb_docx(path: Path, expanded_mb: int, claimed_bytes: int = 2_000_000) -> None:
+    """A real DOCX whose ``word/document.xml`` inflates to ``expanded_mb`` MB while the zip's central directory
+    says it holds ``claimed_bytes``: every declared size and ratio looks like a document's."""
+    with zipfile.ZipFile(GOOD_DOCX) as good, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for info in good.infolist():
+            if info.filename != "word/document.xml":
+                bomb.writestr(info, good.read(info))
+        with bomb.open("word/document.xml", "w") as member:
+            block = b"\0" * (1 << 20)
+            for _ in range(expanded_mb):
+                member.write(block)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")  # the central directory's first entry
+    while at >= 0:
+        name_length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46:at + 46 + name_length] == b"word/document.xml":
+            struct.pack_into("<I", data, at + 24, claimed_bytes)  # the uncompressed size the directory claims
+        at = data.find(b"PK\x01\x02", at + 46)
+    path.write_bytes(bytes(data))
 
 
 def malformed_uploads(folder: Path) -> dict[str, tuple[str, bytes]]:

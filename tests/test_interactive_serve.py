@@ -51,8 +51,9 @@ def serving(data: Path, **env: str) -> Iterator[tuple[subprocess.Popen[str], str
                 proc.wait(10)
 
 
-def _ready(base: str) -> tuple[int, dict[str, Any]]:
-    r = httpx.get(f"{base}/readyz", timeout=30)
+def _ready(base: str, data: Path) -> tuple[int, dict[str, Any]]:
+    admin = {"X-API-Key": (data / "admin.key").read_text().strip()}  # the details are for an admin key
+    r = httpx.get(f"{base}/readyz", headers=admin, timeout=30)
     return r.status_code, r.json()
 
 
@@ -77,13 +78,13 @@ def test_readyz_is_degraded_with_the_llm_unreachable_and_unavailable_with_the_da
     dead_llm = f"http://127.0.0.1:{free_port()}/v1"
     try:
         with serving(tmp_path, HCP_DATABASE_URL=url, HCP_LLM_BASE_URL=dead_llm, HCP_LLM_MAX_RETRIES="0") as (_, base):
-            code, body = _ready(base)
+            code, body = _ready(base, tmp_path)
             assert code == 200 and body["status"] == "degraded" and body["down"] == ["llm"], body
             assert body["components"]["llm"]["details"]["activity"] == "unreachable"
             assert body["components"]["database"]["status"] == "ok"
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-            code, body = _ready(base)
+            code, body = _ready(base, tmp_path)
             assert code == 503 and body["status"] == "unavailable" and "database" in body["down"], body
     finally:
         with admin.connect() as conn:
@@ -102,14 +103,14 @@ def test_readyz_is_ok_while_the_llm_server_is_busy_and_503_only_when_it_is_requi
 
     with serving(tmp_path, HCP_LLM_BASE_URL=llm_server.base_url, HCP_LLM_MODEL=SMOLLM_ALIAS,
                  HCP_LLM_PROBE_TIMEOUT_S="1") as (_, base):
-        code, body = _ready(base)
+        code, body = _ready(base, tmp_path)
         assert code == 200 and body["status"] == "ok" and body["components"]["llm"]["details"]["activity"] == "idle"
         workers = [threading.Thread(target=load) for _ in range(2)]
         for w in workers:
             w.start()
         try:
             time.sleep(1.0)
-            code, body = _ready(base)
+            code, body = _ready(base, tmp_path)
         finally:
             stop.set()
             for w in workers:
@@ -121,7 +122,7 @@ def test_readyz_is_ok_while_the_llm_server_is_busy_and_503_only_when_it_is_requi
     # a deployment that cannot do without its LLM says so with 503
     with serving(tmp_path / "required", HCP_LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
                  HCP_LLM_REQUIRED="true", HCP_LLM_MAX_RETRIES="0") as (_, base):
-        code, body = _ready(base)
+        code, body = _ready(base, tmp_path)
     assert code == 503 and body["status"] == "unavailable" and body["down"] == ["llm"]
 
 
@@ -163,7 +164,7 @@ def test_sigterm_during_an_llm_call_exits_within_the_grace_period_and_the_job_co
     with serving(data, **env) as (proc, base):
         deadline = time.monotonic() + 120
         while True:  # catch the worker inside an LLM call
-            gateway = _ready(base)[1]["components"]["llm"]["details"]["gateway"]
+            gateway = _ready(base, tmp_path)[1]["components"]["llm"]["details"]["gateway"]
             if gateway["background"]["running"] == 1:
                 break
             assert time.monotonic() < deadline, "the re-tag never reached the LLM"

@@ -106,14 +106,15 @@ def test_sigkill_during_a_20_file_ingest_loses_nothing_and_a_resubmit_completes(
             asset = httpx.get(f"{base}/v1/assets/{item['asset_id']}", headers=headers, timeout=10).json()
             assert asset["tags"] and asset["chunks"], item
             stored_chunks += len(asset["chunks"])
-        points = httpx.get(f"{base}/readyz", timeout=10).json()["components"]["vector_store"]["details"]["points"]
+        points = httpx.get(f"{base}/readyz", headers=headers,
+                           timeout=10).json()["components"]["vector_store"]["details"]["points"]
         assert points == stored_chunks, "every vector belongs to a stored chunk and every chunk has its vector"
 
         again = _wait(base, headers, _upload(base, headers, paths))
         assert again["status"] == "succeeded" and again["failed"] == 0
         assert {i["outcome"] for i in again["items"]} <= {"unchanged", "created"}
-        assert httpx.get(f"{base}/readyz", timeout=10).json()["components"]["vector_store"]["details"]["points"] \
-            >= stored_chunks
+        again_ready = httpx.get(f"{base}/readyz", headers=headers, timeout=10).json()
+        assert again_ready["components"]["vector_store"]["details"]["points"] >= stored_chunks
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

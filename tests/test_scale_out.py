@@ -114,7 +114,7 @@ class Deployment:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.logs.glob("*.log")))
 
     def readyz(self, base: str) -> dict:
-        return httpx.get(f"{base}/readyz", timeout=30).json()
+        return httpx.get(f"{base}/readyz", headers=self.h("admin"), timeout=30).json()
 
     def until(self, check, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout

@@ -74,6 +74,8 @@ def test_key_secrets_appear_once_at_creation_and_never_in_logs_responses_or_the_
                 assert bad.strip() not in r.text
                 bodies.append(r.text)
             assert http.get("/v1/assets", headers={"X-API-Key": rep}).status_code == 200
+            assert http.get("/v1/assets", params={"q": "searched-for-zq"}, headers={"X-API-Key": rep}).status_code \
+                == 200
             revoked = _cli(env, "keys", "revoke", key_id)
             assert revoked.returncode == 0
             r = http.get("/v1/assets", headers={"X-API-Key": rep})
@@ -85,6 +87,9 @@ def test_key_secrets_appear_once_at_creation_and_never_in_logs_responses_or_the_
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
     assert "GET /v1/assets" in output, "the access log was on, so the check below means something"
+    # the access log names routes by their template: no HCP id, no search text (issue 46, finding 12)
+    assert '"GET /v1/opt-outs/{hcp_id}" 200' in output
+    assert "hcp-1" not in output and "searched-for-zq" not in output
     for secret in secrets:
         secret_part = secret.split("_", 2)[2]
         assert secret_part not in output, "a key's secret reached the log"

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
+
 from service.cli import settings_table
 from service.llm.local_server import free_port
 
@@ -31,7 +33,9 @@ def test_serve_starts_its_own_local_llm_answers_readyz_and_stops_it_on_sigterm(t
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        r = wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        admin = {"X-API-Key": (tmp_path / "data" / "admin.key").read_text().strip()}
+        r = httpx.get(f"http://127.0.0.1:{port}/readyz", headers=admin, timeout=30)
         assert r.status_code == 200, r.text
         llm = r.json()["components"]["llm"]
         assert llm["status"] == "ok" and llm["details"]["model"] == "smollm2" and llm["details"]["mode"] == "local"

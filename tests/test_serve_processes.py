@@ -46,7 +46,7 @@ class Served:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             client = httpx.Client(base_url=self.url, timeout=60, limits=httpx.Limits(max_connections=1))
-            store = client.get("/readyz").json()["components"]["vector_store"]["details"]
+            store = client.get("/readyz", headers=self.h("admin")).json()["components"]["vector_store"]["details"]
             if store["role"] == role:
                 return client, store["path"], role
             client.close()
@@ -124,11 +124,12 @@ def test_an_upload_through_the_follower_is_stored_by_the_leader_and_ranked_the_s
         matched = {asset for asset, _ in answers["follower"]}
         assert matched and matched <= uploaded, "the follower finds what the leader stored after it started"
         assert answers["follower"] == answers["leader"], "the same need ranks the same on either process"
-        store = follower.get("/readyz").json()["components"]["vector_store"]["details"]
+        store = follower.get("/readyz", headers=s.h("admin")).json()["components"]["vector_store"]["details"]
         assert store["role"] == "follower" and store["applied_writes"] > 0
         # each process searches on its own thread: handing a search to a pool only adds switches between them
         assert store["search_threads"] == 1
-        assert leader.get("/readyz").json()["components"]["vector_store"]["details"]["search_threads"] == 1
+        leader_store = leader.get("/readyz", headers=s.h("admin")).json()["components"]["vector_store"]["details"]
+        assert leader_store["search_threads"] == 1
 
         # a bad request passed to the leader keeps its error shape
         r = follower.post("/v1/keys", json={"role": "emperor", "name": "x"}, headers=s.h("admin"))
@@ -164,7 +165,7 @@ def test_a_killed_follower_is_replaced_while_the_port_keeps_answering_and_sigter
     replacement = path
     while time.monotonic() < deadline and replacement == path:
         with httpx.Client(base_url=s.url, timeout=30) as probe:
-            store = probe.get("/readyz").json()["components"]["vector_store"]["details"]
+            store = probe.get("/readyz", headers=s.h("admin")).json()["components"]["vector_store"]["details"]
         if store["role"] == "follower":
             replacement = store["path"]
         time.sleep(0.2)

@@ -1,15 +1,21 @@
-"""Liveness and readiness probes (no API key: orchestrators call them)."""
+"""Liveness and readiness probes (no API key: orchestrators call them).
+
+Without a key ``/readyz`` tells states only (ok, degraded, unavailable and which component is down): the paths,
+endpoints, models and errors behind them are for an admin key, which sees them all."""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from service.api.auth import presented_key
 from service.api.deps import ComponentsDep
+from service.auth.keys import verify_key
 from service.llm.client import LLMError
 from service.runtime import Components
 
@@ -23,7 +29,7 @@ class ComponentStatus(BaseModel):
     status: Status
     latency_ms: float | None = None
     error: str | None = None
-    details: dict[str, Any] = {}
+    details: dict[str, Any] | None = None
 
 
 class Serving(BaseModel):
@@ -38,9 +44,11 @@ class Readiness(BaseModel):
         "points fall back to the other signals and extractive points. `unavailable` (HTTP 503): the database, "
         "the vector store or the embedder is down (or the LLM, with `HCP_LLM_REQUIRED`)."))
     down: list[str]
-    components: dict[str, ComponentStatus]
-    serving: Serving = Field(description="What this process serves; replicas and the worker follow the database's "
-                             "active taxonomy and newest generation within `HCP_STATE_CHECK_S`.")
+    components: dict[str, ComponentStatus] = Field(description="Each component's state; its latency, error and "
+                                                   "details only for an admin key.")
+    serving: Serving | None = Field(None, description="What this process serves (admin key only); replicas and the "
+                                    "worker follow the database's active taxonomy and newest generation within "
+                                    "`HCP_STATE_CHECK_S`.")
 
 
 class Liveness(BaseModel):
@@ -106,6 +114,7 @@ def check_components(c: Components) -> dict[str, ComponentStatus]:
 
     def database() -> dict[str, Any]:
         c.db.ping()
+        c.db.check_writable()  # reads alone are not ready: every request writes (audit, jobs, key use)
         return {"dialect": c.db.dialect, "url": c.db.describe()}
 
     return {"embedder": _timed(embedder), "vector_store": _timed(vector_store), "database": _timed(database),
@@ -114,11 +123,26 @@ def check_components(c: Components) -> dict[str, ComponentStatus]:
 
 @router.get("/readyz", response_model=Readiness, summary="Whether the service can answer, and how well",
             responses={503: {"model": Readiness, "description": "A component the service needs is down"}})
-def readyz(components: ComponentsDep) -> JSONResponse:
-    checks = check_components(components)
+async def readyz(request: Request, components: ComponentsDep) -> JSONResponse:
+    checks = await run_in_threadpool(check_components, components)
     down = [name for name, state in checks.items() if state.status == "down"]
     required = (*REQUIRED, "llm") if components.settings.llm_required else REQUIRED
     status = "unavailable" if set(down) & set(required) else "degraded" if down else "ok"
-    serving = Serving(taxonomy=components.tagger.taxonomy.key, model_generation=components.tagger.generation)
-    body = Readiness(status=status, down=down, components=checks, serving=serving)  # type: ignore[arg-type]
-    return JSONResponse(body.model_dump(), status_code=503 if status == "unavailable" else 200)
+    if await run_in_threadpool(_is_admin, components, request):
+        serving = Serving(taxonomy=components.tagger.taxonomy.key, model_generation=components.tagger.generation)
+        body = Readiness(status=status, down=down, components=checks, serving=serving)  # type: ignore[arg-type]
+    else:
+        states = {name: ComponentStatus(status=state.status) for name, state in checks.items()}
+        body = Readiness(status=status, down=down, components=states)  # type: ignore[arg-type]
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=503 if status == "unavailable" else 200)
+
+
+def _is_admin(components: Components, request: Request) -> bool:
+    presented = presented_key(request.headers)
+    if presented is None:
+        return False
+    try:
+        principal = verify_key(components.db, presented)
+    except Exception:  # a database that is down is the answer's own subject, not a reason to fail it
+        return False
+    return principal is not None and principal.role == "admin"

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.auth.roles import ROLES
@@ -21,6 +24,8 @@ from service.store import audit
 from service.store.db import Database
 from service.store.models import ApiKey, utcnow
 from service.store.visibility import AREA_DIMENSION, PRODUCT_DIMENSION, Scope, resolve_scope
+
+log = logging.getLogger(__name__)
 
 # Who writes a key change into the audit log: (key id, role); the CLI is ("cli", "admin").
 Actor = tuple[str, str]
@@ -141,10 +146,23 @@ def verify_key(db: Database, presented: str) -> Principal | None:
         row = s.get(ApiKey, parts[1])
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, _hash(presented)):
             return None
+        principal = Principal(row.id, row.name, row.role, KeyScope.of(row.scope))
         now = utcnow()
-        if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-            row.last_used_at = now  # coarse, so a busy key does not write on every request
-        return Principal(row.id, row.name, row.role, KeyScope.of(row.scope))
+        stale = row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60
+    if stale:  # coarse, so a busy key does not write on every request
+        _record_use(db, principal.key_id, now)
+    return principal
+
+
+def _record_use(db: Database, key_id: str, now: datetime) -> None:
+    """Note a key's last use in a transaction of its own, which may fail: a database that cannot be written
+    (a full disk, read-only files) must still let every key read what it may."""
+    try:
+        with db.session() as s:
+            s.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    except SQLAlchemyError as exc:
+        log.warning("key %s: its last use could not be recorded (%s); the request goes on", key_id,
+                    exc.__class__.__name__)
 
 
 def revoke_key(s: Session, key_id: str, actor: Actor = ("cli", "admin")) -> bool:

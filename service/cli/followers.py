@@ -47,6 +47,7 @@ def follower_main(settings: Settings, host: str, port: int, leader_socket: str) 
     from service.api.forward import ForwardToLeader
     from service.app import create_app
     from service.cli.app import _interrupt, setup_logging
+    from service.cli.http_protocol import limited_protocol
     from service.runtime import build_components
 
     # uvicorn raises the SIGTERM it caught again once it has shut down: it must unwind through `finally` (the
@@ -60,7 +61,8 @@ def follower_main(settings: Settings, host: str, port: int, leader_socket: str) 
     except KeyboardInterrupt:  # stopped while starting: build_components closed what it had opened
         return
     front = ForwardToLeader(create_app(settings, components), leader_socket)
-    config = uvicorn.Config(front, log_level=settings.log_level,
+    config = uvicorn.Config(front, log_level=settings.log_level, access_log=False,
+                            http=limited_protocol(settings.max_header_bytes),
                             timeout_graceful_shutdown=settings.shutdown_grace_s)  # type: ignore[arg-type]
     try:
         uvicorn.Server(config).run(sockets=[listening_socket(host, port, first=False)])

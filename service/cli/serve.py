@@ -36,6 +36,7 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.cli.http_protocol import limited_protocol
     from service.llm.model_files import local_model_path
     from service.runtime import build_components
 
@@ -75,7 +76,8 @@ def serve(
                       f"{settings.serve_processes} process{'es' if settings.serve_processes > 1 else ''})")
         config = uvicorn.Config(create_app(settings, components), host=host or settings.host,
                                 port=port or settings.port, log_level=settings.log_level,
-                                timeout_graceful_shutdown=settings.shutdown_grace_s)  # type: ignore[arg-type]
+                                timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
+                                http=limited_protocol(settings.max_header_bytes), access_log=False)
         if settings.serve_processes > 1:
             _serve_with_followers(config, components)
         else:

@@ -121,6 +121,14 @@ class Database:
             conn.execute(text("SELECT 1"))
         return time.perf_counter() - started
 
+    def check_writable(self) -> None:
+        """Raise if the database takes reads but not writes (read-only files or mount, a read-only PostgreSQL
+        transaction or standby): an update that matches no row still needs a write transaction, and is rolled
+        back. ``ping`` alone said ok while every request failed."""
+        with self.engine.connect() as conn, conn.begin() as tx:
+            conn.execute(text("UPDATE api_keys SET last_used_at = last_used_at WHERE 1 = 0"))
+            tx.rollback()
+
     def tables(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())
 
