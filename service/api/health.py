@@ -22,7 +22,9 @@ from service.runtime import Components
 router = APIRouter(tags=["health"])
 
 Status = Literal["ok", "down", "disabled"]
-REQUIRED = ("database", "vector_store", "embedder")  # the service cannot answer anything without these
+# the service cannot answer without these; storage: the data volume under its free-space reserve (nothing new can
+# be stored, and a load balancer should send the traffic elsewhere)
+REQUIRED = ("database", "vector_store", "embedder", "storage")
 
 
 class ComponentStatus(BaseModel):
@@ -42,7 +44,8 @@ class Readiness(BaseModel):
     status: Literal["ok", "degraded", "unavailable"] = Field(description=(
         "`ok`: every component works. `degraded` (HTTP 200): the LLM is unreachable, so tagging and talking "
         "points fall back to the other signals and extractive points. `unavailable` (HTTP 503): the database, "
-        "the vector store or the embedder is down (or the LLM, with `HCP_LLM_REQUIRED`)."))
+        "the vector store or the embedder is down, the data volume is under its free-space reserve (`storage`), "
+        "or the LLM is down with `HCP_LLM_REQUIRED`."))
     down: list[str]
     components: dict[str, ComponentStatus] = Field(description="Each component's state; its latency, error and "
                                                    "details only for an admin key.")
@@ -117,8 +120,16 @@ def check_components(c: Components) -> dict[str, ComponentStatus]:
         c.db.check_writable()  # reads alone are not ready: every request writes (audit, jobs, key use)
         return {"dialect": c.db.dialect, "url": c.db.describe()}
 
+    def storage() -> dict[str, Any]:
+        space = c.disk.describe()
+        free, reserve = space["free_bytes"], space["reserve_bytes"]
+        if free < reserve:
+            raise RuntimeError(f"{free / 1e6:,.0f} MB free, under the {reserve / 1e6:,.0f} MB reserve "
+                               "(HCP_MIN_FREE_BYTES): uploads, ingest and events are refused (507)")
+        return space
+
     return {"embedder": _timed(embedder), "vector_store": _timed(vector_store), "database": _timed(database),
-            "llm": llm_status(c)}
+            "storage": _timed(storage), "llm": llm_status(c)}
 
 
 @router.get("/readyz", response_model=Readiness, summary="Whether the service can answer, and how well",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from service.core.embeddings import Embedder
 from service.ingest import Ingestor
 from service.store.db import Database
+from service.store.disk import DiskSpace
 from service.store.vectors import VectorStore
 from service.tagging.tagger import Tagger
 
@@ -24,3 +25,4 @@ class JobContext:
     ingestor: Callable[[tuple[str, str]], Ingestor]  # an ingestor acting for (key name, role)
     poll_s: float  # how long an idle worker waits before looking for a job again
     lease_s: float  # how long a claimed job stays this worker's without a heartbeat
+    disk: DiskSpace  # under its reserve, jobs pause (queued, their items pending) until space returns

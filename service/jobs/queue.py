@@ -87,12 +87,13 @@ def create_retag_job(db: Database, actor: Actor, taxonomy_key: str, dimensions: 
                       [(a, None) for a in asset_ids], {"taxonomy": taxonomy_key, "dimensions": dimensions})
 
 
-def release(db: Database, job_id: str, me: str) -> None:
-    """Give a job back unfinished (the worker is shutting down): queued again, so the next worker to look, here
-    after a restart or on another replica, resumes its pending items at once instead of waiting out the lease."""
+def release(db: Database, job_id: str, me: str, note: str | None = None) -> None:
+    """Give a job back unfinished (the worker is shutting down, or the disk is under its reserve): queued again,
+    so the next worker to look, here after a restart or on another replica, resumes its pending items at once
+    instead of waiting out the lease. ``note`` says why in the job's ``error`` until a worker takes it again."""
     with db.session() as s:
         s.execute(update(Job).where(Job.id == job_id, Job.worker_id == me, Job.status == "running")
-                  .values(status="queued", worker_id=None))
+                  .values(status="queued", worker_id=None, error=note))
 
 
 def claim(db: Database, me: str, lease_s: float) -> str | None:
@@ -110,7 +111,7 @@ def claim(db: Database, me: str, lease_s: float) -> str | None:
                 if status == "running" else Job.status == "queued"
             won = s.execute(update(Job).where(Job.id == job_id, guard)
                             .values(status="running", worker_id=me, heartbeat_at=now, attempts=Job.attempts + 1,
-                                    started_at=now)).rowcount  # type: ignore[attr-defined]
+                                    started_at=now, error=None)).rowcount  # type: ignore[attr-defined]
         if won == 1:
             return str(job_id)
     return None

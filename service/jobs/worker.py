@@ -18,6 +18,7 @@ from sqlalchemy import select
 from service.jobs.context import JobContext
 from service.jobs.queue import Lease, claim, heartbeat, record_outcome, release, worker_id
 from service.llm.client import LLMCancelled
+from service.store.disk import is_disk_full
 from service.store.models import Job, JobItem, utcnow
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class Worker:
 
     # --- work -----------------------------------------------------------------------------------
     def run_once(self) -> bool:
+        if self.c.disk.short():  # no job starts while the disk is under its reserve; it waits, queued
+            return False
         job_id = claim(self.c.db, self.me, self.c.lease_s)
         if job_id is None:
             return False
@@ -98,6 +101,14 @@ class Worker:
                     job.status, job.error, job.finished_at = "failed", f"{type(exc).__name__}: {exc}", utcnow()
         return True
 
+    def _pause(self, job_id: str) -> None:
+        free = self.c.disk.free_bytes()
+        log.warning("job %s paused: %.0f MB free on the data volume, under the %.0f MB reserve", job_id, free / 1e6,
+                    self.c.disk.reserve_bytes / 1e6)
+        release(self.c.db, job_id, self.me, note=f"insufficient_storage: paused with {free / 1e6:,.0f} MB free on "
+                f"the server's disk (HCP_MIN_FREE_BYTES keeps {self.c.disk.reserve_bytes / 1e6:,.0f} MB); it "
+                "resumes by itself once space is freed")
+
     def _process(self, job_id: str) -> None:
         with self.c.db.session() as s:
             job = s.get(Job, job_id)
@@ -112,6 +123,9 @@ class Worker:
             if self._stop.is_set():  # shutting down: the job is queued again and resumed at the next start
                 release(self.c.db, job_id, self.me)
                 return
+            if self.c.disk.short():
+                self._pause(job_id)
+                return
             if not heartbeat(self.c.db, job_id, self.me):
                 raise LostLease(job_id)
             with Lease(self.c.db, job_id, self.me, self.c.lease_s) as lease:
@@ -125,6 +139,9 @@ class Worker:
                     release(self.c.db, job_id, self.me)
                     return
                 except Exception as exc:  # one bad item never stops the rest
+                    if is_disk_full(exc):  # not the item's fault: it stays pending, the job waits for space
+                        self._pause(job_id)
+                        return
                     log.exception("job %s item %s failed", job_id, item.name)
                     result = ItemResult(False, error_code="internal_error",
                                         error_message=f"{type(exc).__name__}: {exc}")
