@@ -66,10 +66,9 @@ class Components:
     @property
     def disk(self) -> DiskSpace:
         """Free space on the volumes this service writes to, against HCP_MIN_FREE_BYTES."""
-        paths = [self.settings.data_dir, self.settings.uploads_dir]
-        if self.settings.effective_vector_backend == "qdrant-edge":
-            paths.append(self.settings.qdrant_path)
-        return DiskSpace(paths, self.settings.min_free_bytes)
+        embedded = self.settings.effective_vector_backend == "qdrant-edge"
+        return DiskSpace([self.settings.data_dir, self.settings.uploads_dir], self.settings.min_free_bytes,
+                         deep=[self.settings.qdrant_path] if embedded else [])
 
     @property
     def engagement_rules(self) -> EngagementRules:

@@ -1,16 +1,21 @@
-"""A data volume filled during an upload is an answer, never a death (issue 46, finding 3).
+"""A data volume filled during an upload, or a vector store made read-only, is an answer, never a death (issue 46,
+finding 3).
 
 A real file is written on the volume the service's data lives on, taking its free space under the service's
 reserve (``HCP_MIN_FREE_BYTES``, set a few hundred MB under what was free when the test began): no fake, the
 service reads the volume's own free space. While the volume is short, new uploads and event batches answer 507
 ``insufficient_storage``, the running ingest job pauses with a note a person understands, reads and matching go
 on, /readyz says unavailable, and a service started then starts and says the same. Once the file is removed the
-job completes by itself, and the SQL chunks and the vector points agree exactly."""
+job completes by itself, and the SQL chunks and the vector points agree exactly.
+
+The vector store's files made immutable (``chattr +i``, as the finding did) took the process down with a SIGBUS
+at the next upload; now the upload is refused with 503 ``storage_read_only`` and the process lives on."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,8 +89,9 @@ def test_a_volume_filled_during_an_upload_answers_507_pauses_the_job_and_recover
         r = httpx.post(f"{api.base_url}/v1/uploads", files=files[:1], headers=editor, timeout=60)
         assert r.status_code == 507 and r.json()["code"] == "insufficient_storage", r.text
         assert r.json()["details"]["reserve_bytes"] == reserve and r.json()["details"]["free_bytes"] < reserve
-        r = httpx.post(f"{api.base_url}/v1/events", headers=api.h("admin"), timeout=30, json={"events": [
-            {"id": "e-1", "hcp_id": "hcp-a1", "asset_id": "x", "action": "opened", "occurred_at": "2026-12-01T08:00:00Z"}]})
+        event = {"id": "e-1", "hcp_id": "hcp-a1", "asset_id": "x", "action": "opened",
+                 "occurred_at": "2026-12-01T08:00:00Z"}
+        r = httpx.post(f"{api.base_url}/v1/events", headers=api.h("admin"), timeout=30, json={"events": [event]})
         assert r.status_code == 507 and r.json()["code"] == "insufficient_storage", r.text
         ready = httpx.get(f"{api.base_url}/readyz", timeout=30)
         assert ready.status_code == 503 and ready.json()["down"] == ["storage"]
@@ -115,4 +121,46 @@ def test_a_volume_filled_during_an_upload_answers_507_pauses_the_job_and_recover
         filler.unlink(missing_ok=True)
         if second is not None:
             stop_http(second)
+        stop_http(api)
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    """``chattr -R +i`` (or ``-i``) on ``path``; False where the filesystem or the user cannot."""
+    try:
+        return subprocess.run(["chattr", "-R", "+i" if on else "-i", str(path)], capture_output=True,
+                              timeout=60).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+def test_a_read_only_vector_store_refuses_uploads_with_503_and_the_process_lives(tmp_path, monkeypatch):
+    api = start_http(Settings(data_dir=tmp_path / "data", llm_mode="off", worker_poll_s=0.1, min_free_bytes=0))
+    qdrant = api.components.settings.qdrant_path
+    frozen = False
+    try:
+        editor = api.h("content_editor")
+        first = httpx.post(f"{api.base_url}/v1/uploads", files=[("files", (FILES[0].name, FILES[0].read_bytes()))],
+                           headers=editor, timeout=60)
+        assert api.wait_job(first.json()["id"])["status"] == "succeeded"
+        frozen = _immutable(qdrant, True)
+        if not frozen:  # fault injection where chattr cannot: the files answer access(2) as immutable ones do
+            real_access = os.access
+            monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if qdrant in Path(path).parents
+                                or Path(path) == qdrant else real_access(path, mode, **kw))
+        r = httpx.post(f"{api.base_url}/v1/uploads", files=[("files", (FILES[1].name, FILES[1].read_bytes()))],
+                       headers=editor, timeout=60)
+        assert r.status_code == 503 and r.json()["code"] == "storage_read_only", r.text
+        ready = httpx.get(f"{api.base_url}/readyz", timeout=30)
+        assert ready.status_code == 503 and ready.json()["down"] == ["storage"]
+        assert httpx.post(f"{api.base_url}/v1/match", headers=api.h("rep"), timeout=60,
+                          json={"need_tags": {"therapy_area": ["cardiovascular"]}}).status_code == 200
+    finally:
+        if frozen:
+            _immutable(qdrant, False)
+        monkeypatch.undo()
+    try:
+        r = httpx.post(f"{api.base_url}/v1/uploads", files=[("files", (FILES[1].name, FILES[1].read_bytes()))],
+                       headers=api.h("content_editor"), timeout=60)
+        assert r.status_code == 202 and api.wait_job(r.json()["id"])["status"] == "succeeded", r.text
+    finally:
         stop_http(api)

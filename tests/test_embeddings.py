@@ -86,3 +86,30 @@ def test_cached_queries_return_the_models_vectors_keep_the_latest_and_leave_pass
     assert np.allclose(again[0], again[2]) and np.allclose(again[1], embedder.embed_query(needs[1]), atol=1e-6)
     cached.embed_passages(["a passage is never remembered"])
     assert len(cached._memo) == 2
+
+
+def test_a_need_is_embedded_while_an_ingest_batch_runs_not_after_it(embedder):
+    """Issue 46, finding 4: a rep's need waited behind an ingest's passage batches (and held the match slot
+    meanwhile). The need's time while a batch runs is compared with the batch's own time, both in this run."""
+    import threading
+    import time
+
+    passages = [f"Cardiovex 研究 {i}: " + "apixaban-like anticoagulation reduced stroke and bleeding. " * 12
+                for i in range(8)]
+    embedder.batch_size = len(passages)
+    started = time.perf_counter()
+    embedder.embed_passages(passages)  # one batch, alone
+    batch_s = time.perf_counter() - started
+    done = threading.Event()
+    ingest = threading.Thread(target=lambda: (embedder.embed_passages(passages * 3), done.set()))
+    ingest.start()
+    try:
+        time.sleep(batch_s / 4)  # the first batch is under way (not a stand-in for a condition: a delay into it)
+        started = time.perf_counter()
+        embedder.embed_query(f"心房颤动 抗凝 出血风险 {started}")  # a need never embedded before
+        need_s = time.perf_counter() - started
+        assert not done.is_set(), "the ingest finished first: the comparison says nothing"
+    finally:
+        ingest.join()
+        embedder.batch_size = 32
+    assert need_s < batch_s / 3, (need_s, batch_s)

@@ -33,9 +33,10 @@ class SlowItems:
         return ItemResult(True, outcome=f"handled {item.name}")
 
 
-@pytest.fixture
-def components(tmp_path) -> Iterator[Components]:
-    c = build_components(Settings(data_dir=tmp_path, llm_mode="off", worker_enabled=False, job_lease_s=LEASE_S))
+@pytest.fixture(scope="module")
+def components(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Components]:
+    c = build_components(Settings(data_dir=tmp_path_factory.mktemp("leases"), llm_mode="off", worker_enabled=False,
+                                  job_lease_s=LEASE_S))
     yield c
     c.close()
 

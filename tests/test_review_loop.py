@@ -3,16 +3,20 @@ heads on those reviews, the service tags with them, and `eval --gold reviewed` s
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import yaml
 
 from service.ingest import Ingestor
 from service.settings import Settings
-from service.store.generations import serving_state
+from service.store.generations import load_generation, serving_state
+from service.tagging.calibration import Calibrator
+from service.tagging.proposer import parse_heads
 
 from .api_helpers import ROOT, SAMPLES, start_api, stop_api
 
@@ -62,6 +66,13 @@ def test_reviews_train_the_heads_and_eval_on_reviewed_gold_reflects_them(tmp_pat
         assert state is not None and state.taxonomy_key == c.tagger.taxonomy.key
         assert state.generation is not None and state.generation == c.tagger.generation
         assert f"generation:{state.generation}" in job["items"][0]["outcome"]
+        # stored in skops' format (JSON and arrays, read with an allow-list), never a pickle; read back whole
+        raw_heads, raw_calibrator = load_generation(c.db, state.generation)
+        for raw in (raw_heads, raw_calibrator):
+            assert "schema.json" in zipfile.ZipFile(io.BytesIO(raw)).namelist()
+        again = parse_heads(c.tagger.taxonomy, raw_heads)
+        assert again is not None and again.count == heads.count
+        assert Calibrator.loads(c.tagger.taxonomy, raw_calibrator) is not None
     finally:
         stop_api(api)
 

@@ -61,7 +61,8 @@ class ApiError(Exception):
 
 
 # what a stage's refusal (``service.core.refusal``) answers
-REFUSED_STATUS: dict[Kind, int] = {"not_found": 404, "conflict": 409, "invalid": 422, "no_space": 507}
+REFUSED_STATUS: dict[Kind, int] = {"not_found": 404, "conflict": 409, "invalid": 422, "no_space": 507,
+                                    "unavailable": 503}
 
 
 def _body(code: str, message: str, details: Any | None = None) -> dict[str, Any]:

@@ -121,12 +121,10 @@ def check_components(c: Components) -> dict[str, ComponentStatus]:
         return {"dialect": c.db.dialect, "url": c.db.describe()}
 
     def storage() -> dict[str, Any]:
-        space = c.disk.describe()
-        free, reserve = space["free_bytes"], space["reserve_bytes"]
-        if free < reserve:
-            raise RuntimeError(f"{free / 1e6:,.0f} MB free, under the {reserve / 1e6:,.0f} MB reserve "
-                               "(HCP_MIN_FREE_BYTES): uploads, ingest and events are refused (507)")
-        return space
+        refused = c.disk.problem("uploads, ingest and events are refused")
+        if refused is not None:
+            raise RuntimeError(f"{refused.code}: {refused.message}")
+        return c.disk.describe()
 
     return {"embedder": _timed(embedder), "vector_store": _timed(vector_store), "database": _timed(database),
             "storage": _timed(storage), "llm": llm_status(c)}
@@ -141,11 +139,13 @@ async def readyz(request: Request, components: ComponentsDep) -> JSONResponse:
     status = "unavailable" if set(down) & set(required) else "degraded" if down else "ok"
     if await run_in_threadpool(_is_admin, components, request):
         serving = Serving(taxonomy=components.tagger.taxonomy.key, model_generation=components.tagger.generation)
-        body = Readiness(status=status, down=down, components=checks, serving=serving)  # type: ignore[arg-type]
-    else:
+        told = Readiness(status=status, down=down, components=checks,  # type: ignore[arg-type]
+                         serving=serving).model_dump()
+    else:  # states only: the nulls of what is left out are left out too
         states = {name: ComponentStatus(status=state.status) for name, state in checks.items()}
-        body = Readiness(status=status, down=down, components=states)  # type: ignore[arg-type]
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=503 if status == "unavailable" else 200)
+        told = Readiness(status=status, down=down, components=states).model_dump(  # type: ignore[arg-type]
+            exclude_none=True)
+    return JSONResponse(told, status_code=503 if status == "unavailable" else 200)
 
 
 def _is_admin(components: Components, request: Request) -> bool:

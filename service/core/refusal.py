@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-Kind = Literal["not_found", "conflict", "invalid", "no_space"]
+Kind = Literal["not_found", "conflict", "invalid", "no_space", "unavailable"]
 
 
 class Refused(Exception):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from service.core.refusal import Refused
 from service.jobs.context import JobContext
 from service.jobs.queue import Lease, claim, heartbeat, record_outcome, release, worker_id
 from service.llm.client import LLMCancelled
@@ -102,12 +103,11 @@ class Worker:
         return True
 
     def _pause(self, job_id: str) -> None:
-        free = self.c.disk.free_bytes()
-        log.warning("job %s paused: %.0f MB free on the data volume, under the %.0f MB reserve", job_id, free / 1e6,
-                    self.c.disk.reserve_bytes / 1e6)
-        release(self.c.db, job_id, self.me, note=f"insufficient_storage: paused with {free / 1e6:,.0f} MB free on "
-                f"the server's disk (HCP_MIN_FREE_BYTES keeps {self.c.disk.reserve_bytes / 1e6:,.0f} MB); it "
-                "resumes by itself once space is freed")
+        consequence = "the job is paused with its items pending, and resumes by itself"
+        refused = self.c.disk.problem(consequence) or Refused(
+            "no_space", "insufficient_storage", f"The server's disk is full: {consequence} once space is freed.")
+        log.warning("job %s paused: %s", job_id, refused.message)
+        release(self.c.db, job_id, self.me, note=f"{refused.code}: {refused.message}")
 
     def _process(self, job_id: str) -> None:
         with self.c.db.session() as s:

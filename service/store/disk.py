@@ -9,6 +9,7 @@ progress). When space returns, the same requests go through and paused jobs resu
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,34 +18,63 @@ from service.core.refusal import Refused
 
 
 class DiskSpace:
-    """The least free space among ``paths``' volumes (a path not made yet counts as its nearest parent's)."""
+    """The least free space among the volumes of ``paths`` (a path not made yet counts as its nearest parent's),
+    and whether this process can still write there. ``deep`` paths are checked file by file: the embedded vector
+    store maps its files into memory, and a write to one that became read-only (an immutable file, a read-only
+    remount) is a SIGBUS, so its writes must stop before, not fail after."""
 
-    def __init__(self, paths: Sequence[Path], reserve_bytes: int) -> None:
-        self.paths, self.reserve_bytes = list(paths), reserve_bytes
+    def __init__(self, paths: Sequence[Path], reserve_bytes: int, deep: Sequence[Path] = ()) -> None:
+        self.paths, self.reserve_bytes, self.deep = list(paths), reserve_bytes, list(deep)
 
     def free_bytes(self) -> int:
-        free = []
-        for path in self.paths:
-            probe = path
-            while not probe.exists() and probe != probe.parent:
-                probe = probe.parent
-            free.append(shutil.disk_usage(probe).free)
-        return min(free)
+        return min(shutil.disk_usage(_existing(path)).free for path in [*self.paths, *self.deep])
 
-    def short(self) -> bool:
-        return self.reserve_bytes > 0 and self.free_bytes() < self.reserve_bytes
-
-    def require(self, what: str) -> None:
-        """Raise ``Refused`` (``insufficient_storage``, answered 507) when free space is under the reserve."""
+    def problem(self, consequence: str = "nothing new is stored") -> Refused | None:
+        """Why nothing can be stored now (507 under the reserve, 503 where the service cannot write), saying
+        ``consequence``; None when it can."""
+        unwritable = self._unwritable()
+        if unwritable is not None:
+            return Refused("unavailable", "storage_read_only", f"The server cannot write to {unwritable.name} "
+                           f"(a read-only disk or file): {consequence}. Writes go on once it is writable "
+                           "again.", {"path": unwritable.name})
         free = self.free_bytes()
         if self.reserve_bytes > 0 and free < self.reserve_bytes:
-            raise Refused("no_space", "insufficient_storage", f"The server's disk has {free / 1e6:,.0f} MB free, "
-                          f"under the {self.reserve_bytes / 1e6:,.0f} MB it keeps in reserve (HCP_MIN_FREE_BYTES): "
-                          f"{what} was not stored. Try again once space is freed.",
-                          {"free_bytes": free, "reserve_bytes": self.reserve_bytes})
+            return Refused("no_space", "insufficient_storage", f"The server's disk has {free / 1e6:,.0f} MB free, "
+                           f"under the {self.reserve_bytes / 1e6:,.0f} MB it keeps in reserve (HCP_MIN_FREE_BYTES): "
+                           f"{consequence}. Writes go on once space is freed.",
+                           {"free_bytes": free, "reserve_bytes": self.reserve_bytes})
+        return None
+
+    def short(self) -> bool:
+        return self.problem() is not None
+
+    def require(self) -> None:
+        """Raise the :meth:`problem` (answered 507 or 503) when nothing can be stored now."""
+        refused = self.problem("nothing from this request was stored")
+        if refused is not None:
+            raise refused
 
     def describe(self) -> dict[str, int]:
         return {"free_bytes": self.free_bytes(), "reserve_bytes": self.reserve_bytes}
+
+    def _unwritable(self) -> Path | None:
+        # access(2) answers for this process: EROFS on a read-only mount, EPERM for an immutable file
+        for folder in self.paths:
+            if folder.exists() and not os.access(folder, os.W_OK):
+                return folder
+        for folder in self.deep:
+            if not folder.exists():
+                continue
+            for path in (folder, *folder.rglob("*")):
+                if not os.access(path, os.W_OK):
+                    return path
+        return None
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -250,9 +250,10 @@ class ApiKey(Base):
 
 
 class ModelGeneration(Base):
-    """One retraining's heads and calibration (joblib bytes, each with its SHA-256), for one taxonomy version.
-    The newest generation of the active taxonomy is what every process tags with: replicas and workers read it
-    from here, so a retrain on one process reaches all of them (migration 0009)."""
+    """One retraining's heads and calibration, for one taxonomy version: skops bytes, never a pickle
+    (``service.tagging.model_bytes``), each with its SHA-256. The newest generation of the active taxonomy is
+    what every process tags with: replicas and workers read it from here, so a retrain on one process reaches
+    all of them (migration 0009)."""
 
     __tablename__ = "model_generations"
 

@@ -13,19 +13,18 @@ so ``training.fit`` fits the heads k times and calibrates on held-out prediction
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from service.core.taxonomy import Dimension, Taxonomy
+from service.tagging import model_bytes
 
 log = logging.getLogger(__name__)
 MIN_POSITIVES = 5
@@ -180,20 +179,31 @@ class Calibrator:
         return float(self.llm_model.predict_proba(np.asarray([llm_features(logit(prior), signal)]))[0, 1])
 
     def dumps(self) -> bytes:
-        buffer = io.BytesIO()
-        joblib.dump(self, buffer)
-        return buffer.getvalue()
+        return model_bytes.dumps(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the dimensions are the taxonomy's: stored by id, attached again from the taxonomy on load
+        return {**self.__dict__, "dimensions": sorted(self.dimensions), "features": list(self.features)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.features = tuple(state.get("features", ()))
 
     @classmethod
     def loads(cls, taxonomy: Taxonomy, raw: bytes) -> Calibrator | None:
-        """A calibrator from :meth:`dumps` bytes; None for another taxonomy version or another feature set."""
+        """A calibrator from :meth:`dumps` bytes; None when unreadable (an older release's pickles, a type not
+        trusted), for another taxonomy version or another feature set: recalibrate rather than fail to start."""
         try:
-            cal = joblib.load(io.BytesIO(raw))
-        except Exception:  # bytes from an older release: recalibrate rather than fail to start
+            cal = model_bytes.loads(raw)
+        except model_bytes.UnreadableModel as exc:
+            log.warning("stored calibration not loaded (%s)", exc)
             return None
-        if not isinstance(cal, cls) or cal.taxonomy_key != taxonomy.key \
-                or getattr(cal, "features", None) != FEATURES:
+        if not isinstance(cal, cls) or cal.taxonomy_key != taxonomy.key or cal.features != FEATURES:
             return None
+        stored = cast(list[str], cal.dimensions)
+        if not all(taxonomy.has_dimension(d) for d in stored):
+            return None
+        cal.dimensions = {d: taxonomy.dimension(d) for d in stored}
         return cal
 
     def save(self, path: Path) -> None:

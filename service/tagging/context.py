@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from service.core.taxonomy import Taxonomy
 
@@ -84,6 +85,17 @@ class ContextHead:
 
     def __bool__(self) -> bool:
         return bool(self.together)
+
+    # stored with string keys only (the model format's JSON): each tuple-keyed count as [*key, count] rows
+    _TUPLE_KEYED = ("together", "positives", "labelled")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: [[*key, n] for key, n in v.items()] if k in self._TUPLE_KEYED else v
+                for k, v in self.__dict__.items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({k: {tuple(row[:-1]): row[-1] for row in v} if k in self._TUPLE_KEYED else v
+                              for k, v in state.items()})
 
     def predict_many(self, facts: Sequence[Facts], dimensions: Sequence[tuple[str, Sequence[str]]]
                      ) -> list[dict[tuple[str, str], float]]:

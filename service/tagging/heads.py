@@ -43,6 +43,10 @@ class HeadSet(Generic[Inputs]):
         self.heads: dict[str, DimensionHead] = {}
         self.examples = 0
 
+    def __getstate__(self) -> dict[str, object]:
+        # the taxonomy is not stored with the heads: whoever loads them attaches the one their key names
+        return {k: v for k, v in self.__dict__.items() if k != "taxonomy"}
+
     @property
     def models(self) -> dict[tuple[str, str], object]:
         """One entry per (dimension, value) with a head (the count the API reports)."""

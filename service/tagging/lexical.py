@@ -32,7 +32,7 @@ _SPACE = re.compile(r"\s+")
 def analyze(text: str) -> list[str]:
     """Features of ``text``: Latin/number words and word bigrams; for text with Chinese in it, also the
     character 1-3-grams of the whole text (digits and symbols included: "≥18岁" is an age criterion).
-    A module-level function so fitted vectorizers pickle."""
+    A module-level function, so stored vectorizers name it (``model_bytes.TRUSTED`` allows it by that name)."""
     lowered = text.lower()
     words = _WORD.findall(_CJK_RUN.sub(" ", lowered))
     out = [*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))]

@@ -11,22 +11,24 @@ matrix call per head instead of one per item).
 
 from __future__ import annotations
 
-import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-import joblib
 import numpy as np
 
 from service.core.embeddings import Embedder
 from service.core.taxonomy import Taxonomy
+from service.tagging import model_bytes
 from service.tagging.context import ContextHead, Facts
 from service.tagging.examples import ExampleBank
 from service.tagging.learned import LearnedHeads
 from service.tagging.lexical import LexicalHeads
 from service.tagging.signals import KeywordHit, KeywordMatcher, PrototypeIndex, standardise
+
+log = logging.getLogger(__name__)
 
 
 class Signal(NamedTuple):
@@ -108,22 +110,26 @@ class Proposer:
 
 
 def dump_heads(heads: Heads) -> bytes:
-    """The heads as joblib bytes (with the neighbour bank, which is also the few-shot bank)."""
+    """The heads as model bytes (with the neighbour bank, which is also the few-shot bank)."""
     owner = heads.embedding or heads.lexical
-    buffer = io.BytesIO()
-    joblib.dump({"taxonomy": owner.taxonomy_key if owner is not None else None, "embedding": heads.embedding,
-                 "lexical": heads.lexical, "neighbours": heads.neighbours, "context": heads.context}, buffer)
-    return buffer.getvalue()
+    return model_bytes.dumps({"taxonomy": owner.taxonomy_key if owner is not None else None,
+                              "embedding": heads.embedding, "lexical": heads.lexical, "neighbours": heads.neighbours,
+                              "context": heads.context})
 
 
 def parse_heads(taxonomy: Taxonomy, raw: bytes) -> Heads | None:
-    """Heads from :func:`dump_heads` bytes; None when they are unreadable or belong to another taxonomy version."""
+    """Heads from :func:`dump_heads` bytes; None when they are unreadable (an older release's pickles, a type
+    not trusted) or belong to another taxonomy version."""
     try:
-        data = joblib.load(io.BytesIO(raw))
-    except Exception:  # bytes from an older release (another layout): retrain rather than fail to start
+        data = model_bytes.loads(raw)
+    except model_bytes.UnreadableModel as exc:  # retrain rather than fail to start
+        log.warning("stored heads not loaded (%s); tagging runs without learned heads until a retrain", exc)
         return None
     if not isinstance(data, dict) or data.get("taxonomy") != taxonomy.key or "lexical" not in data:
         return None  # heads of another taxonomy version would map to the wrong values
+    for head_set in (data["embedding"], data["lexical"]):
+        if head_set is not None:
+            head_set.taxonomy = taxonomy  # not stored: the taxonomy of the key checked above
     return Heads(data["embedding"], data["lexical"], data.get("neighbours"), data.get("context"))
 
 

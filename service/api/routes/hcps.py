@@ -81,7 +81,7 @@ def _bad_rows(rejected: list[Any]) -> ApiError:
              "in `duplicates`; events of opted-out HCPs and events older than HCP_EVENT_RETENTION_DAYS are not "
              "recorded.")
 def post_events(body: EventBatch, c: ComponentsDep, s: SessionDep, principal: Writer) -> EventsOut:
-    c.disk.require("the events")
+    c.disk.require()
     good, bad = records.check_events(s, list(enumerate(body.events)), c.tagger.taxonomy, c.engagement_rules)
     if bad:
         raise _bad_rows(bad)

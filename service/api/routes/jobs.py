@@ -51,7 +51,7 @@ def _create_upload_job(c: Components, s: Session, principal: Principal, files: l
         raise ApiError(422, "no_files", "The upload holds no files (send them as multipart field `files`).")
     if len(files) > c.settings.upload_max_files:
         raise ApiError(413, "too_many_files", f"At most {c.settings.upload_max_files} files per upload.")
-    c.disk.require("the upload")
+    c.disk.require()
     unsupported = [f.filename or "" for f in files
                    if not is_sidecar(Path(safe_name(f.filename))) and
                    Path(safe_name(f.filename)).suffix.lower() not in ACCEPTED]
@@ -82,7 +82,7 @@ def upload(response: Response, c: ComponentsDep, s: SessionDep,
 
 
 def _create_path_job(c: Components, s: Session, principal: Principal, raw: str) -> str:
-    c.disk.require("the ingest")
+    c.disk.require()
     path = Path(raw).expanduser()
     roots = [r.resolve() for r in c.settings.ingest_roots]
     resolved = path.resolve()
