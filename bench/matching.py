@@ -355,8 +355,8 @@ def warm_every_process(url: str, key: str, admin_key: str, bodies: list[dict[str
     cached: "tag-only needs" are timed with cached vectors, and one need embedded cold costs ~100 ms. A timed
     warm-up does not ensure it (the kernel spreads connections over the processes by their ports, and the measured
     load opens new ones), and a need first seen in the measured seconds counted as the server's time. Each round
-    opens one keep-alive connection, asks ``/readyz`` which process holds it (each reads its own copy of the index,
-    whose path names it) and sends every body over it to that process."""
+    opens one keep-alive connection, asks ``/readyz`` (admin view) which process holds it and sends every body over
+    it to that process."""
     deadline = time.monotonic() + timeout_s
     warmed: set[str] = set()
     while len(warmed) < processes:
@@ -365,12 +365,12 @@ def warm_every_process(url: str, key: str, admin_key: str, bodies: list[dict[str
         try:
             with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
                 readiness = client.get(f"{url}/readyz", headers={"X-API-Key": admin_key}).json()
-                path = readiness["components"]["vector_store"]["details"]["path"]
-                if path in warmed:
+                process = str(readiness["serving"]["process"])
+                if process in warmed:
                     continue
                 for body in bodies:
                     client.post(f"{url}/v1/match", json=body).raise_for_status()
-                warmed.add(path)
+                warmed.add(process)
         except (httpx.TransportError, KeyError, ValueError):
             time.sleep(0.5)  # not listening yet, or still starting
 
@@ -404,8 +404,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--panel", type=int, default=0, help="Also time an N-HCP panel plan (0: no).")
-    parser.add_argument("--serve-processes", type=int, nargs="*", default=[1, 2],
-                        help="Also load `hcp-content serve` with each of these HCP_SERVE_PROCESSES (none: skip).")
+    parser.add_argument("--serve-processes", type=int, nargs="*", default=[1],
+                        help="Also load `hcp-content serve` with each of these HCP_SERVE_PROCESSES (none: skip; the "
+                        "bench's corpus is in the embedded store, which serves one process).")
     parser.add_argument("--backends", nargs="+", choices=["qdrant-edge", "pgvector"], default=["qdrant-edge"],
                         help="pgvector: also time PostgreSQL + pgvector over the same corpus (qdrant-edge always "
                         "runs).")
@@ -499,6 +500,10 @@ def run(args: argparse.Namespace, pg_url: str | None) -> None:
             finally:
                 c.close()
             for processes in args.serve_processes:
+                if processes > 1:
+                    print(f"  HCP_SERVE_PROCESSES={processes}: not run, the embedded store serves one process "
+                          "(several need PostgreSQL + pgvector or a Qdrant server)")
+                    continue
                 result = load_served(Path(tmp), processes, key, admin_key, tag_bodies, args.concurrency, args.seconds)
                 print(f"  HTTP through `hcp-content serve` with HCP_SERVE_PROCESSES={processes}, tag-only needs, "
                       f"{args.concurrency} clients for {args.seconds:.0f} s: {result['rps']:.1f} req/s, "

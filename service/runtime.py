@@ -15,7 +15,7 @@ from service.llm.model_files import local_model_path
 from service.settings import Settings
 from service.store.db import Database
 from service.store.disk import DiskSpace
-from service.store.factory import ServingRole, build_vector_store
+from service.store.factory import build_vector_store
 from service.store.taxonomies import activate_from_file
 from service.store.vectors import VectorStore
 from service.tagging.tagger import Tagger
@@ -239,16 +239,15 @@ def start_local_llm(settings: Settings) -> LocalLLMServer:
     return server.start(timeout_s=settings.llm_start_timeout_s)
 
 
-def build_components(settings: Settings, *, with_llm: bool = True, role: ServingRole = "single") -> Components:
+def build_components(settings: Settings, *, with_llm: bool = True) -> Components:
     """Everything the API needs; starts the local LLM server when the settings say ``local``
-    (``with_llm=False``: no LLM, for commands that do not need one, such as ingest). ``role``: this process's
-    part among ``HCP_SERVE_PROCESSES`` (:func:`service.store.factory.build_vector_store`)."""
+    (``with_llm=False``: no LLM, for commands that do not need one, such as ingest)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     if settings.migrate_on_start:
         db.migrate()
     embedder = build_embedder(settings)
-    vectors = build_vector_store(settings, embedder.dim, role=role)
+    vectors = build_vector_store(settings, embedder.dim)
     server: LocalLLMServer | None = None
     try:
         if with_llm and settings.effective_llm_mode == "local":

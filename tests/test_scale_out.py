@@ -341,3 +341,44 @@ def test_the_rate_limit_holds_across_both_replicas(deployment):
     # that straddles a minute may get a little of the previous minute's share back)
     assert RATE_LIMIT <= allowed <= RATE_LIMIT * 1.2 and len(codes) == RATE_LIMIT * 2
     assert 429 in statuses[d.a] and 429 in statuses[d.b]
+
+
+# --- several processes behind one port, on the shared stores ----------------------------------------------------
+def test_serve_processes_share_one_port_over_postgresql_and_pgvector(deployment, uploaded):
+    """HCP_SERVE_PROCESSES=2 over the deployment's stores: two processes answer on one port, each finds what the
+    other's replicas stored, and the same need ranks the same on both (no copies to drift)."""
+    d = deployment
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=ROOT, text=True,
+                            env={**d.env, "HCP_DATA_DIR": str(d.logs / "pair"), "HCP_PORT": str(port),
+                                 "HCP_SERVE_PROCESSES": "2"},
+                            stdout=(d.logs / "pair.log").open("w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    need = {"need_tags": {"therapy_area": ["metabolism"]}, "k": 5}
+    try:
+        wait_ready(f"{base}/readyz", proc)
+        answers: dict[int, list[str]] = {}
+        deadline = time.monotonic() + 120
+        while len(answers) < 2 and time.monotonic() < deadline:
+            with httpx.Client(base_url=base, timeout=60) as client:  # a new connection: the kernel picks a process
+                process = client.get("/readyz", headers=d.h("admin")).json()["serving"]["process"]
+                r = client.post("/v1/match", json=need, headers=d.h("rep"))
+                assert r.status_code == 200, r.text
+                answers[process] = [m["asset_id"] for m in r.json()["results"]]
+        assert len(answers) == 2, f"one process answered every connection\n{d.tail()}"
+        first, second = answers.values()
+        assert first and first == second and set(first) <= set(uploaded)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    assert proc.returncode == 0
+
+
+def test_serve_processes_above_one_on_the_embedded_store_is_refused_with_what_to_use(tmp_path):
+    env = {**os.environ, "HCP_DATA_DIR": str(tmp_path), "HCP_LLM_MODE": "off", "HCP_SERVE_PROCESSES": "2"}
+    for name in ("HCP_DATABASE_URL", "HCP_VECTOR_BACKEND", "HCP_QDRANT_URL", "HCP_LLM_BASE_URL"):
+        env.pop(name, None)
+    out = subprocess.run([sys.executable, "-m", "service.cli", "serve"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "pgvector" in out.stderr and "HCP_QDRANT_URL" in out.stderr

@@ -5,6 +5,7 @@ endpoints, models and errors behind them are for an admin key, which sees them a
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ class Serving(BaseModel):
     taxonomy: str = Field(description="`id@version` of the taxonomy this process tags and matches with.")
     model_generation: int | None = Field(description="The model generation (heads and calibration from a retrain) "
                                          "this process tags with; null: none trained for this taxonomy yet.")
+    process: int = Field(description="This serving process's id (one of HCP_SERVE_PROCESSES).")
 
 
 class Readiness(BaseModel):
@@ -138,7 +140,8 @@ async def readyz(request: Request, components: ComponentsDep) -> JSONResponse:
     required = (*REQUIRED, "llm") if components.settings.llm_required else REQUIRED
     status = "unavailable" if set(down) & set(required) else "degraded" if down else "ok"
     if await run_in_threadpool(_is_admin, components, request):
-        serving = Serving(taxonomy=components.tagger.taxonomy.key, model_generation=components.tagger.generation)
+        serving = Serving(taxonomy=components.tagger.taxonomy.key, model_generation=components.tagger.generation,
+                          process=os.getpid())
         told = Readiness(status=status, down=down, components=checks,  # type: ignore[arg-type]
                          serving=serving).model_dump()
     else:  # states only: the nulls of what is left out are left out too

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from pathlib import Path
 from types import FrameType
@@ -33,14 +32,19 @@ def serve(
     = False,
 ) -> None:
     """Start the API: migrate the database, start the local LLM if configured, then serve."""
+    settings = get_settings()
+    if settings.serve_processes > 1 and settings.effective_vector_backend == "qdrant-edge":
+        console.print("[red]HCP_SERVE_PROCESSES above 1 needs stores that several processes share[/red]: "
+                      "PostgreSQL + pgvector (HCP_DATABASE_URL=postgresql://..., HCP_VECTOR_BACKEND=pgvector) or a "
+                      "Qdrant server (HCP_QDRANT_URL). The embedded vector store belongs to one process.")
+        raise typer.Exit(2)
     import uvicorn
 
     from service.app import create_app
-    from service.cli.http_protocol import limited_protocol
+    from service.cli.http_protocol import PROTOCOL
     from service.llm.model_files import local_model_path
     from service.runtime import build_components
 
-    settings = get_settings()
     setup_logging(settings)
     if settings.effective_llm_mode == "local" and not local_model_path(settings).is_file():
         console.print(f"[red]The local LLM model {local_model_path(settings)} is missing.[/red] "
@@ -48,7 +52,7 @@ def serve(
                       "endpoint, or set HCP_LLM_MODE=off.")
         raise typer.Exit(2)
     # uvicorn installs its own SIGTERM handler while it serves; before that, _main's handler applies.
-    components = build_components(settings, role="leader" if settings.serve_processes > 1 else "single")
+    components = build_components(settings)
     try:
         _bootstrap_admin_key(components)
         if ingest is not None:
@@ -74,13 +78,13 @@ def serve(
                       f"(embedder {components.embedder.name}, store {components.vectors.backend}, "
                       f"database {components.db.dialect}, LLM {components.llm.model if components.llm else 'off'}, "
                       f"{settings.serve_processes} process{'es' if settings.serve_processes > 1 else ''})")
-        config = uvicorn.Config(create_app(settings, components), host=host or settings.host,
-                                port=port or settings.port, log_level=settings.log_level,
-                                timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]
-                                http=limited_protocol(settings.max_header_bytes), access_log=False)
         if settings.serve_processes > 1:
-            _serve_with_followers(config, components)
+            _serve_processes(components, host or settings.host, port or settings.port)
         else:
+            config = uvicorn.Config(create_app(settings, components), host=host or settings.host,
+                                    port=port or settings.port, log_level=settings.log_level, http=PROTOCOL,
+                                    access_log=False,  # service.api.access_log writes route templates instead
+                                    timeout_graceful_shutdown=settings.shutdown_grace_s)  # type: ignore[arg-type]
             _graceful_server(config, components).run()
     except KeyboardInterrupt:
         pass
@@ -102,27 +106,23 @@ def _graceful_server(config: uvicorn.Config, components: Components) -> uvicorn.
     return Server(config)
 
 
-def _serve_with_followers(config: uvicorn.Config, components: Components) -> None:
-    """This process (the leader) and ``HCP_SERVE_PROCESSES - 1`` followers answer on one listening socket; the
-    leader also listens on a private unix socket for what followers pass it."""
-    import socket
-    import tempfile
+def _serve_processes(components: Components, host: str, port: int) -> None:
+    """``HCP_SERVE_PROCESSES`` processes on one port (uvicorn's workers), each building its own components over
+    the stores they share and running its own job worker (a job is leased, so one worker runs it). This process
+    migrated the database, wrote the first admin key, ingested and started the local LLM; the workers are told
+    so through their environment, and ask that LLM."""
+    import uvicorn
 
-    from service.cli.followers import Followers, listening_socket
+    from service.cli.http_protocol import PROTOCOL
 
     settings = components.settings
-    listener = listening_socket(config.host, config.port, first=True)
-    private = Path(tempfile.mkdtemp(prefix="hcp-leader-"))  # 0700: only this user reaches the leader's socket
-    leader_socket = str(private / "leader.sock")
-    inner = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    inner.bind(leader_socket)
-    followers = Followers(settings, config.host, config.port, leader_socket, settings.serve_processes - 1)
-    try:
-        _graceful_server(config, components).run(sockets=[listener, inner])
-    finally:
-        followers.stop(timeout_s=settings.shutdown_grace_s)
-        inner.close()
-        shutil.rmtree(private, ignore_errors=True)
+    os.environ["HCP_MIGRATE_ON_START"] = "false"
+    if components.llm is not None and components.llm_server is not None:
+        os.environ.update({"HCP_LLM_MODE": "remote", "HCP_LLM_BASE_URL": components.llm.base_url,
+                           "HCP_LLM_MODEL": components.llm.model})
+    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=settings.serve_processes,
+                log_level=settings.log_level, http=PROTOCOL, access_log=False,
+                timeout_graceful_shutdown=int(settings.shutdown_grace_s))
 
 
 def _bootstrap_admin_key(components: Components) -> None:

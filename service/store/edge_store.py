@@ -51,7 +51,6 @@ from qdrant_edge import (
 from qdrant_edge import SparseVector as EdgeSparse
 
 from service.core.lexical import SparseVector
-from service.store.edge_replica import Record, ReplicaLog, replica_folder
 from service.store.vectors import (
     LEXICAL_VECTOR,
     IndexType,
@@ -109,9 +108,9 @@ class EdgeVectorStore(VectorStore):
     backend = "qdrant-edge"
 
     def __init__(self, root: Path, dim: int, *, optimize_after: int = 2000, background: bool = True,
-                 hnsw_ef: int = 128, replicate: bool = False, search_threads: int | None = None) -> None:
-        """``replicate``: publish a base copy and a log of writes for follower processes
-        (:mod:`service.store.edge_replica`). ``search_threads``: the engine's search pool (None: its default)."""
+                 hnsw_ef: int = 128, search_threads: int | None = None) -> None:
+        """``search_threads``: the engine's search pool (None: its default). One process owns the folder: several
+        serving processes need a store they can share (PostgreSQL + pgvector, or a Qdrant server)."""
         self.root = Path(root)
         self.search_threads = search_threads
         self._search_params = SearchParams(hnsw_ef=hnsw_ef)
@@ -138,14 +137,8 @@ class EdgeVectorStore(VectorStore):
         self._gen = _Generation(current, shard)
         info = shard.info()
         self._unindexed = max(0, info.points_count - info.indexed_vectors_count)
-        self._replicas: ReplicaLog | None = None
-        if not replicate:  # a base left by a multi-process run is a copy of the whole index: disk for nothing
-            ReplicaLog.clear(replica_folder(self.root))
-        else:
-            with self._write_lock:
-                shard.flush()
-                self._replicas = ReplicaLog(replica_folder(self.root))
-                self._replicas.publish(self.root / current, self._replicas.mark())
+        # the base copy and write log that releases before 2026.12 published for follower processes: disk for nothing
+        shutil.rmtree(self.root / "replica", ignore_errors=True)
 
     # --- generations -------------------------------------------------------------------------
     def _config(self, *, lexical: bool = True) -> EdgeConfig:
@@ -226,14 +219,12 @@ class EdgeVectorStore(VectorStore):
         shutil.rmtree(self.root / gen.name, ignore_errors=True)
 
     # --- writes ------------------------------------------------------------------------------
-    def _write(self, op: tuple[str, Any], record: Record, added: int = 0) -> None:
-        """Apply ``op`` (the engine's terms) and log ``record`` (the store's terms, which followers replay)."""
+    def _write(self, op: tuple[str, Any], added: int = 0) -> None:
+        """Apply ``op`` (the engine's terms), and keep it for a rebuild under way to replay."""
         with self._write_lock, self._reading() as shard:
             self._apply(shard, op)
             if self._pending is not None:
                 self._pending.append(op)
-            if self._replicas is not None:
-                self._replicas.append(record)
             self._unindexed += added
         self._maybe_rebuild()
 
@@ -279,11 +270,11 @@ class EdgeVectorStore(VectorStore):
             raise VectorStoreError("refusing to update every point: give a filter")
         self._record(("set_payload", (where, dict(payload))))
 
-    def _record(self, record: Record) -> None:
+    def _record(self, record: tuple[str, Any]) -> None:
         op, added = self._engine_op(record)
-        self._write(op, record, added)
+        self._write(op, added)
 
-    def _engine_op(self, record: Record) -> tuple[tuple[str, Any], int]:
+    def _engine_op(self, record: tuple[str, Any]) -> tuple[tuple[str, Any], int]:
         """A write in the store's terms as the engine's operation, and how many points it adds."""
         kind, arg = record
         if kind == "upsert":
@@ -368,8 +359,7 @@ class EdgeVectorStore(VectorStore):
         return {"backend": self.backend, "path": str(self.root), "generation": self._gen.name,
                 "points": info.points_count, "indexed_vectors": info.indexed_vectors_count,
                 "segments": info.segments_count, "dim": self.dim, "rebuilding": self.rebuilding,
-                "last_rebuild_error": self.last_rebuild_error, "search_threads": self.search_threads,
-                "role": "leader" if self._replicas is not None else "single"}
+                "last_rebuild_error": self.last_rebuild_error, "search_threads": self.search_threads}
 
     # --- background HNSW builds ----------------------------------------------------------------
     @property
@@ -412,15 +402,12 @@ class EdgeVectorStore(VectorStore):
             shutil.copytree(self.root / old.name, staging)
             self._pending = []
             unindexed_at_copy = self._unindexed
-            mark = self._replicas.mark() if self._replicas is not None else None
         # The GIL-holding optimisation runs in another process, on the copy.
         result = subprocess.run([sys.executable, "-m", "service.store.edge_optimize", str(staging)],
                                 capture_output=True, text=True, check=False)
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             raise VectorStoreError(f"optimiser exited with {result.returncode}: {result.stderr.strip()[-500:]}")
-        if self._replicas is not None and mark is not None:  # before the leader opens (and so changes) it
-            self._replicas.publish(staging, mark)
         final = self.root / name
         staging.rename(final)
         fresh = self._open(name, create=False)
@@ -450,5 +437,3 @@ class EdgeVectorStore(VectorStore):
             with contextlib.suppress(Exception):
                 self._gen.shard.flush()
             self._gen.shard.close()
-            if self._replicas is not None:
-                self._replicas.close()

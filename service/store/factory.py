@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from service.settings import Settings
-from service.store.edge_follower import EdgeFollower
 from service.store.edge_store import EdgeVectorStore
 from service.store.pgvector_store import PgVectorStore
 from service.store.qdrant_server_store import QdrantServerStore
 from service.store.vectors import VectorStore, VectorStoreError
 
-ServingRole = Literal["single", "leader", "follower"]
 
-
-def build_vector_store(settings: Settings, dim: int, *, migrate: bool | None = None,
-                       role: ServingRole = "single") -> VectorStore:
-    """``migrate``: create or upgrade the pgvector tables (default ``HCP_MIGRATE_ON_START``). ``role``: on the
-    embedded engine, a ``leader`` publishes its writes for ``follower`` processes, which serve a copy
-    (:mod:`service.store.edge_replica`); a server backend is shared as it is."""
+def build_vector_store(settings: Settings, dim: int, *, migrate: bool | None = None) -> VectorStore:
+    """``migrate``: create or upgrade the pgvector tables (default ``HCP_MIGRATE_ON_START``). The embedded engine
+    belongs to one process; pgvector and a Qdrant server are shared by every process that opens them."""
     backend = settings.effective_vector_backend
     if backend == "pgvector":
         url = settings.vector_database_url or settings.database_url
@@ -32,8 +25,5 @@ def build_vector_store(settings: Settings, dim: int, *, migrate: bool | None = N
             raise VectorStoreError("HCP_VECTOR_BACKEND=qdrant needs HCP_QDRANT_URL")
         return QdrantServerStore(settings.qdrant_url, settings.qdrant_collection, dim, api_key=settings.qdrant_api_key)
     root = settings.qdrant_path / settings.qdrant_collection
-    if role == "follower":
-        return EdgeFollower(root, dim, hnsw_ef=settings.qdrant_hnsw_ef, poll_s=settings.replica_poll_s,
-                            search_threads=settings.effective_qdrant_search_threads)
     return EdgeVectorStore(root, dim, optimize_after=settings.qdrant_optimize_after, hnsw_ef=settings.qdrant_hnsw_ef,
-                           replicate=role == "leader", search_threads=settings.effective_qdrant_search_threads)
+                           search_threads=settings.effective_qdrant_search_threads)
