@@ -1,9 +1,10 @@
 """A data volume filled during an upload, or a vector store made read-only, is an answer, never a death (issue 46,
 finding 3).
 
-A real file is written on the volume the service's data lives on, taking its free space under the service's
-reserve (``HCP_MIN_FREE_BYTES``, set a few hundred MB under what was free when the test began): no fake, the
-service reads the volume's own free space. While the volume is short, new uploads and event batches answer 507
+The data folder is on a small tmpfs of its own (or, where this user cannot mount one, the temporary folder's
+volume). A real file is written there, taking its free space under the service's reserve (``HCP_MIN_FREE_BYTES``,
+set a few hundred MB under what was free when the test began): no fake, the service reads the volume's own free
+space. While the volume is short, new uploads and event batches answer 507
 ``insufficient_storage``, the running ingest job pauses with a note a person understands, reads and matching go
 on, /readyz says unavailable, and a service started then starts and says the same. Once the file is removed the
 job completes by itself, and the SQL chunks and the vector points agree exactly.
@@ -55,20 +56,31 @@ def _until(what: str, check, timeout: float = 180):  # type: ignore[no-untyped-d
 
 @pytest.fixture
 def volume(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """A data folder and the reserve to give the service: ``MARGIN`` under what is free on its volume now."""
-    data = tmp_path / "data"
+    """A data folder and the reserve to give the service: ``MARGIN`` under what is free on its volume now. The
+    volume is a small tmpfs of its own where this user may mount one (CI runs as root), else the temporary
+    folder's own volume: the filling and the assertions are the same on either."""
+    mounted = tmp_path / "volume"
+    mounted.mkdir()
+    size = f"{(MARGIN + 400 * MB) // MB}m"
+    own = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mounted)],
+                         capture_output=True).returncode == 0
+    data = mounted / "data"
     data.mkdir()
     reserve = shutil.disk_usage(data).free - MARGIN
     assert reserve > 100 * MB, "the test needs some free space on its temporary volume"
-    yield data, reserve
-    (tmp_path / "filler.bin").unlink(missing_ok=True)
+    try:
+        yield data, reserve
+    finally:
+        (mounted / "filler.bin").unlink(missing_ok=True)
+        if own:
+            subprocess.run(["umount", "-l", str(mounted)], capture_output=True)
 
 
 def test_a_volume_filled_during_an_upload_answers_507_pauses_the_job_and_recovers(volume, tmp_path):
     data, reserve = volume
     api: HttpApi = start_http(Settings(data_dir=data, llm_mode="off", worker_poll_s=0.1, min_free_bytes=reserve))
     second: HttpApi | None = None
-    filler = tmp_path / "filler.bin"
+    filler = data.parent / "filler.bin"
     try:
         editor = api.h("content_editor")
         files = [("files", (p.name, p.read_bytes())) for p in FILES]
@@ -100,7 +112,7 @@ def test_a_volume_filled_during_an_upload_answers_507_pauses_the_job_and_recover
         assert httpx.post(f"{api.base_url}/v1/match", headers=api.h("rep"), timeout=60,
                           json={"need_tags": {"therapy_area": ["cardiovascular"]}}).status_code == 200
         # a service started on the full volume starts, and says it is unavailable
-        second = start_http(Settings(data_dir=tmp_path / "second", llm_mode="off", worker_enabled=False,
+        second = start_http(Settings(data_dir=data.parent / "second", llm_mode="off", worker_enabled=False,
                                      min_free_bytes=reserve))
         assert httpx.get(f"{second.base_url}/readyz", timeout=30).status_code == 503
 

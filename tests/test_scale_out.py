@@ -90,8 +90,8 @@ class Deployment:
     def h(self, role: str) -> dict[str, str]:
         return {"X-API-Key": self.keys[role]}
 
-    def start(self, name: str, *args: str, port: int | None = None) -> subprocess.Popen[str]:
-        env = {**self.env, "HCP_DATA_DIR": str(self.logs / name)}
+    def start(self, name: str, *args: str, port: int | None = None, **extra: str) -> subprocess.Popen[str]:
+        env = {**self.env, "HCP_DATA_DIR": str(self.logs / name), **extra}
         if port is not None:
             env["HCP_PORT"] = str(port)
         log = (self.logs / f"{name}.log").open("w")
@@ -151,7 +151,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, pgvector_url: str) -> I
         d = Deployment(url, env, f"http://127.0.0.1:{pa}", f"http://127.0.0.1:{pb}", keys, {}, logs)
         try:
             d.start("replica-a", "serve", port=pa)
-            d.start("replica-b", "serve", port=pb)
+            # replica B is two processes on its port (HCP_SERVE_PROCESSES): every test through B goes through both
+            d.start("replica-b", "serve", port=pb, HCP_SERVE_PROCESSES="2")
             d.start("worker", "worker")
             for base, name in ((d.a, "replica-a"), (d.b, "replica-b")):
                 r = wait_ready(f"{base}/readyz", d.procs[name])
@@ -345,33 +346,21 @@ def test_the_rate_limit_holds_across_both_replicas(deployment):
 
 # --- several processes behind one port, on the shared stores ----------------------------------------------------
 def test_serve_processes_share_one_port_over_postgresql_and_pgvector(deployment, uploaded):
-    """HCP_SERVE_PROCESSES=2 over the deployment's stores: two processes answer on one port, each finds what the
-    other's replicas stored, and the same need ranks the same on both (no copies to drift)."""
+    """Replica B runs with HCP_SERVE_PROCESSES=2: two processes answer on its port, each finds what replica A took in
+    and the worker stored, and the same need ranks the same on both (no copies to drift)."""
     d = deployment
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=ROOT, text=True,
-                            env={**d.env, "HCP_DATA_DIR": str(d.logs / "pair"), "HCP_PORT": str(port),
-                                 "HCP_SERVE_PROCESSES": "2"},
-                            stdout=(d.logs / "pair.log").open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
     need = {"need_tags": {"therapy_area": ["metabolism"]}, "k": 5}
-    try:
-        wait_ready(f"{base}/readyz", proc)
-        answers: dict[int, list[str]] = {}
-        deadline = time.monotonic() + 120
-        while len(answers) < 2 and time.monotonic() < deadline:
-            with httpx.Client(base_url=base, timeout=60) as client:  # a new connection: the kernel picks a process
-                process = client.get("/readyz", headers=d.h("admin")).json()["serving"]["process"]
-                r = client.post("/v1/match", json=need, headers=d.h("rep"))
-                assert r.status_code == 200, r.text
-                answers[process] = [m["asset_id"] for m in r.json()["results"]]
-        assert len(answers) == 2, f"one process answered every connection\n{d.tail()}"
-        first, second = answers.values()
-        assert first and first == second and set(first) <= set(uploaded)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    assert proc.returncode == 0
+    answers: dict[int, list[str]] = {}
+    deadline = time.monotonic() + 120
+    while len(answers) < 2 and time.monotonic() < deadline:
+        with httpx.Client(base_url=d.b, timeout=60) as client:  # a new connection: either process may take it
+            process = client.get("/readyz", headers=d.h("admin")).json()["serving"]["process"]
+            r = client.post("/v1/match", json=need, headers=d.h("rep"))
+            assert r.status_code == 200, r.text
+            answers[process] = [m["asset_id"] for m in r.json()["results"]]
+    assert len(answers) == 2, f"one process answered every connection\n{d.tail()}"
+    first, second = answers.values()
+    assert first and first == second and set(first) <= set(uploaded)
 
 
 def test_serve_processes_above_one_on_the_embedded_store_is_refused_with_what_to_use(tmp_path):
