@@ -5,12 +5,9 @@ ready, then sent a gigabyte body without a key, a billion-laughs taxonomy, four 
 
 from __future__ import annotations
 
-import os
 import resource
-import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,10 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.llm.local_server import free_port
-
-from .api_helpers import wait_ready
 from .badfiles import GOOD_DOCX, lying_zip_bomb_docx
+from .test_interactive_serve import serving
 
 HEADROOM = 1536 * 1024 * 1024  # above the ready process's address space: a real document tags well within it
 
@@ -47,16 +42,9 @@ def _address_space(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capped]:
-    data, port = tmp_path_factory.mktemp("capped") / "data", free_port()
+    data = tmp_path_factory.mktemp("capped") / "data"
     # few malloc arenas: each new thread would otherwise reserve 64 MB of address space the cap counts
-    env = {**os.environ, "HCP_DATA_DIR": str(data), "HCP_PORT": str(port), "HCP_LLM_MODE": "off",
-           "HCP_WORKER_ENABLED": "false", "HCP_LOG_LEVEL": "warning", "MALLOC_ARENA_MAX": "2"}
-    env.pop("HCP_LLM_BASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(f"{base}/readyz", proc)
+    with serving(data, HCP_LLM_MODE="off", HCP_WORKER_ENABLED="false", MALLOC_ARENA_MAX="2") as (proc, base):
         admin = {"X-API-Key": (data / "admin.key").read_text().strip()}
         # one document tagged before the cap: first-use allocations are not what the cap is about
         first = httpx.post(f"{base}/v1/tag/file", files={"file": ("guide.docx", GOOD_DOCX.read_bytes())},
@@ -64,10 +52,8 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capped]:
         assert first.status_code == 200, first.text
         limit = _address_space(proc.pid) + HEADROOM
         resource.prlimit(proc.pid, resource.RLIMIT_AS, (limit, limit))
-        yield Capped(proc, base, port, admin)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=60)
+        yield Capped(proc, base, int(base.rsplit(":", 1)[1]), admin)
+    output = proc.stdout.read() if proc.stdout else ""
     assert "MemoryError" not in output, output[-3000:]
 
 
